@@ -1,0 +1,123 @@
+//! The agent's configuration file (TOML). Every field has a default except
+//! the identity; command-line flags override the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentFile {
+    /// This agent's id; must match its certificate (`<id>.agent.vcp`).
+    pub agent_id: Option<String>,
+    /// Supervisor address, `host:port`.
+    pub supervisor: String,
+    /// Name in the supervisor's certificate.
+    pub server_name: String,
+    /// PEM files: fleet CA, this agent's certificate and key.
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Milliseconds between two readings of every sensor (100 or more).
+    pub sample_interval_ms: u64,
+    /// Milliseconds per batch (at least the sample interval).
+    pub window_ms: u64,
+    /// Unacknowledged batches kept for resend; the oldest is dropped beyond.
+    pub spool_batches: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for AgentFile {
+    fn default() -> Self {
+        AgentFile {
+            agent_id: None,
+            supervisor: "127.0.0.1:4433".into(),
+            server_name: vcp_common::identity::SUPERVISOR_NAME.into(),
+            ca: None,
+            cert: None,
+            key: None,
+            sample_interval_ms: 1000,
+            window_ms: 1000,
+            spool_batches: 3600,
+            zstd_level: 3,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AgentFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks the timing fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.sample_interval_ms < 100 {
+            return Err(ConfigError::Invalid(format!(
+                "sample_interval_ms = {} is below the 100 ms minimum",
+                self.sample_interval_ms
+            )));
+        }
+        if self.window_ms < self.sample_interval_ms {
+            return Err(ConfigError::Invalid(format!(
+                "window_ms = {} is shorter than sample_interval_ms = {}",
+                self.window_ms, self.sample_interval_ms
+            )));
+        }
+        if self.spool_batches == 0 {
+            return Err(ConfigError::Invalid(
+                "spool_batches must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../agent.example.toml");
+        let cfg = AgentFile::parse(text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.agent_id.as_deref(), Some("host-1"));
+    }
+
+    #[test]
+    fn unknown_field_and_bad_timing_are_refused() {
+        let err = AgentFile::parse("supervisr = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("supervisr"), "{err}");
+        let cfg = AgentFile::parse("sample_interval_ms = 50").unwrap();
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! The vcp host agent: sensors read the real machine, the sampler builds
+//! columnar batches, the uplink spools them and streams them to the
+//! supervisor over QUIC until they are acknowledged.
+
+pub mod config;
+pub mod sampler;
+pub mod sensors;
+pub mod spool;
+pub mod tls;
+pub mod uplink;
+pub mod uplink_status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use vcp_common::identity::TlsMaterial;
+
+use sampler::Sampler;
+use sensors::Roots;
+use uplink::{UplinkConfig, UplinkCounters};
+use uplink_status::UplinkStatus;
+
+/// Everything an agent needs to run.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub uplink: UplinkConfig,
+    pub tls: TlsMaterial,
+    pub sample_interval: Duration,
+    pub window: Duration,
+    pub roots: Roots,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("agent id: {0}")]
+    Id(#[from] vcp_common::identity::IdentityError),
+}
+
+/// A running agent.
+pub struct Agent {
+    pub status: Arc<UplinkStatus>,
+    pub counters: Arc<UplinkCounters>,
+    stop: watch::Sender<bool>,
+    sampler: JoinHandle<()>,
+    uplink: JoinHandle<std::io::Result<()>>,
+}
+
+impl Agent {
+    /// Starts the sampler and the uplink on the current tokio runtime.
+    pub fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
+        vcp_common::identity::validate_id(&opts.uplink.agent_id)?;
+        let client = tls::client_config(&opts.tls)?;
+        let status = Arc::new(UplinkStatus::default());
+        let counters = Arc::new(UplinkCounters::default());
+        let (tx, rx) = mpsc::channel(16);
+        let (stop, stopped) = watch::channel(false);
+        let sensors = sensors::standard(&opts.roots, status.clone());
+        let sampler = tokio::spawn(sample_loop(
+            Sampler::new(sensors),
+            opts.sample_interval,
+            opts.window,
+            tx,
+            stopped,
+            status.clone(),
+        ));
+        let uplink = tokio::spawn(uplink::run(
+            opts.uplink,
+            client,
+            rx,
+            status.clone(),
+            counters.clone(),
+        ));
+        Ok(Agent {
+            status,
+            counters,
+            stop,
+            sampler,
+            uplink,
+        })
+    }
+
+    /// Stops sampling, lets the uplink deliver what it can, and waits.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.sampler.await;
+        match self.uplink.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "uplink ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "uplink task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn sample_loop(
+    mut sampler: Sampler,
+    interval: Duration,
+    window: Duration,
+    tx: mpsc::Sender<sampler::Sampled>,
+    mut stopped: watch::Receiver<bool>,
+    status: Arc<UplinkStatus>,
+) {
+    let per_window = (window.as_millis() / interval.as_millis().max(1)).max(1) as usize;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut taken = 0;
+    // Series defined in a batch that had to be dropped still need defining.
+    let mut carry = Vec::new();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.changed() => break,
+        }
+        sampler.sample(Instant::now(), unix_ms());
+        taken += 1;
+        if taken < per_window {
+            continue;
+        }
+        taken = 0;
+        if let Some(mut s) = sampler.close() {
+            if !carry.is_empty() {
+                carry.append(&mut s.new_series);
+                s.new_series = std::mem::take(&mut carry);
+            }
+            let n = s.batch.readings() as u64;
+            match tx.try_send(s) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(s)) => {
+                    carry = s.new_series;
+                    status.add_dropped(n);
+                    tracing::warn!(
+                        readings = n,
+                        "uplink is behind: batch dropped before spooling"
+                    );
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+    }
+    if let Some(s) = sampler.close() {
+        let _ = tx.try_send(s);
+    }
+}

@@ -1,0 +1,121 @@
+//! `vcp-agent`: runs on every server of the fleet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use vcp_agent::config::AgentFile;
+use vcp_agent::uplink::UplinkConfig;
+use vcp_agent::{Agent, AgentOptions};
+use vcp_common::identity::TlsMaterial;
+
+/// Reads this server's CPU, memory, NIC, GPU and status telemetry and
+/// streams it to the vcp supervisor over QUIC (mutual TLS).
+///
+/// Every option can also be set in the TOML file given with --config;
+/// flags win over the file. Certificates come from `vcp certs`.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// TOML configuration file (see agent/agent.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This agent's id; must match its certificate name `<id>.agent.vcp`.
+    #[arg(long)]
+    agent_id: Option<String>,
+    /// Supervisor address, host:port (default 127.0.0.1:4433).
+    #[arg(long)]
+    supervisor: Option<String>,
+    /// Fleet CA certificate (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// This agent's certificate (PEM).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// This agent's private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Milliseconds between samples (>= 100).
+    #[arg(long)]
+    sample_interval_ms: Option<u64>,
+    /// Milliseconds per batch.
+    #[arg(long)]
+    window_ms: Option<u64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut file = match &cli.config {
+        Some(p) => AgentFile::load(p)?,
+        None => AgentFile::default(),
+    };
+    macro_rules! flag {
+        ($($f:ident),*) => { $( if let Some(v) = cli.$f.clone() { file.$f = v.into(); } )* };
+    }
+    flag!(
+        agent_id,
+        supervisor,
+        ca,
+        cert,
+        key,
+        sample_interval_ms,
+        window_ms
+    );
+    file.validate()?;
+    let Some(agent_id) = file.agent_id.clone() else {
+        bail!("no agent id: pass --agent-id or set agent_id in the config file");
+    };
+    let (Some(ca), Some(cert), Some(key)) = (&file.ca, &file.cert, &file.key) else {
+        bail!("TLS files missing: pass --ca, --cert and --key (create them with `vcp certs`)");
+    };
+    let tls = TlsMaterial::from_pem_files(ca, cert, key)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let supervisor: SocketAddr = tokio::net::lookup_host(&file.supervisor)
+            .await
+            .with_context(|| format!("resolving supervisor address {}", file.supervisor))?
+            .next()
+            .with_context(|| format!("{} resolves to no address", file.supervisor))?;
+        let opts = AgentOptions {
+            uplink: UplinkConfig {
+                agent_id,
+                hostname: hostname(),
+                supervisor,
+                server_name: file.server_name.clone(),
+                spool_batches: file.spool_batches,
+                zstd_level: file.zstd_level,
+                max_frame: vcp_common::protocol::DEFAULT_MAX_FRAME,
+                backoff_min: Duration::from_millis(200),
+                backoff_max: Duration::from_secs(30),
+            },
+            tls,
+            sample_interval: Duration::from_millis(file.sample_interval_ms),
+            window: Duration::from_millis(file.window_ms),
+            roots: Default::default(),
+        };
+        let agent = Agent::start(opts)?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        tracing::info!("stopping");
+        agent.stop().await;
+        Ok(())
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,348 @@
+//! The uplink: owns the spool, keeps one QUIC connection to the supervisor,
+//! sends every spooled batch, and forgets a batch only once the supervisor
+//! acknowledged it. Reconnects with exponential backoff and jitter.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use vcp_common::batch::SeriesTable;
+use vcp_common::codec::{BatchEncoder, CodecError};
+use vcp_common::frame::{encode_frame, Frame, FrameError, Hello, PROTOCOL_VERSION};
+use vcp_common::protocol::{FrameBuffer, HELLO_TIMEOUT};
+
+use crate::sampler::Sampled;
+use crate::spool::Spool;
+use crate::uplink_status::UplinkStatus;
+
+/// How the uplink reaches the supervisor.
+#[derive(Debug, Clone)]
+pub struct UplinkConfig {
+    pub agent_id: String,
+    pub hostname: String,
+    pub supervisor: SocketAddr,
+    /// Name expected in the supervisor's certificate.
+    pub server_name: String,
+    pub spool_batches: usize,
+    pub zstd_level: i32,
+    pub max_frame: usize,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Transfer counters, for reports and the operator.
+#[derive(Debug, Default)]
+pub struct UplinkCounters {
+    /// Application frame bytes written (all frames, batches resent included).
+    pub wire_bytes: AtomicU64,
+    /// UDP bytes sent, as quinn counted them, over all connections.
+    pub udp_bytes: AtomicU64,
+    pub batches_sent: AtomicU64,
+    pub connections: AtomicU64,
+    /// Sequence number of the newest spooled batch.
+    pub last_seq: AtomicU64,
+    /// Highest sequence number the supervisor acknowledged.
+    pub acked_seq: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("write: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("read: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("bad frame from supervisor: {0}")]
+    Frame(#[from] FrameError),
+    #[error("encoding a batch: {0}")]
+    Codec(#[from] CodecError),
+    #[error("the supervisor refused us: {0}")]
+    Refused(String),
+    #[error("no Welcome within {0:?}")]
+    NoWelcome(Duration),
+    #[error("the supervisor ended the stream")]
+    Ended,
+    #[error("unexpected frame from supervisor")]
+    Unexpected,
+}
+
+enum Exit {
+    /// The sampler stopped: the agent is shutting down.
+    Shutdown,
+}
+
+struct State {
+    cfg: UplinkConfig,
+    spool: Spool,
+    table: SeriesTable,
+    status: Arc<UplinkStatus>,
+    counters: Arc<UplinkCounters>,
+    incarnation: u64,
+    rx: mpsc::Receiver<Sampled>,
+}
+
+impl State {
+    /// Takes a closed window into the spool.
+    fn accept(&mut self, s: Sampled) {
+        for def in &s.new_series {
+            let id = self.table.intern(&def.resource, &def.metric, def.exp);
+            debug_assert_eq!(id, def.id, "sampler and uplink series tables diverged");
+        }
+        let (seq, dropped) = self.spool.push(s.batch);
+        self.counters.last_seq.store(seq, Ordering::Relaxed);
+        if let Some(old) = dropped {
+            let n = old.readings() as u64;
+            self.status.add_dropped(n);
+            warn!(
+                seq = old.seq,
+                readings = n,
+                "spool full: dropped the oldest unacknowledged batch"
+            );
+        }
+        self.status.set_spooled(self.spool.len() as u64);
+    }
+
+    /// Runs `fut` while still taking batches into the spool. `None` when the
+    /// sampler stopped first.
+    async fn while_sampling<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                s = self.rx.recv() => match s {
+                    Some(s) => self.accept(s),
+                    None => return None,
+                },
+            }
+        }
+    }
+}
+
+/// Runs the uplink until the sampler's channel closes; then sends what it
+/// can within a short grace period and closes the connection.
+pub async fn run(
+    cfg: UplinkConfig,
+    client: quinn::ClientConfig,
+    rx: mpsc::Receiver<Sampled>,
+    status: Arc<UplinkStatus>,
+    counters: Arc<UplinkCounters>,
+) -> std::io::Result<()> {
+    let bind: SocketAddr = if cfg.supervisor.is_ipv4() {
+        "0.0.0.0:0".parse().expect("valid literal")
+    } else {
+        "[::]:0".parse().expect("valid literal")
+    };
+    let mut endpoint = quinn::Endpoint::client(bind)?;
+    endpoint.set_default_client_config(client);
+    let mut st = State {
+        spool: Spool::new(cfg.spool_batches),
+        cfg,
+        table: SeriesTable::new(),
+        status,
+        counters,
+        incarnation: rand::rng().random(),
+        rx,
+    };
+    let mut backoff = st.cfg.backoff_min;
+    loop {
+        let mut welcomed = false;
+        match session(&endpoint, &mut st, &mut welcomed).await {
+            Ok(Exit::Shutdown) => break,
+            Err(e) => warn!(supervisor = %st.cfg.supervisor, error = %e, "uplink down; will retry"),
+        }
+        if welcomed {
+            backoff = st.cfg.backoff_min;
+        }
+        // Full jitter: spread reconnects of a fleet after a supervisor restart.
+        let delay = backoff.mul_f64(rand::rng().random_range(0.5..=1.0));
+        backoff = (backoff * 2).min(st.cfg.backoff_max);
+        if st.while_sampling(tokio::time::sleep(delay)).await.is_none() {
+            break;
+        }
+    }
+    endpoint.close(0u32.into(), b"agent stopped");
+    endpoint.wait_idle().await;
+    Ok(())
+}
+
+struct Link {
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    buf: FrameBuffer,
+    chunk: Vec<u8>,
+    scratch: Vec<u8>,
+    udp_base: u64,
+}
+
+impl Link {
+    async fn write(
+        &mut self,
+        frame: &Frame,
+        counters: &UplinkCounters,
+    ) -> Result<(), SessionError> {
+        self.scratch.clear();
+        encode_frame(frame, &mut self.scratch);
+        self.send.write_all(&self.scratch).await?;
+        counters
+            .wire_bytes
+            .fetch_add(self.scratch.len() as u64, Ordering::Relaxed);
+        let udp = self.conn.stats().udp_tx.bytes;
+        counters
+            .udp_bytes
+            .fetch_add(udp - self.udp_base, Ordering::Relaxed);
+        self.udp_base = udp;
+        Ok(())
+    }
+
+    async fn read(&mut self) -> Result<Frame, SessionError> {
+        loop {
+            if let Some((f, _)) = self.buf.next_frame()? {
+                return Ok(f);
+            }
+            match self.recv.read(&mut self.chunk).await? {
+                Some(n) => self.buf.extend(&self.chunk[..n]),
+                None => return Err(SessionError::Ended),
+            }
+        }
+    }
+}
+
+async fn send_batch(
+    link: &mut Link,
+    enc: &mut BatchEncoder,
+    st: &State,
+    batch: &vcp_common::batch::Batch,
+) -> Result<(), SessionError> {
+    let mut payload = Vec::new();
+    enc.encode(batch, &st.table, &mut payload)?;
+    link.write(&Frame::Batch(payload), &st.counters).await?;
+    st.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fn on_ack(st: &mut State, seq: u64) {
+    st.spool.ack(seq);
+    st.counters.acked_seq.fetch_max(seq, Ordering::Relaxed);
+    st.status.record_ack(Instant::now());
+    st.status.set_spooled(st.spool.len() as u64);
+}
+
+async fn session(
+    endpoint: &quinn::Endpoint,
+    st: &mut State,
+    welcomed: &mut bool,
+) -> Result<Exit, SessionError> {
+    let connecting = endpoint.connect(st.cfg.supervisor, &st.cfg.server_name)?;
+    let Some(conn) = st.while_sampling(connecting).await else {
+        return Ok(Exit::Shutdown);
+    };
+    let conn = conn?;
+    let Some(streams) = st.while_sampling(conn.open_bi()).await else {
+        return Ok(Exit::Shutdown);
+    };
+    let (send, recv) = streams?;
+    st.counters.connections.fetch_add(1, Ordering::Relaxed);
+    let mut link = Link {
+        udp_base: 0,
+        conn,
+        send,
+        recv,
+        buf: FrameBuffer::new(st.cfg.max_frame),
+        chunk: vec![0; 16 * 1024],
+        scratch: Vec::new(),
+    };
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        agent_id: st.cfg.agent_id.clone(),
+        hostname: st.cfg.hostname.clone(),
+        incarnation: st.incarnation,
+        first_seq: st.spool.first_seq(),
+    };
+    link.write(&Frame::Hello(hello), &st.counters).await?;
+    let welcome = tokio::time::timeout(HELLO_TIMEOUT, link.read());
+    let Some(welcome) = st.while_sampling(welcome).await else {
+        return Ok(Exit::Shutdown);
+    };
+    match welcome.map_err(|_| SessionError::NoWelcome(HELLO_TIMEOUT))?? {
+        Frame::Welcome(w) => {
+            if let Some(seq) = w.last_applied {
+                on_ack(st, seq);
+            }
+        }
+        Frame::Close { reason } => return Err(SessionError::Refused(reason)),
+        _ => return Err(SessionError::Unexpected),
+    }
+    *welcomed = true;
+    info!(supervisor = %st.cfg.supervisor, resend = st.spool.len(), "connected to supervisor");
+
+    // A fresh encoder per connection: its dictionary and compression context
+    // start empty on both sides, so spooled batches re-encode cleanly.
+    let mut enc = BatchEncoder::new(st.cfg.zstd_level)?;
+    let backlog: Vec<_> = st.spool.iter().cloned().collect();
+    for b in &backlog {
+        send_batch(&mut link, &mut enc, st, b).await?;
+    }
+    loop {
+        tokio::select! {
+            s = st.rx.recv() => match s {
+                Some(s) => {
+                    st.accept(s);
+                    if let Some(b) = st.spool.iter().last().cloned() {
+                        send_batch(&mut link, &mut enc, st, &b).await?;
+                    }
+                }
+                None => {
+                    drain(&mut link, st).await;
+                    return Ok(Exit::Shutdown);
+                }
+            },
+            f = link.read() => match f? {
+                Frame::Ack { seq } => on_ack(st, seq),
+                Frame::Close { reason } => return Err(SessionError::Refused(reason)),
+                _ => return Err(SessionError::Unexpected),
+            },
+        }
+    }
+}
+
+/// On shutdown: wait briefly for the last acknowledgements, then say goodbye.
+async fn drain(link: &mut Link, st: &mut State) {
+    let last = st.spool.last_seq();
+    let wait = async {
+        while !st.spool.is_empty() {
+            match link.read().await {
+                Ok(Frame::Ack { seq }) => on_ack(st, seq),
+                _ => break,
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(2), wait)
+        .await
+        .is_err()
+    {
+        debug!(
+            last,
+            unacked = st.spool.len(),
+            "shutdown before every batch was acknowledged"
+        );
+    }
+    let _ = link
+        .write(
+            &Frame::Close {
+                reason: "agent shutting down".into(),
+            },
+            &st.counters,
+        )
+        .await;
+    let _ = link.send.finish();
+    link.conn.close(0u32.into(), b"agent shutting down");
+}

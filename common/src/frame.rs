@@ -1,0 +1,501 @@
+//! Wire framing of the agent ↔ supervisor stream.
+//!
+//! An agent opens one bidirectional QUIC stream on a connection negotiated
+//! with ALPN [`ALPN_AGENT`]; both directions carry a sequence of frames:
+//!
+//! ```text
+//! frame = length:u32 LE   type:u8   body:[u8; length - 1]
+//! ```
+//!
+//! `length` counts the type byte and the body (never the 4 length bytes) and
+//! is at least 1. A receiver passes its limit as `max_frame` to
+//! [`decode_frame`]; a length above it is refused as soon as the 4 length
+//! bytes are in, before the rest is buffered.
+//!
+//! | type | frame | direction | body |
+//! | ---- | ----- | --------- | ---- |
+//! | 1 | [`Frame::Hello`] | agent → supervisor, first frame | postcard [`Hello`] |
+//! | 2 | [`Frame::Welcome`] | supervisor → agent, answers Hello | postcard [`Welcome`] |
+//! | 3 | [`Frame::Batch`] | agent → supervisor | raw [`crate::codec::BatchEncoder`] payload |
+//! | 4 | [`Frame::Ack`] | supervisor → agent | postcard `{ seq: u64 }` |
+//! | 5 | [`Frame::Dropped`] | agent → supervisor | postcard `{ up_to: u64, readings: u64 }` |
+//! | 6 | [`Frame::Close`] | either, before closing | postcard `{ reason: String }` |
+//!
+//! Postcard encodes integers as varints (`u16`/`u64` unsigned LEB128),
+//! strings as a varint length and UTF-8 bytes, and `Option` as a 0/1 tag
+//! byte followed by the value. A body must be consumed exactly: trailing
+//! bytes are an error, as are zero length, an unknown type and a body that
+//! does not parse.
+//!
+//! # Adding a frame type
+//!
+//! Add a variant to [`Frame`] and to [`FrameType`] (with a new, never reused
+//! code), then one arm in `FrameType::from_u8`, `Frame::frame_type`,
+//! `encode_frame` and `decode_body`. Both ends must run the new protocol:
+//! bump [`PROTOCOL_VERSION`], since an old peer reports an unknown type.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use thiserror::Error;
+
+/// Version both ends exchange in [`Hello`] and [`Welcome`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// ALPN protocol of agent connections.
+pub const ALPN_AGENT: &[u8] = b"vcp-agent/1";
+
+/// Size of the length prefix.
+pub const LEN_BYTES: usize = 4;
+
+/// First frame an agent sends on its stream.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub protocol: u16,
+    pub agent_id: String,
+    pub hostname: String,
+    /// Distinguishes runs of the same agent; sequence numbers restart with it.
+    pub incarnation: u64,
+    /// Sequence number of the first batch the agent still holds.
+    pub first_seq: u64,
+}
+
+/// The supervisor's answer to [`Hello`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    pub protocol: u16,
+    /// Highest batch of this incarnation already applied, if any.
+    pub last_applied: Option<u64>,
+}
+
+/// One frame of the agent stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Agent → supervisor, first frame on the stream.
+    Hello(Hello),
+    /// Supervisor → agent, answer to Hello.
+    Welcome(Welcome),
+    /// A `BatchEncoder` payload (raw body, not postcard).
+    Batch(Vec<u8>),
+    /// Supervisor → agent: every batch with seq ≤ this is applied.
+    Ack { seq: u64 },
+    /// Agent → supervisor: batches ≤ `up_to` were dropped from a full spool
+    /// and will never come; `readings` is how many readings they held.
+    Dropped { up_to: u64, readings: u64 },
+    /// Either side, before closing: a clear reason.
+    Close { reason: String },
+}
+
+/// The type byte of each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FrameType {
+    Hello = 1,
+    Welcome = 2,
+    Batch = 3,
+    Ack = 4,
+    Dropped = 5,
+    Close = 6,
+}
+
+impl FrameType {
+    /// Every frame type, in code order.
+    pub const ALL: &'static [FrameType] = &[
+        FrameType::Hello,
+        FrameType::Welcome,
+        FrameType::Batch,
+        FrameType::Ack,
+        FrameType::Dropped,
+        FrameType::Close,
+    ];
+
+    pub fn from_u8(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => FrameType::Hello,
+            2 => FrameType::Welcome,
+            3 => FrameType::Batch,
+            4 => FrameType::Ack,
+            5 => FrameType::Dropped,
+            6 => FrameType::Close,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameType::Hello => "hello",
+            FrameType::Welcome => "welcome",
+            FrameType::Batch => "batch",
+            FrameType::Ack => "ack",
+            FrameType::Dropped => "dropped",
+            FrameType::Close => "close",
+        }
+    }
+}
+
+impl std::fmt::Display for FrameType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Frame {
+    pub fn frame_type(&self) -> FrameType {
+        match self {
+            Frame::Hello(_) => FrameType::Hello,
+            Frame::Welcome(_) => FrameType::Welcome,
+            Frame::Batch(_) => FrameType::Batch,
+            Frame::Ack { .. } => FrameType::Ack,
+            Frame::Dropped { .. } => FrameType::Dropped,
+            Frame::Close { .. } => FrameType::Close,
+        }
+    }
+}
+
+/// Why bytes are not a valid frame. Any of these closes the connection.
+#[derive(Debug, Error)]
+pub enum FrameError {
+    #[error("frame length {len} exceeds the limit of {max} bytes")]
+    TooLarge { len: u32, max: usize },
+    #[error("zero-length frame (no type byte)")]
+    Empty,
+    #[error("unknown frame type {code:#04x}")]
+    UnknownType { code: u8 },
+    #[error("bad {kind} frame body ({len} bytes): {source}")]
+    BadBody {
+        kind: FrameType,
+        len: usize,
+        #[source]
+        source: postcard::Error,
+    },
+    #[error("{n} bytes of trailing garbage after the {kind} frame body")]
+    TrailingBytes { kind: FrameType, n: usize },
+}
+
+#[derive(Serialize, Deserialize)]
+struct AckBody {
+    seq: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DroppedBody {
+    up_to: u64,
+    readings: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CloseBody<S> {
+    reason: S,
+}
+
+fn put<T: Serialize>(out: &mut Vec<u8>, body: &T) {
+    // Serialising plain structs of integers and strings into a Vec cannot fail.
+    let bytes = postcard::to_stdvec(body).expect("postcard serialisation of a frame body");
+    out.extend_from_slice(&bytes);
+}
+
+/// Appends `frame` to `out`.
+///
+/// # Panics
+///
+/// If the body is 4 GiB or more (the length would not fit the prefix).
+pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; LEN_BYTES]);
+    out.push(frame.frame_type().code());
+    match frame {
+        Frame::Hello(h) => put(out, h),
+        Frame::Welcome(w) => put(out, w),
+        Frame::Batch(payload) => out.extend_from_slice(payload),
+        Frame::Ack { seq } => put(out, &AckBody { seq: *seq }),
+        Frame::Dropped { up_to, readings } => put(
+            out,
+            &DroppedBody {
+                up_to: *up_to,
+                readings: *readings,
+            },
+        ),
+        Frame::Close { reason } => put(out, &CloseBody { reason }),
+    }
+    let len = u32::try_from(out.len() - start - LEN_BYTES).expect("frame body under 4 GiB");
+    out[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Decodes the frame at the start of `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed, or the frame and the
+/// number of bytes it took. `max_frame` bounds the length field (type byte
+/// plus body); a larger length is an error as soon as the prefix is seen.
+pub fn decode_frame(buf: &[u8], max_frame: usize) -> Result<Option<(Frame, usize)>, FrameError> {
+    let Some(prefix) = buf.first_chunk::<LEN_BYTES>() else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes(*prefix);
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    let too_large = FrameError::TooLarge {
+        len,
+        max: max_frame,
+    };
+    let Ok(body_len) = usize::try_from(len) else {
+        return Err(too_large);
+    };
+    if body_len > max_frame {
+        return Err(too_large);
+    }
+    let Some(total) = LEN_BYTES.checked_add(body_len) else {
+        return Err(too_large);
+    };
+    let Some(rest) = buf.get(LEN_BYTES..total) else {
+        return Ok(None);
+    };
+    let Some((&code, body)) = rest.split_first() else {
+        return Err(FrameError::Empty);
+    };
+    let kind = FrameType::from_u8(code).ok_or(FrameError::UnknownType { code })?;
+    Ok(Some((decode_body(kind, body)?, total)))
+}
+
+fn take<T: DeserializeOwned>(kind: FrameType, body: &[u8]) -> Result<T, FrameError> {
+    let (v, rest) = postcard::take_from_bytes::<T>(body).map_err(|source| FrameError::BadBody {
+        kind,
+        len: body.len(),
+        source,
+    })?;
+    if !rest.is_empty() {
+        return Err(FrameError::TrailingBytes {
+            kind,
+            n: rest.len(),
+        });
+    }
+    Ok(v)
+}
+
+fn decode_body(kind: FrameType, body: &[u8]) -> Result<Frame, FrameError> {
+    Ok(match kind {
+        FrameType::Hello => Frame::Hello(take(kind, body)?),
+        FrameType::Welcome => Frame::Welcome(take(kind, body)?),
+        FrameType::Batch => Frame::Batch(body.to_vec()),
+        FrameType::Ack => {
+            let AckBody { seq } = take(kind, body)?;
+            Frame::Ack { seq }
+        }
+        FrameType::Dropped => {
+            let DroppedBody { up_to, readings } = take(kind, body)?;
+            Frame::Dropped { up_to, readings }
+        }
+        FrameType::Close => {
+            let CloseBody { reason } = take::<CloseBody<String>>(kind, body)?;
+            Frame::Close { reason }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_frames() -> Vec<Frame> {
+        vec![
+            Frame::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                agent_id: "host-17".into(),
+                hostname: "rack3-u12.example".into(),
+                incarnation: 1_732_612_345_678,
+                first_seq: 42,
+            }),
+            Frame::Welcome(Welcome {
+                protocol: PROTOCOL_VERSION,
+                last_applied: Some(41),
+            }),
+            Frame::Welcome(Welcome {
+                protocol: PROTOCOL_VERSION,
+                last_applied: None,
+            }),
+            Frame::Batch(vec![0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]),
+            Frame::Batch(Vec::new()),
+            Frame::Ack { seq: u64::MAX },
+            Frame::Dropped {
+                up_to: 99,
+                readings: 6000,
+            },
+            Frame::Close {
+                reason: "protocol error: batch 7: unknown series 12".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_frame_type_round_trips() {
+        let frames = all_frames();
+        let mut seen: Vec<FrameType> = frames.iter().map(Frame::frame_type).collect();
+        seen.dedup();
+        assert_eq!(seen, FrameType::ALL, "a frame type lacks a round-trip case");
+        let mut wire = Vec::new();
+        for f in &frames {
+            let before = wire.len();
+            encode_frame(f, &mut wire);
+            let (got, used) = decode_frame(&wire[before..], 1 << 20).unwrap().unwrap();
+            assert_eq!(&got, f);
+            assert_eq!(used, wire.len() - before);
+        }
+        // Back to back in one buffer.
+        let mut at = 0;
+        for f in &frames {
+            let (got, used) = decode_frame(&wire[at..], 1 << 20).unwrap().unwrap();
+            assert_eq!(&got, f);
+            at += used;
+        }
+        assert_eq!(at, wire.len());
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        for t in FrameType::ALL {
+            assert_eq!(FrameType::from_u8(t.code()), Some(*t));
+        }
+        let mut wire = Vec::new();
+        encode_frame(&Frame::Ack { seq: 300 }, &mut wire);
+        assert_eq!(wire, [3, 0, 0, 0, 4, 0xac, 0x02]);
+    }
+
+    #[test]
+    fn incomplete_input_needs_more_bytes() {
+        let mut wire = Vec::new();
+        encode_frame(&all_frames()[0], &mut wire);
+        for n in 0..wire.len() {
+            assert!(
+                decode_frame(&wire[..n], 1 << 20).unwrap().is_none(),
+                "prefix {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_length_is_refused_from_the_prefix_alone() {
+        let prefix = 1001u32.to_le_bytes();
+        match decode_frame(&prefix, 1000) {
+            Err(FrameError::TooLarge {
+                len: 1001,
+                max: 1000,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        match decode_frame(&u32::MAX.to_le_bytes(), usize::MAX) {
+            // Accepted length, but nothing buffered yet.
+            Ok(None) => {}
+            other => panic!("{other:?}"),
+        }
+        // Exactly at the limit is fine.
+        let mut wire = Vec::new();
+        encode_frame(&Frame::Batch(vec![9; 999]), &mut wire);
+        assert!(decode_frame(&wire, 1000).unwrap().is_some());
+        let e = decode_frame(&wire, 999).unwrap_err();
+        assert!(e.to_string().contains("1000"), "{e}");
+    }
+
+    #[test]
+    fn zero_length_is_an_error() {
+        assert!(matches!(
+            decode_frame(&[0, 0, 0, 0, 4, 1], 100),
+            Err(FrameError::Empty)
+        ));
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        for code in [0u8, 7, 0xff] {
+            match decode_frame(&[1, 0, 0, 0, code], 100) {
+                Err(FrameError::UnknownType { code: c }) if c == code => {}
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bad_bodies_are_errors() {
+        // Ack with no body, with a truncated varint, with an overlong varint.
+        for body in [&[][..], &[0x80], &[0xff; 11]] {
+            let mut wire = (1 + body.len() as u32).to_le_bytes().to_vec();
+            wire.push(FrameType::Ack.code());
+            wire.extend_from_slice(body);
+            assert!(
+                matches!(
+                    decode_frame(&wire, 100),
+                    Err(FrameError::BadBody {
+                        kind: FrameType::Ack,
+                        ..
+                    })
+                ),
+                "{body:?}"
+            );
+        }
+        // Hello cut short: valid length prefix over a truncated body.
+        let mut wire = Vec::new();
+        encode_frame(&all_frames()[0], &mut wire);
+        let cut = wire.len() - 3;
+        let mut short = ((cut - LEN_BYTES) as u32).to_le_bytes().to_vec();
+        short.extend_from_slice(&wire[LEN_BYTES..cut]);
+        assert!(matches!(
+            decode_frame(&short, 100),
+            Err(FrameError::BadBody {
+                kind: FrameType::Hello,
+                ..
+            })
+        ));
+        // Close whose reason is not UTF-8.
+        let wire = [4, 0, 0, 0, FrameType::Close.code(), 2, 0xff, 0xfe];
+        assert!(matches!(
+            decode_frame(&wire, 100),
+            Err(FrameError::BadBody { .. })
+        ));
+        // Welcome with an Option tag that is neither 0 nor 1.
+        let wire = [4, 0, 0, 0, FrameType::Welcome.code(), 1, 2, 5];
+        assert!(matches!(
+            decode_frame(&wire, 100),
+            Err(FrameError::BadBody { .. })
+        ));
+        // String length far beyond the body.
+        let wire = [
+            7,
+            0,
+            0,
+            0,
+            FrameType::Close.code(),
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x0f,
+            b'x',
+        ];
+        assert!(matches!(
+            decode_frame(&wire, 100),
+            Err(FrameError::BadBody { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_body_bytes_are_an_error() {
+        let mut wire = Vec::new();
+        encode_frame(
+            &Frame::Dropped {
+                up_to: 1,
+                readings: 2,
+            },
+            &mut wire,
+        );
+        wire.push(0);
+        wire[0] += 1;
+        match decode_frame(&wire, 100) {
+            Err(FrameError::TrailingBytes {
+                kind: FrameType::Dropped,
+                n: 1,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! vcp's shared vocabulary and wire format. No sockets, no clocks: every
+//! function here is pure so that it can be tested and fuzzed on bytes.
+
+pub mod batch;
+pub mod codec;
+pub mod frame;
+pub mod identity;
+pub mod metric;
+pub mod protocol;
+pub mod varint;

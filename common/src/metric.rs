@@ -1,0 +1,148 @@
+//! The metric registry: every metric name, its unit and its wire precision,
+//! in one place. Agents, the supervisor, modules and the report all use these
+//! names; nothing else in the code base spells a metric name by hand.
+//!
+//! A metric's `exp` is its quantum as a power of ten: the batch codec sends
+//! `round(value / 10^exp)` as an integer. Integer quantities (bytes, counts)
+//! use `exp = 0` and travel losslessly; ratios use `exp = -5`, finer than the
+//! 1e-4 the brief asks for.
+
+use serde::{Deserialize, Serialize};
+
+/// Unit of a metric, as shown to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A fraction in 0..=1.
+    Ratio,
+    Bytes,
+    BytesPerSecond,
+    BitsPerSecond,
+    PerSecond,
+    Count,
+    Seconds,
+    Watts,
+    Celsius,
+    Megahertz,
+    /// 1 or 0.
+    Boolean,
+    /// Run-queue length averaged over a window (as in `/proc/loadavg`).
+    Load,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Ratio => "ratio",
+            Unit::Bytes => "bytes",
+            Unit::BytesPerSecond => "bytes/s",
+            Unit::BitsPerSecond => "bits/s",
+            Unit::PerSecond => "1/s",
+            Unit::Count => "count",
+            Unit::Seconds => "s",
+            Unit::Watts => "W",
+            Unit::Celsius => "°C",
+            Unit::Megahertz => "MHz",
+            Unit::Boolean => "bool",
+            Unit::Load => "load",
+        }
+    }
+}
+
+/// One registered metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: Unit,
+    /// Wire quantum as a power of ten (see module docs).
+    pub exp: i8,
+    pub help: &'static str,
+}
+
+macro_rules! metrics {
+    ($( $id:ident = $name:literal, $unit:ident, $exp:literal, $help:literal; )*) => {
+        $( pub const $id: Metric = Metric { name: $name, unit: Unit::$unit, exp: $exp, help: $help }; )*
+        /// Every registered metric, in a stable order.
+        pub const ALL: &[Metric] = &[ $( $id ),* ];
+    };
+}
+
+metrics! {
+    CPU_UTILIZATION = "cpu.utilization", Ratio, -5, "busy share of CPU time (user+nice+system+irq+softirq+steal) since the previous sample; resource `cpu` is the host, `cpu/N` core N";
+    CPU_CORES = "cpu.cores", Count, 0, "online logical cores";
+    CPU_LOAD1 = "cpu.load1", Load, -2, "1-minute load average";
+    CPU_LOAD5 = "cpu.load5", Load, -2, "5-minute load average";
+    CPU_LOAD15 = "cpu.load15", Load, -2, "15-minute load average";
+
+    MEMORY_TOTAL = "memory.total", Bytes, 0, "MemTotal";
+    MEMORY_AVAILABLE = "memory.available", Bytes, 0, "MemAvailable";
+    MEMORY_USED = "memory.used", Bytes, 0, "MemTotal - MemAvailable";
+    MEMORY_SWAP_TOTAL = "memory.swap.total", Bytes, 0, "SwapTotal";
+    MEMORY_SWAP_USED = "memory.swap.used", Bytes, 0, "SwapTotal - SwapFree";
+
+    NIC_RX_BYTES = "nic.rx.bytes_per_second", BytesPerSecond, 0, "received bytes per second";
+    NIC_TX_BYTES = "nic.tx.bytes_per_second", BytesPerSecond, 0, "transmitted bytes per second";
+    NIC_RX_PACKETS = "nic.rx.packets_per_second", PerSecond, -2, "received packets per second";
+    NIC_TX_PACKETS = "nic.tx.packets_per_second", PerSecond, -2, "transmitted packets per second";
+    NIC_RX_ERRORS = "nic.rx.errors_per_second", PerSecond, -2, "receive errors per second";
+    NIC_TX_ERRORS = "nic.tx.errors_per_second", PerSecond, -2, "transmit errors per second";
+    NIC_RX_DROPS = "nic.rx.drops_per_second", PerSecond, -2, "received packets dropped per second";
+    NIC_TX_DROPS = "nic.tx.drops_per_second", PerSecond, -2, "transmit packets dropped per second";
+    NIC_SPEED = "nic.speed", BitsPerSecond, 0, "link speed from /sys/class/net/IF/speed, where the driver knows it";
+    NIC_UTILIZATION = "nic.utilization", Ratio, -5, "max(rx, tx) bytes/s over link speed, where the speed is known";
+
+    GPU_PRESENT = "gpu.present", Boolean, 0, "1 when NVML found at least one device; resource `gpu`";
+    GPU_UTILIZATION = "gpu.utilization", Ratio, -5, "share of time a kernel ran on the device";
+    GPU_MEMORY_UTILIZATION = "gpu.memory.utilization", Ratio, -5, "share of time device memory was read or written";
+    GPU_MEMORY_USED = "gpu.memory.used", Bytes, 0, "device memory in use";
+    GPU_MEMORY_TOTAL = "gpu.memory.total", Bytes, 0, "device memory installed";
+    GPU_POWER = "gpu.power", Watts, -3, "board power draw";
+    GPU_TEMPERATURE = "gpu.temperature", Celsius, 0, "GPU die temperature";
+    GPU_SM_CLOCK = "gpu.sm_clock", Megahertz, 0, "streaming multiprocessor clock";
+
+    STATUS_UP = "status.up", Boolean, 0, "1 while the agent runs";
+    STATUS_UPTIME = "status.uptime", Seconds, -2, "host uptime from /proc/uptime";
+    STATUS_SINCE_ACK = "status.since_ack", Seconds, -3, "seconds since the agent last received an acknowledgement from the supervisor";
+    STATUS_AGENT_CPU = "status.agent.cpu_seconds", Seconds, -2, "CPU seconds (user+system) the agent process has used";
+    STATUS_AGENT_RSS = "status.agent.rss", Bytes, 0, "resident memory of the agent process";
+    STATUS_DROPPED = "status.spool.dropped_readings", Count, 0, "readings the agent dropped because its spool was full (cumulative)";
+    STATUS_SPOOLED = "status.spool.batches", Count, 0, "batches waiting in the agent's spool for an acknowledgement";
+}
+
+/// Finds a registered metric by name.
+pub fn lookup(name: &str) -> Option<&'static Metric> {
+    ALL.iter().find(|m| m.name == name)
+}
+
+/// Wire quantum exponent for a metric name; metrics that are not registered
+/// (custom sensors) get micro-unit precision.
+pub fn exp_for(name: &str) -> i8 {
+    lookup(name).map_or(CUSTOM_EXP, |m| m.exp)
+}
+
+/// Precision of unregistered (custom) metrics.
+pub const CUSTOM_EXP: i8 = -6;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_lookup_finds_each() {
+        let mut seen = HashSet::new();
+        for m in ALL {
+            assert!(seen.insert(m.name), "duplicate metric {}", m.name);
+            assert_eq!(lookup(m.name), Some(m));
+        }
+        assert_eq!(lookup("no.such.metric"), None);
+        assert_eq!(exp_for("custom.thing"), CUSTOM_EXP);
+    }
+
+    #[test]
+    fn ratios_keep_at_least_1e4() {
+        for m in ALL.iter().filter(|m| m.unit == Unit::Ratio) {
+            assert!(m.exp <= -4, "{} too coarse", m.name);
+        }
+    }
+}

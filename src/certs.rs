@@ -1,0 +1,148 @@
+//! Fleet certificates: a CA, the supervisor's certificate, one client
+//! certificate per agent. `vcp certs` writes them as PEM files for a real
+//! fleet; the demo and the tests make them in memory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use vcp_common::identity::{agent_dns_name, validate_id, TlsMaterial, SUPERVISOR_NAME};
+
+/// A certificate and its key, as issued.
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+    cert_der: CertificateDer<'static>,
+    key_der: Vec<u8>,
+}
+
+/// A fleet certificate authority held in memory.
+pub struct FleetCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    key_pem: String,
+}
+
+impl FleetCa {
+    /// A new self-signed CA named `name`.
+    pub fn new(name: &str) -> anyhow::Result<Self> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        let key_pem = key.serialize_pem();
+        Ok(FleetCa {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().clone(),
+            key_pem,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Issues a certificate for `dns_name`, usable by a server or a client.
+    pub fn issue(&self, dns_name: &str) -> anyhow::Result<Issued> {
+        let mut params = CertificateParams::new(vec![dns_name.to_owned()])?;
+        params.distinguished_name.push(DnType::CommonName, dns_name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().clone(),
+            key_der: key.serialize_der(),
+        })
+    }
+
+    /// The supervisor's certificate.
+    pub fn supervisor(&self) -> anyhow::Result<Issued> {
+        self.issue(SUPERVISOR_NAME)
+    }
+
+    /// An agent's client certificate.
+    pub fn agent(&self, agent_id: &str) -> anyhow::Result<Issued> {
+        validate_id(agent_id)?;
+        self.issue(&agent_dns_name(agent_id))
+    }
+
+    /// TLS material for a party holding `issued`, trusting this CA.
+    pub fn material(&self, issued: &Issued) -> TlsMaterial {
+        TlsMaterial {
+            ca: vec![self.cert_der.clone()],
+            chain: vec![issued.cert_der.clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.key_der.clone())),
+        }
+    }
+}
+
+fn write(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    if secret {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes `ca.pem`, `ca.key`, `supervisor.pem`/`.key` and `<id>.pem`/`.key`
+/// for every agent id into `out`. Returns the files written.
+pub fn write_fleet(out: &Path, agent_ids: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ca = FleetCa::new("vcp fleet CA")?;
+    let mut files = Vec::new();
+    let mut put = |name: String, text: &str, secret: bool| -> anyhow::Result<()> {
+        let p = out.join(name);
+        write(&p, text, secret)?;
+        files.push(p);
+        Ok(())
+    };
+    put("ca.pem".into(), &ca.cert_pem, false)?;
+    put("ca.key".into(), &ca.key_pem, true)?;
+    let sup = ca.supervisor()?;
+    put("supervisor.pem".into(), &sup.cert_pem, false)?;
+    put("supervisor.key".into(), &sup.key_pem, true)?;
+    for id in agent_ids {
+        let a = ca.agent(id)?;
+        put(format!("{id}.pem"), &a.cert_pem, false)?;
+        put(format!("{id}.key"), &a.key_pem, true)?;
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_files_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_fleet(dir.path(), &["host-1".into()]).unwrap();
+        assert_eq!(files.len(), 6);
+        let d = dir.path();
+        TlsMaterial::from_pem_files(
+            &d.join("ca.pem"),
+            &d.join("host-1.pem"),
+            &d.join("host-1.key"),
+        )
+        .unwrap();
+        TlsMaterial::from_pem_files(
+            &d.join("ca.pem"),
+            &d.join("supervisor.pem"),
+            &d.join("supervisor.key"),
+        )
+        .unwrap();
+        assert!(FleetCa::new("x").unwrap().agent("Bad_Id").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! `vcp demo`: a supervisor and N agents on loopback, all reading this
+//! machine, with one live line a second and an optional JSON report.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use vcp_common::metric;
+use vcp_supervisor::fleet::Fleet;
+use vcp_supervisor::view::HostSnapshot;
+
+use crate::loopback::{Loopback, LoopbackOptions};
+use crate::report;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Number of loopback agents.
+    #[arg(long, default_value_t = 3)]
+    pub agents: usize,
+    /// Seconds to run; without it the demo runs until Ctrl-C.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Write a JSON report here at the end.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Store directory; a temporary one is used (and removed) by default.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Milliseconds between samples.
+    #[arg(long, default_value_t = 1000)]
+    pub sample_interval_ms: u64,
+    /// Milliseconds per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub window_ms: u64,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.agents >= 1, "--agents must be at least 1");
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary data directory")?;
+            temp.path().to_owned()
+        }
+    };
+    let fleet = Loopback::start(LoopbackOptions {
+        agents: args.agents,
+        data_dir: data_dir.clone(),
+        sample_interval: Duration::from_millis(args.sample_interval_ms),
+        window: Duration::from_millis(args.window_ms),
+        spool_batches: 3600,
+    })
+    .await?;
+    println!(
+        "vcp demo: supervisor on {} (QUIC, mutual TLS), {} agents reading this machine, store in {}",
+        fleet.addr,
+        args.agents,
+        data_dir.display()
+    );
+    let started = Instant::now();
+    let deadline = args.duration.map(|s| started + Duration::from_secs(s));
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    // Rates over the last few seconds: batches arrive once a window, so a
+    // one-second difference would flicker between 0 and two windows.
+    let mut history = std::collections::VecDeque::from([(Instant::now(), (0, 0))]);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let f = &fleet.supervisor().fleet;
+        let now = (Instant::now(), totals(f));
+        if history.len() > RATE_WINDOW {
+            history.pop_front();
+        }
+        let (then, old) = history[0];
+        let secs = now.0.duration_since(then).as_secs_f64().max(1e-3);
+        println!(
+            "{}",
+            live_line(
+                f,
+                started.elapsed(),
+                (now.1 .0 - old.0, now.1 .1 - old.1),
+                secs
+            )
+        );
+        history.push_back(now);
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    let f = fleet.stop().await;
+    let report = report::build(&f);
+    println!(
+        "done: {} readings in {} batches, {:.3} wire bytes/reading, {} UDP bytes",
+        report.totals.readings,
+        report.agents.iter().map(|a| a.batches).sum::<u64>(),
+        report.totals.bytes_per_reading,
+        report.totals.udp_bytes
+    );
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// (readings, wire bytes) received so far from all agents.
+fn totals(fleet: &Fleet) -> (u64, u64) {
+    let agents = fleet.summaries();
+    (
+        agents.iter().map(|a| a.readings).sum(),
+        agents.iter().map(|a| a.wire_bytes).sum(),
+    )
+}
+
+/// Seconds over which the live line computes its rates.
+const RATE_WINDOW: usize = 5;
+
+/// One status line; `recent` is (readings, wire bytes) received in the last
+/// `secs` seconds.
+fn live_line(fleet: &Fleet, elapsed: Duration, recent: (u64, u64), secs: f64) -> String {
+    let agents = fleet.summaries();
+    let connected = agents.iter().filter(|a| a.connected).count();
+    let (readings, wire) = recent;
+    let per_reading = if readings == 0 {
+        0.0
+    } else {
+        wire as f64 / readings as f64
+    };
+    let mut line = format!(
+        "[{:>4}s] agents {connected}/{} | {:.0} readings/s | {per_reading:.2} wire B/reading",
+        elapsed.as_secs(),
+        agents.len(),
+        readings as f64 / secs
+    );
+    let hosts = fleet.view.hosts();
+    if let Some((id, cell)) = hosts.iter().min_by(|a, b| a.0.cmp(b.0)) {
+        line.push_str(&format!(" | {id}: {}", host_line(&cell.load())));
+    }
+    line
+}
+
+fn host_line(s: &HostSnapshot) -> String {
+    let val = |r: &str, m: &metric::Metric| s.get(r, m.name).map(|l| l.value);
+    let mut parts = Vec::new();
+    if let Some(cpu) = val("cpu", &metric::CPU_UTILIZATION) {
+        parts.push(format!("cpu {:.1}%", cpu * 100.0));
+    }
+    if let (Some(used), Some(total)) = (
+        val("memory", &metric::MEMORY_USED),
+        val("memory", &metric::MEMORY_TOTAL),
+    ) {
+        let gib = (1u64 << 30) as f64;
+        parts.push(format!("mem {:.1}/{:.1} GiB", used / gib, total / gib));
+    }
+    // The busiest interface, by received plus sent bytes.
+    let busiest = s
+        .readings()
+        .filter(|(d, _)| d.metric == metric::NIC_RX_BYTES.name)
+        .map(|(d, rx)| {
+            let tx = val(&d.resource, &metric::NIC_TX_BYTES).unwrap_or(0.0);
+            (d.resource.clone(), rx.value, tx)
+        })
+        .max_by(|a, b| (a.1 + a.2).total_cmp(&(b.1 + b.2)));
+    if let Some((nic, rx, tx)) = busiest {
+        parts.push(format!(
+            "{} rx {:.1} kB/s tx {:.1} kB/s",
+            nic.trim_start_matches("nic/"),
+            rx / 1e3,
+            tx / 1e3
+        ));
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,129 @@
+//! A supervisor and N agents on 127.0.0.1 in one process, with certificates
+//! made in memory: what `vcp demo` runs and what the loopback tests drive.
+//! Every agent reads this machine's real sensors.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use vcp_agent::uplink::UplinkConfig;
+use vcp_agent::{Agent, AgentOptions};
+use vcp_common::identity::{TlsMaterial, SUPERVISOR_NAME};
+use vcp_supervisor::{Supervisor, SupervisorConfig};
+
+use crate::certs::FleetCa;
+
+#[derive(Debug, Clone)]
+pub struct LoopbackOptions {
+    pub agents: usize,
+    pub data_dir: PathBuf,
+    pub sample_interval: Duration,
+    pub window: Duration,
+    pub spool_batches: usize,
+}
+
+/// A running loopback fleet.
+pub struct Loopback {
+    pub ca: FleetCa,
+    pub supervisor: Option<Supervisor>,
+    pub addr: SocketAddr,
+    pub agents: Vec<(String, Agent)>,
+    supervisor_tls: TlsMaterial,
+    opts: LoopbackOptions,
+}
+
+/// Agent ids of a loopback fleet: agent-1 … agent-N.
+pub fn agent_ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("agent-{i}")).collect()
+}
+
+impl Loopback {
+    pub async fn start(opts: LoopbackOptions) -> anyhow::Result<Loopback> {
+        let ca = FleetCa::new("vcp demo CA")?;
+        let supervisor_tls = ca.material(&ca.supervisor()?);
+        let supervisor = start_supervisor(&supervisor_tls, "127.0.0.1:0".parse()?, &opts).await?;
+        let addr = supervisor.local_addr()?;
+        let mut fleet = Loopback {
+            ca,
+            supervisor: Some(supervisor),
+            addr,
+            agents: Vec::new(),
+            supervisor_tls,
+            opts,
+        };
+        for id in agent_ids(fleet.opts.agents) {
+            let agent =
+                Agent::start(fleet.agent_options(&id, fleet.ca.material(&fleet.ca.agent(&id)?)))
+                    .with_context(|| format!("starting {id}"))?;
+            fleet.agents.push((id, agent));
+        }
+        Ok(fleet)
+    }
+
+    /// Options for an agent of this fleet presenting `tls`.
+    pub fn agent_options(&self, id: &str, tls: TlsMaterial) -> AgentOptions {
+        AgentOptions {
+            uplink: UplinkConfig {
+                agent_id: id.to_owned(),
+                hostname: format!("{id} (loopback)"),
+                supervisor: self.addr,
+                server_name: SUPERVISOR_NAME.into(),
+                spool_batches: self.opts.spool_batches,
+                zstd_level: 3,
+                max_frame: vcp_common::protocol::DEFAULT_MAX_FRAME,
+                backoff_min: Duration::from_millis(50),
+                backoff_max: Duration::from_secs(1),
+            },
+            tls,
+            sample_interval: self.opts.sample_interval,
+            window: self.opts.window,
+            roots: Default::default(),
+        }
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        self.supervisor
+            .as_ref()
+            .expect("the supervisor runs except inside restart")
+    }
+
+    /// Stops the supervisor and starts a new one on the same address and
+    /// data directory, as after a crash and restart.
+    pub async fn restart_supervisor(&mut self, down_for: Duration) -> anyhow::Result<()> {
+        if let Some(s) = self.supervisor.take() {
+            s.shutdown().await;
+        }
+        tokio::time::sleep(down_for).await;
+        self.supervisor =
+            Some(start_supervisor(&self.supervisor_tls, self.addr, &self.opts).await?);
+        Ok(())
+    }
+
+    /// Stops every agent (each delivers what it can), then the supervisor.
+    /// Returns the stopped supervisor's fleet state for reporting.
+    pub async fn stop(mut self) -> std::sync::Arc<vcp_supervisor::fleet::Fleet> {
+        for (_, agent) in self.agents.drain(..) {
+            agent.stop().await;
+        }
+        let sup = self.supervisor.take().expect("running");
+        let fleet = sup.fleet.clone();
+        sup.shutdown().await;
+        fleet
+    }
+}
+
+async fn start_supervisor(
+    tls: &TlsMaterial,
+    listen: SocketAddr,
+    opts: &LoopbackOptions,
+) -> anyhow::Result<Supervisor> {
+    Supervisor::start(SupervisorConfig {
+        listen,
+        data_dir: opts.data_dir.clone(),
+        tls: tls.clone(),
+        limits: Default::default(),
+    })
+    .await
+    .context("starting the supervisor")
+}

@@ -1,0 +1,63 @@
+//! `vcp`: the operator's command.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// vcp: virtual control planes for physical server fleets.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a supervisor and N agents on loopback, all reading this machine.
+    Demo(vcp::demo::DemoArgs),
+    /// Write a fleet CA, the supervisor's certificate and one client
+    /// certificate per agent, as PEM files.
+    Certs {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of agents: ids host-1 … host-N.
+        #[arg(long, default_value_t = 1, conflicts_with = "agent_id")]
+        agents: usize,
+        /// Explicit agent ids instead of host-1 … host-N (repeatable).
+        #[arg(long = "agent-id")]
+        agent_id: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Demo(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(vcp::demo::run(args)),
+        Command::Certs {
+            out,
+            agents,
+            agent_id,
+        } => {
+            let ids = if agent_id.is_empty() {
+                (1..=agents).map(|i| format!("host-{i}")).collect()
+            } else {
+                agent_id
+            };
+            for f in vcp::certs::write_fleet(&out, &ids)? {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The demo's JSON report. Field names are a stable interface: later stages
+//! add fields, never rename them.
+
+use serde::Serialize;
+use vcp_supervisor::fleet::Fleet;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub agents: Vec<AgentLine>,
+    pub totals: Totals,
+    pub hosts: Vec<HostLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentLine {
+    pub id: String,
+    pub batches: u64,
+    pub readings: u64,
+    pub duplicates: u64,
+    pub dropped: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Totals {
+    pub readings: u64,
+    /// Application frame bytes of the agents' batches, as received.
+    pub wire_bytes: u64,
+    /// UDP datagram bytes from the agents, as quinn counted them.
+    pub udp_bytes: u64,
+    pub bytes_per_reading: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostLine {
+    pub agent: String,
+    pub latest: Vec<LatestLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LatestLine {
+    pub resource: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+pub fn build(fleet: &Fleet) -> Report {
+    let summaries = fleet.summaries();
+    let readings = summaries.iter().map(|a| a.readings).sum::<u64>();
+    let wire_bytes = summaries.iter().map(|a| a.wire_bytes).sum::<u64>();
+    let udp_bytes = summaries.iter().map(|a| a.udp_bytes).sum::<u64>();
+    let hosts_map = fleet.view.hosts();
+    let mut hosts: Vec<HostLine> = hosts_map
+        .iter()
+        .map(|(id, cell)| {
+            let snap = cell.load();
+            HostLine {
+                agent: id.to_string(),
+                latest: snap
+                    .readings()
+                    .map(|(d, l)| LatestLine {
+                        resource: d.resource.clone(),
+                        metric: d.metric.clone(),
+                        value: l.value,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    hosts.sort_by(|a, b| a.agent.cmp(&b.agent));
+    Report {
+        agents: summaries
+            .into_iter()
+            .map(|a| AgentLine {
+                id: a.id,
+                batches: a.batches,
+                readings: a.readings,
+                duplicates: a.duplicates,
+                dropped: a.dropped,
+            })
+            .collect(),
+        totals: Totals {
+            readings,
+            wire_bytes,
+            udp_bytes,
+            bytes_per_reading: if readings == 0 {
+                0.0
+            } else {
+                wire_bytes as f64 / readings as f64
+            },
+        },
+        hosts,
+    }
+}

@@ -1,0 +1,172 @@
+//! The supervisor's registry of agents: each agent's persisted record, its
+//! live counters (atomics, read by reports and the live line), and its
+//! current connection so that a reconnect replaces a stale one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::store::{AgentRecord, AgentTotals, Store};
+use crate::view::View;
+
+/// Live per-agent counters; lock-free.
+#[derive(Debug, Default)]
+pub struct AgentStats {
+    pub batches: AtomicU64,
+    pub readings: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub dropped_batches: AtomicU64,
+    pub wire_bytes: AtomicU64,
+    /// UDP bytes received on this agent's connections, as quinn counted them.
+    pub udp_bytes: AtomicU64,
+    /// Highest applied sequence number.
+    pub last_seq: AtomicU64,
+    pub connected: AtomicBool,
+    /// Unix ms of the last frame received.
+    pub last_seen_ms: AtomicI64,
+    pub connections: AtomicU64,
+}
+
+impl AgentStats {
+    pub fn set_totals(&self, t: &AgentTotals) {
+        self.batches.store(t.batches, Ordering::Relaxed);
+        self.readings.store(t.readings, Ordering::Relaxed);
+        self.duplicates.store(t.duplicates, Ordering::Relaxed);
+        self.dropped_batches
+            .store(t.dropped_batches, Ordering::Relaxed);
+        self.wire_bytes.store(t.wire_bytes, Ordering::Relaxed);
+    }
+}
+
+/// A point-in-time copy of an agent's counters, for reports.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AgentSummary {
+    pub id: String,
+    pub batches: u64,
+    pub readings: u64,
+    pub duplicates: u64,
+    /// Batches the agent dropped from a full spool (declared by the agent).
+    pub dropped: u64,
+    pub wire_bytes: u64,
+    pub udp_bytes: u64,
+    pub last_seq: u64,
+    pub connected: bool,
+    pub last_seen_ms: i64,
+}
+
+/// One agent known to the supervisor.
+#[derive(Debug)]
+pub struct AgentEntry {
+    pub id: String,
+    pub stats: AgentStats,
+    /// The persisted record; held by the agent's live connection task for
+    /// its whole life, so two connections of one agent never interleave.
+    pub record: tokio::sync::Mutex<AgentRecord>,
+    current: Mutex<Option<quinn::Connection>>,
+}
+
+impl AgentEntry {
+    fn new(id: &str, record: AgentRecord) -> Self {
+        let stats = AgentStats::default();
+        stats.set_totals(&record.totals);
+        stats
+            .last_seq
+            .store(record.cursor.last_seq, Ordering::Relaxed);
+        AgentEntry {
+            id: id.to_owned(),
+            stats,
+            record: tokio::sync::Mutex::new(record),
+            current: Mutex::new(None),
+        }
+    }
+
+    /// Makes `conn` the agent's connection and closes the one it replaces.
+    pub fn replace_connection(&self, conn: &quinn::Connection) {
+        let old = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(conn.clone());
+        if let Some(old) = old.filter(|o| o.stable_id() != conn.stable_id()) {
+            old.close(
+                vcp_common::protocol::close::REPLACED.into(),
+                b"replaced by a newer connection of the same agent",
+            );
+        }
+    }
+
+    pub fn summary(&self) -> AgentSummary {
+        let s = &self.stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        AgentSummary {
+            id: self.id.clone(),
+            batches: get(&s.batches),
+            readings: get(&s.readings),
+            duplicates: get(&s.duplicates),
+            dropped: get(&s.dropped_batches),
+            wire_bytes: get(&s.wire_bytes),
+            udp_bytes: get(&s.udp_bytes),
+            last_seq: get(&s.last_seq),
+            connected: s.connected.load(Ordering::Relaxed),
+            last_seen_ms: s.last_seen_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Every agent, the view, and the store.
+pub struct Fleet {
+    pub view: View,
+    pub store: Store,
+    // Touched on connect and for reports only, never on a round's path.
+    agents: Mutex<HashMap<String, Arc<AgentEntry>>>,
+}
+
+impl Fleet {
+    pub fn new(store: Store, records: HashMap<String, AgentRecord>) -> Self {
+        let agents = records
+            .into_iter()
+            .map(|(id, rec)| {
+                let entry = Arc::new(AgentEntry::new(&id, rec));
+                (id, entry)
+            })
+            .collect();
+        Fleet {
+            view: View::default(),
+            store,
+            agents: Mutex::new(agents),
+        }
+    }
+
+    fn agents(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AgentEntry>>> {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The agent's entry, created on first contact.
+    pub fn agent(&self, id: &str) -> Arc<AgentEntry> {
+        self.agents()
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(AgentEntry::new(id, AgentRecord::default())))
+            .clone()
+    }
+
+    /// Drops every connection handle, so that a stopped endpoint can
+    /// release its socket.
+    pub fn forget_connections(&self) {
+        for agent in self.agents().values() {
+            agent
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
+    }
+
+    /// Counters of every agent, sorted by id.
+    pub fn summaries(&self) -> Vec<AgentSummary> {
+        let mut v: Vec<_> = self.agents().values().map(|a| a.summary()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}

@@ -1,0 +1,334 @@
+//! Ingest: one task per agent connection. It checks who the agent is,
+//! decodes its batches, applies each exactly once to the view, makes the
+//! agent's position durable, and only then acknowledges.
+//!
+//! Anything wrong on one connection closes that connection with a reason;
+//! no error here can reach another agent.
+
+pub mod cursor;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, info, warn, Instrument};
+use vcp_common::batch::Batch;
+use vcp_common::codec::{BatchDecoder, CodecError, Limits};
+use vcp_common::frame::{encode_frame, Frame, FrameError, Hello, Welcome, PROTOCOL_VERSION};
+use vcp_common::protocol::{close, FrameBuffer, HELLO_TIMEOUT};
+
+use crate::fleet::{AgentEntry, Fleet};
+use crate::store::StoreError;
+use crate::tls::{check_agent, peer_chain, PeerError};
+use cursor::Admit;
+
+/// Limits applied to every agent connection.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    pub max_frame: usize,
+    pub batch: Limits,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_frame: vcp_common::protocol::DEFAULT_MAX_FRAME,
+            batch: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no stream opened within {0:?}")]
+    NoStream(std::time::Duration),
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("reading: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("writing: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("bad frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("bad batch: {0}")]
+    Batch(#[from] CodecError),
+    #[error("expected {expected}, got {got}")]
+    Unexpected {
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("protocol version {theirs} not supported (this supervisor speaks {ours})")]
+    Version { theirs: u16, ours: u16 },
+    #[error("authentication: {0}")]
+    Auth(#[from] PeerError),
+    #[error("sequence gap: expected batch {expected}, got {got}")]
+    Gap { expected: u64, got: u64 },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the stream ended inside a frame")]
+    Truncated,
+}
+
+impl IngestError {
+    fn close_code(&self) -> u32 {
+        match self {
+            IngestError::Auth(_) => close::AUTH,
+            IngestError::Version { .. } => close::VERSION,
+            _ => close::PROTOCOL,
+        }
+    }
+}
+
+/// How long a refused peer gets to read our in-band reason.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Reads frames from the agent's stream.
+struct Reader {
+    recv: quinn::RecvStream,
+    buf: FrameBuffer,
+    chunk: Vec<u8>,
+}
+
+impl Reader {
+    /// The next frame and its wire size; `None` when the agent finished the stream.
+    async fn next(&mut self) -> Result<Option<(Frame, usize)>, IngestError> {
+        loop {
+            if let Some(f) = self.buf.next_frame()? {
+                return Ok(Some(f));
+            }
+            match self.recv.read(&mut self.chunk).await? {
+                Some(n) => self.buf.extend(&self.chunk[..n]),
+                None if self.buf.pending() == 0 => return Ok(None),
+                None => return Err(IngestError::Truncated),
+            }
+        }
+    }
+}
+
+/// Serves one agent connection until it ends; never returns an error: a
+/// failure closes the connection with its reason and is logged.
+pub async fn serve(fleet: Arc<Fleet>, conn: quinn::Connection, limits: IngestLimits) {
+    let span = tracing::info_span!("agent", remote = %conn.remote_address(), agent_id = tracing::field::Empty);
+    async move {
+        let mut agent = None;
+        let result = run(&fleet, &conn, &limits, &mut agent).await;
+        if let Some(a) = &agent {
+            a.stats.connected.store(false, Ordering::Relaxed);
+        }
+        match result {
+            Ok(()) => info!("agent disconnected"),
+            Err(
+                IngestError::Connection(e) | IngestError::Read(quinn::ReadError::ConnectionLost(e)),
+            ) => {
+                info!(reason = %e, "agent connection ended")
+            }
+            Err(e) => {
+                warn!(error = %e, "closing agent connection");
+                conn.close(e.close_code().into(), e.to_string().as_bytes());
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn send(
+    out: &mut quinn::SendStream,
+    frame: &Frame,
+    scratch: &mut Vec<u8>,
+) -> Result<(), IngestError> {
+    scratch.clear();
+    encode_frame(frame, scratch);
+    out.write_all(scratch).await?;
+    Ok(())
+}
+
+async fn run(
+    fleet: &Fleet,
+    conn: &quinn::Connection,
+    limits: &IngestLimits,
+    agent_slot: &mut Option<Arc<AgentEntry>>,
+) -> Result<(), IngestError> {
+    let (mut out, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
+        .await
+        .map_err(|_| IngestError::NoStream(HELLO_TIMEOUT))??;
+    let reader = Reader {
+        recv,
+        buf: FrameBuffer::new(limits.max_frame),
+        chunk: vec![0; 64 * 1024],
+    };
+    let result = session(fleet, conn, limits, agent_slot, &mut out, reader).await;
+    if let Err(e) = &result {
+        if !matches!(
+            e,
+            IngestError::Connection(_) | IngestError::Read(_) | IngestError::Write(_)
+        ) {
+            // Say why in-band too, and let that (and any last Ack) arrive
+            // before the connection close overtakes it.
+            let _ = send(
+                &mut out,
+                &Frame::Close {
+                    reason: e.to_string(),
+                },
+                &mut Vec::new(),
+            )
+            .await;
+            let _ = out.finish();
+            let _ = tokio::time::timeout(CLOSE_GRACE, out.stopped()).await;
+        }
+    }
+    result
+}
+
+async fn session(
+    fleet: &Fleet,
+    conn: &quinn::Connection,
+    limits: &IngestLimits,
+    agent_slot: &mut Option<Arc<AgentEntry>>,
+    out: &mut quinn::SendStream,
+    mut reader: Reader,
+) -> Result<(), IngestError> {
+    let mut scratch = Vec::new();
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+        Err(_) => return Err(IngestError::NoStream(HELLO_TIMEOUT)),
+        Ok(r) => match r? {
+            Some((Frame::Hello(h), _)) => h,
+            Some((other, _)) => {
+                return Err(IngestError::Unexpected {
+                    expected: "Hello",
+                    got: other.frame_type().name(),
+                })
+            }
+            None => return Err(IngestError::Truncated),
+        },
+    };
+    admit_hello(conn, &hello)?;
+    tracing::Span::current().record("agent_id", hello.agent_id.as_str());
+    let agent = fleet.agent(&hello.agent_id);
+    *agent_slot = Some(agent.clone());
+    agent.replace_connection(conn);
+    let mut record = agent.record.lock().await;
+    let skipped = record.cursor.hello(hello.incarnation, hello.first_seq);
+    record.totals.dropped_batches += skipped;
+    fleet.store.save_agent(&agent.id, *record).await?;
+    agent.stats.set_totals(&record.totals);
+    agent
+        .stats
+        .last_seq
+        .store(record.cursor.last_seq, Ordering::Relaxed);
+    agent.stats.connected.store(true, Ordering::Relaxed);
+    agent.stats.connections.fetch_add(1, Ordering::Relaxed);
+    info!(
+        incarnation = hello.incarnation,
+        last_seq = record.cursor.last_seq,
+        skipped,
+        "agent connected"
+    );
+    send(
+        out,
+        &Frame::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            last_applied: Some(record.cursor.last_seq),
+        }),
+        &mut scratch,
+    )
+    .await?;
+
+    let mut decoder = BatchDecoder::new(limits.batch)?;
+    let cell = fleet.view.host(&agent.id);
+    let empty = Batch::default();
+    let mut udp_seen = conn.stats().udp_rx.bytes;
+    while let Some((frame, wire)) = reader.next().await? {
+        agent.stats.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+        let udp = conn.stats().udp_rx.bytes;
+        agent
+            .stats
+            .udp_bytes
+            .fetch_add(udp - udp_seen, Ordering::Relaxed);
+        udp_seen = udp;
+        match frame {
+            Frame::Batch(payload) => {
+                let decoded = decoder.decode(&payload)?;
+                let seq = decoded.batch.seq;
+                record.totals.wire_bytes += wire as u64;
+                match record.cursor.admit(seq) {
+                    Admit::Apply => {
+                        let snap = cell.load();
+                        cell.store(snap.with_batch(
+                            hello.incarnation,
+                            &decoded.new_series,
+                            &decoded.batch,
+                        ));
+                        record.cursor.commit(seq);
+                        record.totals.batches += 1;
+                        record.totals.readings += decoded.batch.readings() as u64;
+                    }
+                    Admit::Duplicate => {
+                        // The dictionary may grow on a resent batch: keep it.
+                        if !decoded.new_series.is_empty() {
+                            let snap = cell.load();
+                            cell.store(snap.with_batch(
+                                hello.incarnation,
+                                &decoded.new_series,
+                                &empty,
+                            ));
+                        }
+                        record.totals.duplicates += 1;
+                        debug!(seq, "duplicate batch discarded");
+                    }
+                    Admit::Gap { expected } => return Err(IngestError::Gap { expected, got: seq }),
+                }
+            }
+            Frame::Dropped { up_to, readings } => {
+                let skipped = record.cursor.skip_to(up_to);
+                record.totals.dropped_batches += skipped;
+                warn!(
+                    up_to,
+                    readings, skipped, "agent dropped batches from a full spool"
+                );
+            }
+            Frame::Close { reason } => {
+                info!(%reason, "agent closed its stream");
+                return Ok(());
+            }
+            other => {
+                return Err(IngestError::Unexpected {
+                    expected: "Batch, Dropped or Close",
+                    got: other.frame_type().name(),
+                })
+            }
+        }
+        fleet.store.save_agent(&agent.id, *record).await?;
+        agent.stats.set_totals(&record.totals);
+        agent
+            .stats
+            .last_seq
+            .store(record.cursor.last_seq, Ordering::Relaxed);
+        send(
+            out,
+            &Frame::Ack {
+                seq: record.cursor.last_seq,
+            },
+            &mut scratch,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn admit_hello(conn: &quinn::Connection, hello: &Hello) -> Result<(), IngestError> {
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err(IngestError::Version {
+            theirs: hello.protocol,
+            ours: PROTOCOL_VERSION,
+        });
+    }
+    check_agent(peer_chain(conn).as_deref(), &hello.agent_id)?;
+    Ok(())
+}

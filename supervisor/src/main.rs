@@ -1,0 +1,67 @@
+//! `vcp-supervisor`: the central supervisor of a vcp fleet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use vcp_common::identity::TlsMaterial;
+use vcp_supervisor::{Supervisor, SupervisorConfig};
+
+/// Accepts agents over QUIC (mutual TLS against the fleet CA), ingests
+/// their telemetry exactly once and keeps the fleet view.
+///
+/// Certificates come from `vcp certs --out DIR`.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// UDP address to listen on for agents.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    listen: SocketAddr,
+    /// Directory of the embedded store (SQLite). Default: the user's data
+    /// directory, e.g. ~/.local/share/vcp.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Fleet CA certificate (PEM): agents must chain to it.
+    #[arg(long)]
+    ca: PathBuf,
+    /// The supervisor's certificate (PEM), valid for supervisor.vcp.
+    #[arg(long)]
+    cert: PathBuf,
+    /// The supervisor's private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("vcp")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let tls = TlsMaterial::from_pem_files(&cli.ca, &cli.cert, &cli.key)?;
+    let supervisor = Supervisor::start(SupervisorConfig {
+        listen: cli.listen,
+        data_dir: cli.data_dir.unwrap_or_else(default_data_dir),
+        tls,
+        limits: Default::default(),
+    })
+    .await
+    .context("starting the supervisor")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    tracing::info!("shutting down");
+    supervisor.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The supervisor process: QUIC endpoint, accept loop, and the shared
+//! fleet state. Connections are dispatched by ALPN.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+use vcp_common::frame::ALPN_AGENT;
+use vcp_common::identity::TlsMaterial;
+
+use crate::fleet::Fleet;
+use crate::ingest::{self, IngestLimits};
+use crate::store::{Store, StoreError};
+use crate::tls::{server_config, TlsError};
+
+/// How to run a supervisor.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: TlsMaterial,
+    pub limits: IngestLimits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running supervisor.
+pub struct Supervisor {
+    pub fleet: Arc<Fleet>,
+    endpoint: quinn::Endpoint,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Opens the store, binds the endpoint and starts accepting agents.
+    pub async fn start(config: SupervisorConfig) -> Result<Supervisor, StartError> {
+        let (store, records) = Store::open(&config.data_dir)?;
+        let fleet = Arc::new(Fleet::new(store, records));
+        let server = server_config(&config.tls, &[ALPN_AGENT])?;
+        let endpoint =
+            quinn::Endpoint::server(server, config.listen).map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        info!(listen = %endpoint.local_addr().map_or(config.listen, |a| a), data_dir = %config.data_dir.display(), "supervisor listening");
+        let accept = tokio::spawn(accept_loop(endpoint.clone(), fleet.clone(), config.limits));
+        Ok(Supervisor {
+            fleet,
+            endpoint,
+            accept,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Closes every connection and stops accepting.
+    pub async fn shutdown(self) {
+        self.endpoint.close(
+            vcp_common::protocol::close::NORMAL.into(),
+            b"supervisor shutting down",
+        );
+        self.accept.abort();
+        let _ = self.accept.await;
+        self.fleet.forget_connections();
+        self.endpoint.wait_idle().await;
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, fleet: Arc<Fleet>, limits: IngestLimits) {
+    let mut tasks = JoinSet::new();
+    while let Some(incoming) = endpoint.accept().await {
+        let fleet = fleet.clone();
+        let limits = limits.clone();
+        tasks.spawn(async move {
+            let remote = incoming.remote_address();
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(%remote, error = %e, "handshake refused");
+                    return;
+                }
+            };
+            let alpn = conn
+                .handshake_data()
+                .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+                .and_then(|d| d.protocol);
+            match alpn.as_deref() {
+                Some(p) if p == ALPN_AGENT => ingest::serve(fleet, conn, limits).await,
+                other => {
+                    warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "unknown application protocol");
+                    conn.close(vcp_common::protocol::close::VERSION.into(), b"unknown application protocol");
+                }
+            }
+        });
+        // Reap finished connection tasks so the set does not grow forever.
+        while tasks.try_join_next().is_some() {}
+    }
+    tasks.shutdown().await;
+}

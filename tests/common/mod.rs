@@ -1,0 +1,49 @@
+//! Shared helpers of the loopback tests: a fleet on 127.0.0.1 with
+//! ephemeral ports and fast sampling.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use vcp::loopback::{Loopback, LoopbackOptions};
+
+pub fn fast(agents: usize, dir: &std::path::Path) -> LoopbackOptions {
+    LoopbackOptions {
+        agents,
+        data_dir: dir.to_owned(),
+        sample_interval: Duration::from_millis(100),
+        window: Duration::from_millis(200),
+        spool_batches: 10_000,
+    }
+}
+
+pub async fn start(agents: usize, dir: &std::path::Path) -> Loopback {
+    Loopback::start(fast(agents, dir))
+        .await
+        .expect("loopback fleet starts")
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// MemTotal of this machine in bytes, read independently of the agent.
+pub fn mem_total_bytes() -> f64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = text.lines().find(|l| l.starts_with("MemTotal:")).unwrap();
+    let kb: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024.0
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
