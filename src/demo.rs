@@ -6,11 +6,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vcp_common::metric;
+use vcp_common::module::{param, Target};
+use vcp_supervisor::control::Control;
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::view::HostSnapshot;
 
 use crate::loopback::{Loopback, LoopbackOptions};
 use crate::report;
+use crate::scenario;
+use vcp_client::predictive::PredictiveAutoscaler;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -50,8 +54,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sample_interval: Duration::from_millis(args.sample_interval_ms),
         window: Duration::from_millis(args.window_ms),
         spool_batches: 3600,
+        control: scenario::control(args.agents)?,
     })
     .await?;
+    // The customer's vendor module runs as its own client over QUIC.
+    let mut module = if args.agents >= 2 {
+        Some(fleet.spawn_module(PredictiveAutoscaler::new(
+            scenario::CUSTOM_MODULE,
+            "predictive-labs",
+        ))?)
+    } else {
+        None
+    };
     println!(
         "vcp demo: supervisor on {} (QUIC, mutual TLS), {} agents reading this machine, store in {}",
         fleet.addr,
@@ -77,22 +91,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         let (then, old) = history[0];
         let secs = now.0.duration_since(then).as_secs_f64().max(1e-3);
-        println!(
-            "{}",
-            live_line(
-                f,
-                started.elapsed(),
-                (now.1 .0 - old.0, now.1 .1 - old.1),
-                secs
-            )
-        );
+        let recent = (now.1 .0 - old.0, now.1 .1 - old.1);
+        let mut line = live_line(f, started.elapsed(), recent, secs);
+        line.push_str(&instances_line(&fleet.supervisor().control));
+        println!("{line}");
         history.push_back(now);
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
     }
-    let f = fleet.stop().await;
-    let report = report::build(&f);
+    if let Some(m) = module.take() {
+        m.stop();
+    }
+    let stopped = fleet.stop().await;
+    let report = report::build(&stopped.fleet, &stopped.control);
     println!(
         "done: {} readings in {} batches, {:.3} wire bytes/reading, {} UDP bytes",
         report.totals.readings,
@@ -142,6 +154,25 @@ fn live_line(fleet: &Fleet, elapsed: Duration, recent: (u64, u64), secs: f64) ->
         line.push_str(&format!(" | {id}: {}", host_line(&cell.load())));
     }
     line
+}
+
+/// Instances in force per service set, and the module that decided them.
+fn instances_line(control: &Control) -> String {
+    let settings = control.settings.snapshot();
+    let mut sets: Vec<_> = settings
+        .values()
+        .filter(|d| d.parameter == param::INSTANCES)
+        .filter_map(|d| match &d.target {
+            Target::ServiceSet(id) => Some(format!("{id} {} ({})", d.value, d.module)),
+            _ => None,
+        })
+        .collect();
+    sets.sort();
+    if sets.is_empty() {
+        String::new()
+    } else {
+        format!(" | instances: {}", sets.join(", "))
+    }
 }
 
 fn host_line(s: &HostSnapshot) -> String {

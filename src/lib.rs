@@ -5,3 +5,4 @@ pub mod certs;
 pub mod demo;
 pub mod loopback;
 pub mod report;
+pub mod scenario;

@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use vcp_agent::uplink::UplinkConfig;
 use vcp_agent::{Agent, AgentOptions};
-use vcp_common::identity::{TlsMaterial, SUPERVISOR_NAME};
+use vcp_client::module::ModuleConnect;
+use vcp_common::identity::{module_dns_name, TlsMaterial, SUPERVISOR_NAME};
+use vcp_common::module::ModuleLogic;
+use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::{Supervisor, SupervisorConfig};
 
 use crate::certs::FleetCa;
@@ -21,6 +24,9 @@ pub struct LoopbackOptions {
     pub sample_interval: Duration,
     pub window: Duration,
     pub spool_batches: usize,
+    /// Control planes and modules; `SupervisorFile::default()` runs
+    /// telemetry only.
+    pub control: SupervisorFile,
 }
 
 /// A running loopback fleet.
@@ -31,6 +37,67 @@ pub struct Loopback {
     pub agents: Vec<(String, Agent)>,
     supervisor_tls: TlsMaterial,
     opts: LoopbackOptions,
+}
+
+/// What a stopped loopback fleet leaves for reports.
+pub struct Stopped {
+    pub fleet: std::sync::Arc<vcp_supervisor::fleet::Fleet>,
+    pub control: std::sync::Arc<vcp_supervisor::control::Control>,
+}
+
+/// A remote module running on its own thread and runtime.
+pub struct RemoteModule {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<String>>,
+}
+
+impl RemoteModule {
+    pub fn spawn<M: ModuleLogic + 'static>(mut logic: M, connect: ModuleConnect) -> RemoteModule {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return e.to_string(),
+            };
+            rt.block_on(async {
+                tokio::select! {
+                    e = vcp_client::module::run(&mut logic, &connect) => e.to_string(),
+                    _ = stopped => "stopped".to_string(),
+                }
+            })
+        });
+        RemoteModule {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether the module gave up by itself (it was refused).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Stops the module; returns why it ended.
+    pub fn stop(mut self) -> String {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.thread
+            .take()
+            .map(|t| t.join().unwrap_or_else(|_| "module thread panicked".into()))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RemoteModule {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
 }
 
 /// Agent ids of a loopback fleet: agent-1 … agent-N.
@@ -82,6 +149,26 @@ impl Loopback {
         }
     }
 
+    /// Connection settings for a remote module holding the credential of
+    /// module `id` issued by this fleet's CA.
+    pub fn module_connect(&self, id: &str) -> anyhow::Result<ModuleConnect> {
+        let credential = self.ca.issue(&module_dns_name(id))?;
+        Ok(ModuleConnect {
+            supervisor: self.addr,
+            server_name: SUPERVISOR_NAME.into(),
+            tls: self.ca.material(&credential),
+            max_frame: 16 << 20,
+        })
+    }
+
+    /// Runs `logic` as a remote module over QUIC, on its own thread and
+    /// runtime as a vendor's process would, reconnecting until refused or
+    /// stopped.
+    pub fn spawn_module<M: ModuleLogic + 'static>(&self, logic: M) -> anyhow::Result<RemoteModule> {
+        let connect = self.module_connect(&logic.spec().id)?;
+        Ok(RemoteModule::spawn(logic, connect))
+    }
+
     pub fn supervisor(&self) -> &Supervisor {
         self.supervisor
             .as_ref()
@@ -101,15 +188,18 @@ impl Loopback {
     }
 
     /// Stops every agent (each delivers what it can), then the supervisor.
-    /// Returns the stopped supervisor's fleet state for reporting.
-    pub async fn stop(mut self) -> std::sync::Arc<vcp_supervisor::fleet::Fleet> {
+    /// Returns the stopped supervisor's state for reporting.
+    pub async fn stop(mut self) -> Stopped {
         for (_, agent) in self.agents.drain(..) {
             agent.stop().await;
         }
         let sup = self.supervisor.take().expect("running");
-        let fleet = sup.fleet.clone();
+        let stopped = Stopped {
+            fleet: sup.fleet.clone(),
+            control: sup.control.clone(),
+        };
         sup.shutdown().await;
-        fleet
+        stopped
     }
 }
 
@@ -123,6 +213,7 @@ async fn start_supervisor(
         data_dir: opts.data_dir.clone(),
         tls: tls.clone(),
         limits: Default::default(),
+        control: opts.control.clone(),
     })
     .await
     .context("starting the supervisor")

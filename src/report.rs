@@ -2,13 +2,19 @@
 //! add fields, never rename them.
 
 use serde::Serialize;
+use vcp_supervisor::control::{Control, ModuleSummary};
 use vcp_supervisor::fleet::Fleet;
+use vcp_supervisor::solicit::KindSummary;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub agents: Vec<AgentLine>,
     pub totals: Totals,
     pub hosts: Vec<HostLine>,
+    /// Per kind: rounds, responses, deadline misses, decisions.
+    pub rounds: Vec<KindSummary>,
+    /// Per module instance: request statistics.
+    pub modules: Vec<ModuleSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,7 +49,7 @@ pub struct LatestLine {
     pub value: f64,
 }
 
-pub fn build(fleet: &Fleet) -> Report {
+pub fn build(fleet: &Fleet, control: &Control) -> Report {
     let summaries = fleet.summaries();
     let readings = summaries.iter().map(|a| a.readings).sum::<u64>();
     let wire_bytes = summaries.iter().map(|a| a.wire_bytes).sum::<u64>();
@@ -89,5 +95,7 @@ pub fn build(fleet: &Fleet) -> Report {
             },
         },
         hosts,
+        rounds: control.rounds(),
+        modules: control.modules(),
     }
 }

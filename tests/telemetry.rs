@@ -64,7 +64,7 @@ async fn three_agents_deliver_contiguous_real_readings() {
         );
     }
 
-    let sup = fleet.stop().await;
+    let sup = fleet.stop().await.fleet;
     // Delivery: every produced batch applied once, in order, none lost.
     for (id, c) in counters {
         let a = sup.summaries().into_iter().find(|a| a.id == id).unwrap();
@@ -109,7 +109,7 @@ async fn supervisor_restart_loses_nothing_and_counts_nothing_twice() {
         },
     )
     .await;
-    let sup = fleet.stop().await;
+    let sup = fleet.stop().await.fleet;
     for (id, c) in counters {
         let a = sup.summaries().into_iter().find(|a| a.id == id).unwrap();
         let produced = c.last_seq.load(Ordering::Relaxed);

@@ -6,7 +6,6 @@ pub mod config;
 pub mod sampler;
 pub mod sensors;
 pub mod spool;
-pub mod tls;
 pub mod uplink;
 pub mod uplink_status;
 
@@ -35,7 +34,7 @@ pub struct AgentOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] vcp_client::tls::TlsError),
     #[error("agent id: {0}")]
     Id(#[from] vcp_common::identity::IdentityError),
 }
@@ -53,7 +52,7 @@ impl Agent {
     /// Starts the sampler and the uplink on the current tokio runtime.
     pub fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
         vcp_common::identity::validate_id(&opts.uplink.agent_id)?;
-        let client = tls::client_config(&opts.tls)?;
+        let client = vcp_client::tls::client_config(&opts.tls, vcp_common::frame::ALPN_AGENT)?;
         let status = Arc::new(UplinkStatus::default());
         let counters = Arc::new(UplinkCounters::default());
         let (tx, rx) = mpsc::channel(16);

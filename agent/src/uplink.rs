@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
+use vcp_client::framed::{Framed, StreamError};
 use vcp_common::batch::SeriesTable;
 use vcp_common::codec::{BatchEncoder, CodecError};
-use vcp_common::frame::{encode_frame, Frame, FrameError, Hello, PROTOCOL_VERSION};
-use vcp_common::protocol::{FrameBuffer, HELLO_TIMEOUT};
+use vcp_common::frame::{Frame, Hello, PROTOCOL_VERSION};
+use vcp_common::protocol::HELLO_TIMEOUT;
 
 use crate::sampler::Sampled;
 use crate::spool::Spool;
@@ -56,12 +57,8 @@ enum SessionError {
     Connect(#[from] quinn::ConnectError),
     #[error("connection: {0}")]
     Connection(#[from] quinn::ConnectionError),
-    #[error("write: {0}")]
-    Write(#[from] quinn::WriteError),
-    #[error("read: {0}")]
-    Read(#[from] quinn::ReadError),
-    #[error("bad frame from supervisor: {0}")]
-    Frame(#[from] FrameError),
+    #[error("stream: {0}")]
+    Stream(#[from] StreamError),
     #[error("encoding a batch: {0}")]
     Codec(#[from] CodecError),
     #[error("the supervisor refused us: {0}")]
@@ -175,11 +172,7 @@ pub async fn run(
 
 struct Link {
     conn: quinn::Connection,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
-    buf: FrameBuffer,
-    chunk: Vec<u8>,
-    scratch: Vec<u8>,
+    framed: Framed,
     udp_base: u64,
 }
 
@@ -189,12 +182,8 @@ impl Link {
         frame: &Frame,
         counters: &UplinkCounters,
     ) -> Result<(), SessionError> {
-        self.scratch.clear();
-        encode_frame(frame, &mut self.scratch);
-        self.send.write_all(&self.scratch).await?;
-        counters
-            .wire_bytes
-            .fetch_add(self.scratch.len() as u64, Ordering::Relaxed);
+        let n = self.framed.write(frame).await?;
+        counters.wire_bytes.fetch_add(n as u64, Ordering::Relaxed);
         let udp = self.conn.stats().udp_tx.bytes;
         counters
             .udp_bytes
@@ -204,14 +193,9 @@ impl Link {
     }
 
     async fn read(&mut self) -> Result<Frame, SessionError> {
-        loop {
-            if let Some((f, _)) = self.buf.next_frame()? {
-                return Ok(f);
-            }
-            match self.recv.read(&mut self.chunk).await? {
-                Some(n) => self.buf.extend(&self.chunk[..n]),
-                None => return Err(SessionError::Ended),
-            }
+        match self.framed.read().await? {
+            Some((f, _)) => Ok(f),
+            None => Err(SessionError::Ended),
         }
     }
 }
@@ -254,11 +238,7 @@ async fn session(
     let mut link = Link {
         udp_base: 0,
         conn,
-        send,
-        recv,
-        buf: FrameBuffer::new(st.cfg.max_frame),
-        chunk: vec![0; 16 * 1024],
-        scratch: Vec::new(),
+        framed: Framed::new(send, recv, st.cfg.max_frame),
     };
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
@@ -343,6 +323,6 @@ async fn drain(link: &mut Link, st: &mut State) {
             &st.counters,
         )
         .await;
-    let _ = link.send.finish();
+    let _ = link.framed.send.finish();
     link.conn.close(0u32.into(), b"agent shutting down");
 }

@@ -20,6 +20,14 @@
 //! | 4 | [`Frame::Ack`] | supervisor → agent | postcard `{ seq: u64 }` |
 //! | 5 | [`Frame::Dropped`] | agent → supervisor | postcard `{ up_to: u64, readings: u64 }` |
 //! | 6 | [`Frame::Close`] | either, before closing | postcard `{ reason: String }` |
+//! | 7 | [`Frame::Register`] | module → supervisor, first frame | postcard [`ModuleSpec`] |
+//! | 8 | [`Frame::Registered`] | supervisor → module | postcard [`Registered`] |
+//! | 9 | [`Frame::Solicit`] | supervisor → module | postcard [`Solicitation`] |
+//! | 10 | [`Frame::Respond`] | module → supervisor | postcard [`Response`] |
+//!
+//! Agents (ALPN [`ALPN_AGENT`]) use types 1–6; remote modules (ALPN
+//! [`ALPN_MODULE`]) use 6–10. Each side refuses a type that its protocol
+//! does not use.
 //!
 //! Postcard encodes integers as varints (`u16`/`u64` unsigned LEB128),
 //! strings as a varint length and UTF-8 bytes, and `Option` as a 0/1 tag
@@ -35,6 +43,8 @@
 //! bump [`PROTOCOL_VERSION`], since an old peer reports an unknown type.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::module::{ModuleSpec, Proposal, Solicitation};
 use thiserror::Error;
 
 /// Version both ends exchange in [`Hello`] and [`Welcome`].
@@ -42,6 +52,9 @@ pub const PROTOCOL_VERSION: u16 = 1;
 
 /// ALPN protocol of agent connections.
 pub const ALPN_AGENT: &[u8] = b"vcp-agent/1";
+
+/// ALPN protocol of remote module connections.
+pub const ALPN_MODULE: &[u8] = b"vcp-module/1";
 
 /// Size of the length prefix.
 pub const LEN_BYTES: usize = 4;
@@ -66,8 +79,24 @@ pub struct Welcome {
     pub last_applied: Option<u64>,
 }
 
-/// One frame of the agent stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The supervisor's answer to a module's [`Frame::Register`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub protocol: u16,
+    /// The control plane the module now serves.
+    pub control_plane: String,
+    pub customer: String,
+}
+
+/// A module's answer to a [`Frame::Solicit`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Response {
+    pub round: u64,
+    pub proposals: Vec<Proposal>,
+}
+
+/// One frame of an agent or module stream.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// Agent → supervisor, first frame on the stream.
     Hello(Hello),
@@ -82,6 +111,14 @@ pub enum Frame {
     Dropped { up_to: u64, readings: u64 },
     /// Either side, before closing: a clear reason.
     Close { reason: String },
+    /// Module → supervisor, first frame: the module's spec.
+    Register(ModuleSpec),
+    /// Supervisor → module: registration accepted.
+    Registered(Registered),
+    /// Supervisor → module: a solicitation round.
+    Solicit(Solicitation),
+    /// Module → supervisor: its proposals for a round.
+    Respond(Response),
 }
 
 /// The type byte of each frame.
@@ -94,6 +131,10 @@ pub enum FrameType {
     Ack = 4,
     Dropped = 5,
     Close = 6,
+    Register = 7,
+    Registered = 8,
+    Solicit = 9,
+    Respond = 10,
 }
 
 impl FrameType {
@@ -105,6 +146,10 @@ impl FrameType {
         FrameType::Ack,
         FrameType::Dropped,
         FrameType::Close,
+        FrameType::Register,
+        FrameType::Registered,
+        FrameType::Solicit,
+        FrameType::Respond,
     ];
 
     pub fn from_u8(code: u8) -> Option<Self> {
@@ -115,6 +160,10 @@ impl FrameType {
             4 => FrameType::Ack,
             5 => FrameType::Dropped,
             6 => FrameType::Close,
+            7 => FrameType::Register,
+            8 => FrameType::Registered,
+            9 => FrameType::Solicit,
+            10 => FrameType::Respond,
             _ => return None,
         })
     }
@@ -131,6 +180,10 @@ impl FrameType {
             FrameType::Ack => "ack",
             FrameType::Dropped => "dropped",
             FrameType::Close => "close",
+            FrameType::Register => "register",
+            FrameType::Registered => "registered",
+            FrameType::Solicit => "solicit",
+            FrameType::Respond => "respond",
         }
     }
 }
@@ -150,6 +203,10 @@ impl Frame {
             Frame::Ack { .. } => FrameType::Ack,
             Frame::Dropped { .. } => FrameType::Dropped,
             Frame::Close { .. } => FrameType::Close,
+            Frame::Register(_) => FrameType::Register,
+            Frame::Registered(_) => FrameType::Registered,
+            Frame::Solicit(_) => FrameType::Solicit,
+            Frame::Respond(_) => FrameType::Respond,
         }
     }
 }
@@ -218,6 +275,10 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
             },
         ),
         Frame::Close { reason } => put(out, &CloseBody { reason }),
+        Frame::Register(spec) => put(out, spec),
+        Frame::Registered(r) => put(out, r),
+        Frame::Solicit(s) => put(out, s),
+        Frame::Respond(r) => put(out, r),
     }
     let len = u32::try_from(out.len() - start - LEN_BYTES).expect("frame body under 4 GiB");
     out[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
@@ -291,6 +352,10 @@ fn decode_body(kind: FrameType, body: &[u8]) -> Result<Frame, FrameError> {
             let CloseBody { reason } = take::<CloseBody<String>>(kind, body)?;
             Frame::Close { reason }
         }
+        FrameType::Register => Frame::Register(take(kind, body)?),
+        FrameType::Registered => Frame::Registered(take(kind, body)?),
+        FrameType::Solicit => Frame::Solicit(take(kind, body)?),
+        FrameType::Respond => Frame::Respond(take(kind, body)?),
     })
 }
 
@@ -325,6 +390,38 @@ mod tests {
             Frame::Close {
                 reason: "protocol error: batch 7: unknown series 12".into(),
             },
+            Frame::Register(crate::module::tests::sample_spec()),
+            Frame::Registered(Registered {
+                protocol: PROTOCOL_VERSION,
+                control_plane: "vcp-acme".into(),
+                customer: "acme".into(),
+            }),
+            Frame::Solicit(Solicitation {
+                round: 7,
+                kind: crate::module::Kind::Autoscaling,
+                budget_ms: 50,
+                view: crate::view::SensorView {
+                    at_ms: 1_732_612_345_678,
+                    hosts: vec![crate::view::HostReadings {
+                        host: "agent-2".into(),
+                        readings: vec![crate::view::Reading {
+                            resource: "cpu".into(),
+                            metric: "cpu.utilization".into(),
+                            value: 0.25,
+                            at_ms: 1_732_612_345_000,
+                        }],
+                    }],
+                    ..Default::default()
+                },
+            }),
+            Frame::Respond(Response {
+                round: 7,
+                proposals: vec![Proposal {
+                    target: crate::module::Target::ServiceSet("acme-shop".into()),
+                    parameter: "instances".into(),
+                    value: 3.0,
+                }],
+            }),
         ]
     }
 
@@ -407,7 +504,7 @@ mod tests {
 
     #[test]
     fn unknown_type_is_an_error() {
-        for code in [0u8, 7, 0xff] {
+        for code in [0u8, 11, 0xff] {
             match decode_frame(&[1, 0, 0, 0, code], 100) {
                 Err(FrameError::UnknownType { code: c }) if c == code => {}
                 other => panic!("{code}: {other:?}"),

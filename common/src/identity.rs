@@ -47,6 +47,12 @@ pub fn agent_dns_name(agent_id: &str) -> String {
     format!("{agent_id}.agent.vcp")
 }
 
+/// The certificate name that carries a module id: a remote module's
+/// credential.
+pub fn module_dns_name(module_id: &str) -> String {
+    format!("{module_id}.module.vcp")
+}
+
 /// A certificate chain, its key, and the CA that peers must chain to.
 #[derive(Debug)]
 pub struct TlsMaterial {

@@ -6,5 +6,7 @@ pub mod codec;
 pub mod frame;
 pub mod identity;
 pub mod metric;
+pub mod module;
 pub mod protocol;
 pub mod varint;
+pub mod view;

@@ -1,12 +1,17 @@
 //! The vcp supervisor: ingests agent telemetry into a lock-free fleet view
 //! and (in later stages) runs the control planes over it.
 
+pub mod config;
+pub mod control;
+pub mod control_plane;
 pub mod fleet;
 pub mod ingest;
+pub mod modules;
 pub mod server;
+pub mod settings;
+pub mod solicit;
 pub mod store;
 pub mod tls;
-pub mod transport;
 pub mod view;
 
 pub use server::{Supervisor, SupervisorConfig};

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use vcp_common::identity::TlsMaterial;
+use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::{Supervisor, SupervisorConfig};
 
 /// Accepts agents over QUIC (mutual TLS against the fleet CA), ingests
@@ -31,6 +32,11 @@ struct Cli {
     /// The supervisor's private key (PEM).
     #[arg(long)]
     key: PathBuf,
+    /// Customers, service sets, control planes and custom modules (TOML;
+    /// see supervisor/supervisor.example.toml). Without it the supervisor
+    /// only ingests telemetry.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -50,11 +56,16 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let tls = TlsMaterial::from_pem_files(&cli.ca, &cli.cert, &cli.key)?;
+    let control = match &cli.config {
+        Some(path) => SupervisorFile::load(path)?,
+        None => SupervisorFile::default(),
+    };
     let supervisor = Supervisor::start(SupervisorConfig {
         listen: cli.listen,
         data_dir: cli.data_dir.unwrap_or_else(default_data_dir),
         tls,
         limits: Default::default(),
+        control,
     })
     .await
     .context("starting the supervisor")?;

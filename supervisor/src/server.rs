@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 use tracing::{info, warn};
-use vcp_common::frame::ALPN_AGENT;
+use vcp_common::frame::{ALPN_AGENT, ALPN_MODULE};
 use vcp_common::identity::TlsMaterial;
 
+use crate::config::SupervisorFile;
+use crate::control::Control;
 use crate::fleet::Fleet;
 use crate::ingest::{self, IngestLimits};
+use crate::modules::remote;
 use crate::store::{Store, StoreError};
 use crate::tls::{server_config, TlsError};
 
@@ -22,6 +25,8 @@ pub struct SupervisorConfig {
     pub data_dir: PathBuf,
     pub tls: TlsMaterial,
     pub limits: IngestLimits,
+    /// Accounts, service sets, control planes and modules.
+    pub control: SupervisorFile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +46,7 @@ pub enum StartError {
 /// A running supervisor.
 pub struct Supervisor {
     pub fleet: Arc<Fleet>,
+    pub control: Arc<Control>,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -50,16 +56,23 @@ impl Supervisor {
     pub async fn start(config: SupervisorConfig) -> Result<Supervisor, StartError> {
         let (store, records) = Store::open(&config.data_dir)?;
         let fleet = Arc::new(Fleet::new(store, records));
-        let server = server_config(&config.tls, &[ALPN_AGENT])?;
+        let server = server_config(&config.tls, &[ALPN_AGENT, ALPN_MODULE])?;
         let endpoint =
             quinn::Endpoint::server(server, config.listen).map_err(|source| StartError::Bind {
                 addr: config.listen,
                 source,
             })?;
         info!(listen = %endpoint.local_addr().map_or(config.listen, |a| a), data_dir = %config.data_dir.display(), "supervisor listening");
-        let accept = tokio::spawn(accept_loop(endpoint.clone(), fleet.clone(), config.limits));
+        let control = Control::start(config.control, fleet.clone());
+        let accept = tokio::spawn(accept_loop(
+            endpoint.clone(),
+            fleet.clone(),
+            control.clone(),
+            config.limits,
+        ));
         Ok(Supervisor {
             fleet,
+            control,
             endpoint,
             accept,
         })
@@ -78,15 +91,22 @@ impl Supervisor {
         );
         self.accept.abort();
         let _ = self.accept.await;
+        self.control.stop();
         self.fleet.forget_connections();
         self.endpoint.wait_idle().await;
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, fleet: Arc<Fleet>, limits: IngestLimits) {
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    fleet: Arc<Fleet>,
+    control: Arc<Control>,
+    limits: IngestLimits,
+) {
     let mut tasks = JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         let fleet = fleet.clone();
+        let control = control.clone();
         let limits = limits.clone();
         tasks.spawn(async move {
             let remote = incoming.remote_address();
@@ -103,6 +123,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, fleet: Arc<Fleet>, limits: Inges
                 .and_then(|d| d.protocol);
             match alpn.as_deref() {
                 Some(p) if p == ALPN_AGENT => ingest::serve(fleet, conn, limits).await,
+                Some(p) if p == ALPN_MODULE => remote::serve(control, conn, limits.max_frame).await,
                 other => {
                     warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "unknown application protocol");
                     conn.close(vcp_common::protocol::close::VERSION.into(), b"unknown application protocol");

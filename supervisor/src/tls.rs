@@ -41,19 +41,19 @@ pub fn server_config(tls: &TlsMaterial, alpn: &[&[u8]]) -> Result<quinn::ServerC
     crypto.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(crate::transport::transport_config()));
+    config.transport_config(Arc::new(vcp_client::tls::transport_config()));
     Ok(config)
 }
 
-/// Why a peer's certificate does not prove the agent id it claims.
+/// Why a peer's certificate does not prove the identity it claims.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     #[error("the peer presented no certificate")]
     NoCertificate,
-    #[error("agent id: {0}")]
+    #[error("id: {0}")]
     BadId(#[from] vcp_common::identity::IdentityError),
-    #[error("the peer's certificate is not valid for agent {agent_id:?} ({detail})")]
-    NotFor { agent_id: String, detail: String },
+    #[error("the peer's certificate is not valid for {name} ({detail})")]
+    NotFor { name: String, detail: String },
 }
 
 /// The verified certificate chain of a connection (already checked against
@@ -65,22 +65,31 @@ pub fn peer_chain(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static
         .map(|b| *b)
 }
 
-/// Checks that the verified leaf certificate names `agent_id`.
-pub fn check_agent(
-    chain: Option<&[CertificateDer<'static>]>,
-    agent_id: &str,
-) -> Result<(), PeerError> {
-    validate_id(agent_id)?;
+/// Checks that the verified leaf certificate of `conn` names `dns_name`.
+pub fn check_name(conn: &quinn::Connection, dns_name: &str) -> Result<(), PeerError> {
+    let chain = peer_chain(conn);
     let leaf = chain
+        .as_deref()
         .and_then(|c| c.first())
         .ok_or(PeerError::NoCertificate)?;
     let not_for = |detail: String| PeerError::NotFor {
-        agent_id: agent_id.to_owned(),
+        name: dns_name.to_owned(),
         detail,
     };
     let cert = webpki::EndEntityCert::try_from(leaf).map_err(|e| not_for(e.to_string()))?;
-    let name =
-        ServerName::try_from(agent_dns_name(agent_id)).map_err(|e| not_for(e.to_string()))?;
+    let name = ServerName::try_from(dns_name.to_owned()).map_err(|e| not_for(e.to_string()))?;
     cert.verify_is_valid_for_subject_name(&name)
         .map_err(|e| not_for(e.to_string()))
+}
+
+/// Checks that the connection's certificate names agent `agent_id`.
+pub fn check_agent(conn: &quinn::Connection, agent_id: &str) -> Result<(), PeerError> {
+    validate_id(agent_id)?;
+    check_name(conn, &agent_dns_name(agent_id))
+}
+
+/// Checks that the connection's certificate is the credential of module `id`.
+pub fn check_module(conn: &quinn::Connection, id: &str) -> Result<(), PeerError> {
+    validate_id(id)?;
+    check_name(conn, &vcp_common::identity::module_dns_name(id))
 }

@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn, Instrument};
+use vcp_client::framed::{Framed, StreamError};
 use vcp_common::batch::Batch;
 use vcp_common::codec::{BatchDecoder, CodecError, Limits};
-use vcp_common::frame::{encode_frame, Frame, FrameError, Hello, Welcome, PROTOCOL_VERSION};
-use vcp_common::protocol::{close, FrameBuffer, HELLO_TIMEOUT};
+use vcp_common::frame::{Frame, Hello, Welcome, PROTOCOL_VERSION};
+use vcp_common::protocol::{close, HELLO_TIMEOUT};
 
 use crate::fleet::{AgentEntry, Fleet};
 use crate::store::StoreError;
-use crate::tls::{check_agent, peer_chain, PeerError};
+use crate::tls::{check_agent, PeerError};
 use cursor::Admit;
 
 /// Limits applied to every agent connection.
@@ -44,12 +45,8 @@ pub enum IngestError {
     NoStream(std::time::Duration),
     #[error("connection: {0}")]
     Connection(#[from] quinn::ConnectionError),
-    #[error("reading: {0}")]
-    Read(#[from] quinn::ReadError),
-    #[error("writing: {0}")]
-    Write(#[from] quinn::WriteError),
-    #[error("bad frame: {0}")]
-    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Stream(#[from] StreamError),
     #[error("bad batch: {0}")]
     Batch(#[from] CodecError),
     #[error("expected {expected}, got {got}")]
@@ -65,11 +62,19 @@ pub enum IngestError {
     Gap { expected: u64, got: u64 },
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("the stream ended inside a frame")]
-    Truncated,
+    #[error("the agent ended the stream before its Hello")]
+    NoHello,
 }
 
 impl IngestError {
+    fn is_connection_lost(&self) -> bool {
+        match self {
+            IngestError::Connection(_) => true,
+            IngestError::Stream(e) => e.is_connection_lost(),
+            _ => false,
+        }
+    }
+
     fn close_code(&self) -> u32 {
         match self {
             IngestError::Auth(_) => close::AUTH,
@@ -88,29 +93,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Reads frames from the agent's stream.
-struct Reader {
-    recv: quinn::RecvStream,
-    buf: FrameBuffer,
-    chunk: Vec<u8>,
-}
-
-impl Reader {
-    /// The next frame and its wire size; `None` when the agent finished the stream.
-    async fn next(&mut self) -> Result<Option<(Frame, usize)>, IngestError> {
-        loop {
-            if let Some(f) = self.buf.next_frame()? {
-                return Ok(Some(f));
-            }
-            match self.recv.read(&mut self.chunk).await? {
-                Some(n) => self.buf.extend(&self.chunk[..n]),
-                None if self.buf.pending() == 0 => return Ok(None),
-                None => return Err(IngestError::Truncated),
-            }
-        }
-    }
-}
-
 /// Serves one agent connection until it ends; never returns an error: a
 /// failure closes the connection with its reason and is logged.
 pub async fn serve(fleet: Arc<Fleet>, conn: quinn::Connection, limits: IngestLimits) {
@@ -123,11 +105,7 @@ pub async fn serve(fleet: Arc<Fleet>, conn: quinn::Connection, limits: IngestLim
         }
         match result {
             Ok(()) => info!("agent disconnected"),
-            Err(
-                IngestError::Connection(e) | IngestError::Read(quinn::ReadError::ConnectionLost(e)),
-            ) => {
-                info!(reason = %e, "agent connection ended")
-            }
+            Err(e) if e.is_connection_lost() => info!(reason = %e, "agent connection ended"),
             Err(e) => {
                 warn!(error = %e, "closing agent connection");
                 conn.close(e.close_code().into(), e.to_string().as_bytes());
@@ -138,49 +116,22 @@ pub async fn serve(fleet: Arc<Fleet>, conn: quinn::Connection, limits: IngestLim
     .await
 }
 
-async fn send(
-    out: &mut quinn::SendStream,
-    frame: &Frame,
-    scratch: &mut Vec<u8>,
-) -> Result<(), IngestError> {
-    scratch.clear();
-    encode_frame(frame, scratch);
-    out.write_all(scratch).await?;
-    Ok(())
-}
-
 async fn run(
     fleet: &Fleet,
     conn: &quinn::Connection,
     limits: &IngestLimits,
     agent_slot: &mut Option<Arc<AgentEntry>>,
 ) -> Result<(), IngestError> {
-    let (mut out, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
+    let (send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
         .await
         .map_err(|_| IngestError::NoStream(HELLO_TIMEOUT))??;
-    let reader = Reader {
-        recv,
-        buf: FrameBuffer::new(limits.max_frame),
-        chunk: vec![0; 64 * 1024],
-    };
-    let result = session(fleet, conn, limits, agent_slot, &mut out, reader).await;
+    let mut framed = Framed::new(send, recv, limits.max_frame);
+    let result = session(fleet, conn, limits, agent_slot, &mut framed).await;
     if let Err(e) = &result {
-        if !matches!(
-            e,
-            IngestError::Connection(_) | IngestError::Read(_) | IngestError::Write(_)
-        ) {
+        if !e.is_connection_lost() {
             // Say why in-band too, and let that (and any last Ack) arrive
             // before the connection close overtakes it.
-            let _ = send(
-                &mut out,
-                &Frame::Close {
-                    reason: e.to_string(),
-                },
-                &mut Vec::new(),
-            )
-            .await;
-            let _ = out.finish();
-            let _ = tokio::time::timeout(CLOSE_GRACE, out.stopped()).await;
+            framed.close_with(&e.to_string(), CLOSE_GRACE).await;
         }
     }
     result
@@ -191,11 +142,9 @@ async fn session(
     conn: &quinn::Connection,
     limits: &IngestLimits,
     agent_slot: &mut Option<Arc<AgentEntry>>,
-    out: &mut quinn::SendStream,
-    mut reader: Reader,
+    framed: &mut Framed,
 ) -> Result<(), IngestError> {
-    let mut scratch = Vec::new();
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, framed.read()).await {
         Err(_) => return Err(IngestError::NoStream(HELLO_TIMEOUT)),
         Ok(r) => match r? {
             Some((Frame::Hello(h), _)) => h,
@@ -205,7 +154,7 @@ async fn session(
                     got: other.frame_type().name(),
                 })
             }
-            None => return Err(IngestError::Truncated),
+            None => return Err(IngestError::NoHello),
         },
     };
     admit_hello(conn, &hello)?;
@@ -230,21 +179,18 @@ async fn session(
         skipped,
         "agent connected"
     );
-    send(
-        out,
-        &Frame::Welcome(Welcome {
+    framed
+        .write(&Frame::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             last_applied: Some(record.cursor.last_seq),
-        }),
-        &mut scratch,
-    )
-    .await?;
+        }))
+        .await?;
 
     let mut decoder = BatchDecoder::new(limits.batch)?;
     let cell = fleet.view.host(&agent.id);
     let empty = Batch::default();
     let mut udp_seen = conn.stats().udp_rx.bytes;
-    while let Some((frame, wire)) = reader.next().await? {
+    while let Some((frame, wire)) = framed.read().await? {
         agent.stats.last_seen_ms.store(now_ms(), Ordering::Relaxed);
         let udp = conn.stats().udp_rx.bytes;
         agent
@@ -310,14 +256,11 @@ async fn session(
             .stats
             .last_seq
             .store(record.cursor.last_seq, Ordering::Relaxed);
-        send(
-            out,
-            &Frame::Ack {
+        framed
+            .write(&Frame::Ack {
                 seq: record.cursor.last_seq,
-            },
-            &mut scratch,
-        )
-        .await?;
+            })
+            .await?;
     }
     Ok(())
 }
@@ -329,6 +272,6 @@ fn admit_hello(conn: &quinn::Connection, hello: &Hello) -> Result<(), IngestErro
             ours: PROTOCOL_VERSION,
         });
     }
-    check_agent(peer_chain(conn).as_deref(), &hello.agent_id)?;
+    check_agent(conn, &hello.agent_id)?;
     Ok(())
 }

@@ -1,9 +1,9 @@
-//! The agent's QUIC client configuration: TLS 1.3, the fleet CA as the only
-//! root, and the agent's own certificate for client authentication.
+//! QUIC client configuration shared by agents and remote modules: TLS 1.3,
+//! the fleet CA as the only root, the client's own certificate for mutual
+//! authentication, and keep-alives for long-lived connections.
 
 use std::sync::Arc;
 
-use vcp_common::frame::ALPN_AGENT;
 use vcp_common::identity::TlsMaterial;
 use vcp_common::protocol::{IDLE_TIMEOUT, KEEP_ALIVE};
 
@@ -11,13 +11,14 @@ use vcp_common::protocol::{IDLE_TIMEOUT, KEEP_ALIVE};
 pub enum TlsError {
     #[error("fleet CA certificate rejected: {0}")]
     Ca(rustls::Error),
-    #[error("agent certificate or key rejected: {0}")]
+    #[error("client certificate or key rejected: {0}")]
     Identity(rustls::Error),
     #[error("QUIC needs TLS 1.3 with an initial cipher suite: {0}")]
     Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
 }
 
-pub fn client_config(tls: &TlsMaterial) -> Result<quinn::ClientConfig, TlsError> {
+/// A client configuration speaking `alpn`.
+pub fn client_config(tls: &TlsMaterial, alpn: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for ca in &tls.ca {
         roots.add(ca.clone()).map_err(TlsError::Ca)?;
@@ -29,12 +30,19 @@ pub fn client_config(tls: &TlsMaterial) -> Result<quinn::ClientConfig, TlsError>
         .with_root_certificates(roots)
         .with_client_auth_cert(tls.chain.clone(), tls.key.clone_key())
         .map_err(TlsError::Identity)?;
-    crypto.alpn_protocols = vec![ALPN_AGENT.to_vec()];
+    crypto.alpn_protocols = vec![alpn.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(KEEP_ALIVE));
-    transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
-    config.transport_config(Arc::new(transport));
+    config.transport_config(Arc::new(transport_config()));
     Ok(config)
+}
+
+/// Transport settings for long-lived vcp connections, both ends: keep the
+/// connection alive and notice a dead peer within seconds rather than
+/// quinn's 30 s default.
+pub fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+    t
 }

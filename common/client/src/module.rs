@@ -1,0 +1,150 @@
+//! The SDK for remote custom modules: implement [`ModuleLogic`] and call
+//! [`serve`] (one session) or [`run`] (reconnecting). The module connects
+//! to the supervisor over QUIC with its module credential — a certificate
+//! for `<module id>.module.vcp` from the fleet operator — registers its
+//! spec, then answers every solicitation with proposals.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::Rng;
+use tracing::{info, warn};
+use vcp_common::frame::{Frame, Registered, Response, ALPN_MODULE};
+use vcp_common::identity::TlsMaterial;
+use vcp_common::module::ModuleLogic;
+use vcp_common::protocol::HELLO_TIMEOUT;
+
+use crate::framed::{Framed, StreamError};
+use crate::tls::{client_config, TlsError};
+
+/// Where and as whom a module connects.
+#[derive(Debug, Clone)]
+pub struct ModuleConnect {
+    pub supervisor: SocketAddr,
+    /// Name in the supervisor's certificate.
+    pub server_name: String,
+    pub tls: TlsMaterial,
+    /// Largest frame accepted from the supervisor (solicitations carry views).
+    pub max_frame: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("binding a local socket: {0}")]
+    Bind(#[from] std::io::Error),
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The supervisor refused the module: bad credential, unknown module,
+    /// wrong kind. Retrying will not help.
+    #[error("the supervisor refused the module: {0}")]
+    Refused(String),
+    #[error("the supervisor closed the session: {0}")]
+    Closed(String),
+    #[error("no answer to the registration within {0:?}")]
+    NoAnswer(Duration),
+    #[error("unexpected {0} frame from the supervisor")]
+    Unexpected(&'static str),
+}
+
+impl ModuleError {
+    /// Whether reconnecting might succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, ModuleError::Refused(_) | ModuleError::Tls(_))
+    }
+}
+
+fn endpoint(c: &ModuleConnect) -> Result<quinn::Endpoint, ModuleError> {
+    let bind: SocketAddr = if c.supervisor.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let mut ep = quinn::Endpoint::client(bind)?;
+    ep.set_default_client_config(client_config(&c.tls, ALPN_MODULE)?);
+    Ok(ep)
+}
+
+/// One session: connect, register, answer solicitations until the
+/// supervisor ends the session. Returns the registration on a clean end.
+pub async fn serve<M: ModuleLogic + ?Sized>(
+    logic: &mut M,
+    c: &ModuleConnect,
+) -> Result<Registered, ModuleError> {
+    let ep = endpoint(c)?;
+    let result = session(&ep, logic, c).await;
+    ep.close(0u32.into(), b"module stopped");
+    ep.wait_idle().await;
+    result
+}
+
+async fn session<M: ModuleLogic + ?Sized>(
+    ep: &quinn::Endpoint,
+    logic: &mut M,
+    c: &ModuleConnect,
+) -> Result<Registered, ModuleError> {
+    let conn = ep.connect(c.supervisor, &c.server_name)?.await?;
+    let (send, recv) = conn.open_bi().await?;
+    let mut framed = Framed::new(send, recv, c.max_frame);
+    framed.write(&Frame::Register(logic.spec())).await?;
+    let registered = match tokio::time::timeout(HELLO_TIMEOUT, framed.read()).await {
+        Err(_) => return Err(ModuleError::NoAnswer(HELLO_TIMEOUT)),
+        Ok(r) => match r.map_err(|e| lost(&conn, e))? {
+            Some((Frame::Registered(r), _)) => r,
+            Some((Frame::Close { reason }, _)) => return Err(ModuleError::Refused(reason)),
+            Some((other, _)) => return Err(ModuleError::Unexpected(other.frame_type().name())),
+            None => {
+                return Err(ModuleError::Refused(
+                    "the supervisor ended the stream".into(),
+                ))
+            }
+        },
+    };
+    info!(control_plane = %registered.control_plane, customer = %registered.customer, "module registered");
+    loop {
+        match framed.read().await {
+            Ok(Some((Frame::Solicit(s), _))) => {
+                let proposals = logic.solicit(&s);
+                let respond = Frame::Respond(Response {
+                    round: s.round,
+                    proposals,
+                });
+                framed.write(&respond).await.map_err(|e| lost(&conn, e))?;
+            }
+            Ok(Some((Frame::Close { reason }, _))) => return Err(ModuleError::Closed(reason)),
+            Ok(Some((other, _))) => return Err(ModuleError::Unexpected(other.frame_type().name())),
+            Ok(None) => return Ok(registered),
+            Err(e) => return Err(lost(&conn, e)),
+        }
+    }
+}
+
+/// A stream error, or — when the connection is gone — the connection's own
+/// close reason (a refused certificate, an application close), which says
+/// more than "connection lost".
+fn lost(conn: &quinn::Connection, e: StreamError) -> ModuleError {
+    match conn.close_reason() {
+        Some(reason) if e.is_connection_lost() => ModuleError::Connection(reason),
+        _ => e.into(),
+    }
+}
+
+/// Serves until refused, reconnecting after transient failures with
+/// exponential backoff and jitter (200 ms doubling to 30 s).
+pub async fn run<M: ModuleLogic + ?Sized>(logic: &mut M, c: &ModuleConnect) -> ModuleError {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match serve(logic, c).await {
+            Ok(_) => backoff = Duration::from_millis(200),
+            Err(e) if !e.is_transient() => return e,
+            Err(e) => warn!(error = %e, "module session ended; reconnecting"),
+        }
+        tokio::time::sleep(backoff.mul_f64(rand::rng().random_range(0.5..=1.0))).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}

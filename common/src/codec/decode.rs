@@ -1,0 +1,339 @@
+//! [`BatchDecoder`]: payloads to batches, refusing bad input.
+
+use std::collections::HashMap;
+
+use zstd::stream::raw::{DParameter, Decoder as ZDecoder};
+
+use super::quant::{Quantum, SeriesState};
+use super::wire::{read_def, Wire};
+use super::{
+    zstd_err, zstream, CodecError, Limits, FLAG_LAYOUT, FLAG_SEQ_NEXT, FLAG_SERIES, KNOWN_FLAGS,
+    MIN_COLUMN_BYTES, MIN_DEF_BYTES, WINDOW_LOG,
+};
+use crate::batch::{Batch, Column, SeriesDef, SeriesId};
+use crate::varint::Reader;
+
+/// One decoded payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The batch, values dequantised.
+    pub batch: Batch,
+    /// Series defined by this payload, in wire order.
+    pub new_series: Vec<SeriesDef>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DecColumn {
+    series: SeriesId,
+    slot: usize,
+    start: u32,
+    len: u32,
+}
+
+/// Decodes the batches of one connection. See the module docs for the wire
+/// and the limits.
+pub struct BatchDecoder {
+    limits: Limits,
+    zstd: ZDecoder<'static>,
+    /// Decompression buffer; its `len()` is the allocated, zeroed size, never
+    /// above `limits.max_batch_bytes`.
+    pub(super) buf: Vec<u8>,
+    defs: Vec<SeriesDef>,
+    states: Vec<SeriesState>,
+    index: HashMap<SeriesId, usize>,
+    prev_seq: u64,
+    prev_ts: i64,
+    prev_dt: i64,
+    have_ts: bool,
+    have_layout: bool,
+    layout_ts: usize,
+    layout: Vec<DecColumn>,
+    prev_bitmap: Vec<u8>,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for BatchDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchDecoder")
+            .field("limits", &self.limits)
+            .field("series", &self.defs.len())
+            .field("prev_seq", &self.prev_seq)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BatchDecoder {
+    /// A fresh decoder for a new connection.
+    pub fn new(limits: Limits) -> Result<Self, CodecError> {
+        let mut zstd = ZDecoder::new().map_err(zstd_err("decoder setup"))?;
+        zstd.set_parameter(DParameter::WindowLogMax(WINDOW_LOG))
+            .map_err(zstd_err("decoder setup"))?;
+        Ok(BatchDecoder {
+            limits,
+            zstd,
+            buf: Vec::new(),
+            defs: Vec::new(),
+            states: Vec::new(),
+            index: HashMap::new(),
+            prev_seq: 0,
+            prev_ts: 0,
+            prev_dt: 0,
+            have_ts: false,
+            have_layout: false,
+            layout_ts: 0,
+            layout: Vec::new(),
+            prev_bitmap: Vec::new(),
+            poisoned: false,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The definition of series `id`, if this connection defined it.
+    pub fn series(&self, id: SeriesId) -> Option<&SeriesDef> {
+        self.index.get(&id).and_then(|&i| self.defs.get(i))
+    }
+
+    /// Number of series defined on this connection.
+    pub fn series_count(&self) -> usize {
+        self.defs.len()
+    }
+
+    /// Decodes the next payload of the connection. After an error every
+    /// further call returns [`CodecError::Poisoned`].
+    pub fn decode(&mut self, payload: &[u8]) -> Result<Decoded, CodecError> {
+        if self.poisoned {
+            return Err(CodecError::Poisoned);
+        }
+        let r = zstream::decompress(
+            &mut self.zstd,
+            &mut self.buf,
+            self.limits.max_batch_bytes,
+            payload,
+        )
+        .and_then(|len| {
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.parse(buf.get(..len).unwrap_or_default());
+            self.buf = buf;
+            r
+        });
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    fn parse(&mut self, raw: &[u8]) -> Result<Decoded, CodecError> {
+        let limits = self.limits;
+        let mut w = Wire(Reader::new(raw));
+        let flags = w.u8("flags")?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(CodecError::UnknownFlags { flags });
+        }
+        let d = if flags & FLAG_SEQ_NEXT != 0 {
+            0
+        } else {
+            w.i64("seq")?
+        };
+        let seq = self.prev_seq.wrapping_add(1).wrapping_add(d as u64);
+
+        // Series definitions.
+        let mut new_series = Vec::new();
+        if flags & FLAG_SERIES != 0 {
+            let room = limits.max_series.saturating_sub(self.defs.len());
+            let n = w.count("series definitions", room, MIN_DEF_BYTES)?;
+            new_series.reserve(n);
+            for _ in 0..n {
+                let def = read_def(&mut w, limits.max_name_len)?;
+                if let Some(&i) = self.index.get(&def.id) {
+                    match self.defs.get(i) {
+                        Some(old) if *old == def => continue,
+                        old => {
+                            return Err(CodecError::SeriesRedefined {
+                                id: def.id,
+                                old: old.map(describe).unwrap_or_default(),
+                                new: describe(&def),
+                            })
+                        }
+                    }
+                }
+                // `room` bounded n, so this cannot pass max_series.
+                self.index.insert(def.id, self.defs.len());
+                self.states.push(SeriesState {
+                    prev: 0,
+                    quantum: Quantum::new(def.exp),
+                });
+                self.defs.push(def.clone());
+                new_series.push(def);
+            }
+        }
+
+        // Column layout.
+        if flags & FLAG_LAYOUT != 0 {
+            let n_ts = w.count("timestamps", limits.max_timestamps, 1)?;
+            let n_cols = w.count("columns", limits.max_readings, MIN_COLUMN_BYTES)?;
+            self.layout.clear();
+            self.layout.reserve(n_cols);
+            let mut readings = 0u64;
+            let mut prev = 0i64;
+            for index in 0..n_cols {
+                let d = w.i64("column series")?;
+                let id = prev.wrapping_add(d);
+                let series = u32::try_from(id).map_err(|_| CodecError::OutOfRange {
+                    what: "column series id",
+                    value: i128::from(prev) + i128::from(d),
+                })?;
+                prev = id;
+                let start = w.u64("column start")?;
+                let len = w.u64("column length")?;
+                let slot = *self
+                    .index
+                    .get(&series)
+                    .ok_or(CodecError::UndefinedSeries { id: series })?;
+                if len == 0 {
+                    return Err(CodecError::EmptyColumn { index, series });
+                }
+                if start.saturating_add(len) > n_ts as u64 {
+                    return Err(CodecError::ColumnOutOfRange {
+                        index,
+                        series,
+                        start,
+                        len,
+                        timestamps: n_ts,
+                    });
+                }
+                readings += len;
+                if readings > limits.max_readings as u64 {
+                    return Err(CodecError::LimitExceeded {
+                        what: "readings",
+                        count: readings,
+                        limit: limits.max_readings,
+                    });
+                }
+                let to_u32 = |what, v: u64| {
+                    u32::try_from(v).map_err(|_| CodecError::OutOfRange {
+                        what,
+                        value: i128::from(v),
+                    })
+                };
+                self.layout.push(DecColumn {
+                    series,
+                    slot,
+                    start: to_u32("column start", start)?,
+                    len: to_u32("column length", len)?,
+                });
+            }
+            self.layout_ts = n_ts;
+            self.have_layout = true;
+            self.prev_bitmap.clear();
+            self.prev_bitmap.resize(n_cols.div_ceil(8), 0);
+        } else if !self.have_layout {
+            return Err(CodecError::NoPreviousLayout);
+        }
+
+        // Timestamps.
+        let n_ts = self.layout_ts;
+        let left = w.left();
+        if n_ts > left {
+            return Err(CodecError::CountExceedsInput {
+                what: "timestamps",
+                count: n_ts as u64,
+                left,
+            });
+        }
+        let mut timestamps = Vec::with_capacity(n_ts);
+        for index in 0..n_ts {
+            let dd = w.i64("timestamp")?;
+            let dt = self.prev_dt.wrapping_add(dd);
+            let ts = self.prev_ts.wrapping_add(dt);
+            if index > 0 && ts < self.prev_ts {
+                return Err(CodecError::DecreasingTimestamps {
+                    index,
+                    prev: self.prev_ts,
+                    ts,
+                });
+            }
+            self.prev_dt = if self.have_ts { dt } else { 0 };
+            self.prev_ts = ts;
+            self.have_ts = true;
+            timestamps.push(ts);
+        }
+
+        // Values.
+        let nb = self.prev_bitmap.len();
+        let index = w.bytes(nb.div_ceil(8), "change bitmap index")?;
+        if padding_set(index, nb) {
+            return Err(CodecError::BitmapPadding {
+                what: "change bitmap index",
+                bits: nb,
+            });
+        }
+        for (j, b) in self.prev_bitmap.iter_mut().enumerate() {
+            if index.get(j / 8).is_some_and(|x| x & (1 << (j % 8)) != 0) {
+                *b ^= w.u8("change bitmap")?;
+            }
+        }
+        let bitmap = self.prev_bitmap.as_slice();
+        if padding_set(bitmap, self.layout.len()) {
+            return Err(CodecError::BitmapPadding {
+                what: "change bitmap",
+                bits: self.layout.len(),
+            });
+        }
+        let mut columns = Vec::with_capacity(self.layout.len());
+        for (i, c) in self.layout.iter().enumerate() {
+            let changed = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
+            let Some(state) = self.states.get_mut(c.slot) else {
+                return Err(CodecError::UndefinedSeries { id: c.series });
+            };
+            let n = c.len as usize;
+            let mut values = Vec::with_capacity(n);
+            if changed {
+                if n > w.left() {
+                    return Err(CodecError::CountExceedsInput {
+                        what: "column values",
+                        count: n as u64,
+                        left: w.left(),
+                    });
+                }
+                for _ in 0..n {
+                    let d = w.i64("value")?;
+                    state.prev = state.prev.wrapping_add(d);
+                    values.push(state.quantum.dequantize(state.prev));
+                }
+            } else {
+                values.resize(n, state.quantum.dequantize(state.prev));
+            }
+            columns.push(Column {
+                series: c.series,
+                start: c.start,
+                values,
+            });
+        }
+        if w.left() != 0 {
+            return Err(CodecError::TrailingBytes { n: w.left() });
+        }
+        self.prev_seq = seq;
+        Ok(Decoded {
+            batch: Batch {
+                seq,
+                timestamps,
+                columns,
+            },
+            new_series,
+        })
+    }
+}
+
+/// Whether `bits` has any bit set at or past position `n`.
+fn padding_set(bits: &[u8], n: usize) -> bool {
+    let rem = n % 8;
+    rem != 0 && bits.last().is_some_and(|b| b >> rem != 0)
+}
+
+fn describe(d: &SeriesDef) -> String {
+    format!("{} {} exp {}", d.resource, d.metric, d.exp)
+}

@@ -1,0 +1,218 @@
+//! The batch codec: a per-connection [`BatchEncoder`] / [`BatchDecoder`] pair.
+//!
+//! All cross-batch state (series dictionary, previous values, previous
+//! timestamp, previous column layout, the zstd window) lives in the encoder
+//! and decoder objects, never in the batches, so a batch held in the agent's
+//! spool can be re-encoded by a fresh encoder after a reconnect.
+//!
+//! # Wire format
+//!
+//! One [`BatchEncoder::encode`] call produces one *payload* (the body of a
+//! `Frame::Batch`). The payloads of a connection are consecutive pieces of a
+//! single zstd stream (one zstd frame that is never ended, window log
+//! [`WINDOW_LOG`]); each payload ends with a zstd flush, so it decompresses
+//! completely on arrival, and later batches reuse the earlier ones as zstd
+//! history. Decompressed, a payload is one *batch record*:
+//!
+//! ```text
+//! record  = flags:u8  [seq]  [series]  [layout]  timestamps  values
+//! flags   = 0x01 SERIES   new series definitions follow
+//!         | 0x02 LAYOUT   a column layout follows; otherwise the previous
+//!                         record's layout (timestamp count and columns) is reused
+//!         | 0x04 SEQ_NEXT seq = prev_seq + 1 and the seq field is absent
+//!           other bits must be zero
+//! seq     = zz(seq - (prev_seq + 1))                         (prev_seq starts at 0)
+//! series  = n:uv  n × { id:uv  zz(exp)  len:uv resource  len:uv metric }   (UTF-8)
+//! layout  = n_timestamps:uv  n_columns:uv
+//!           n_columns × { zz(series - prev_series)  start:uv  len:uv }   (len ≥ 1)
+//! timestamps = n_timestamps × zz(dt - prev_dt)   dt = ts - prev_ts   (delta of delta)
+//! values  = index: ceil(nb / 8) bytes, bit j (LSB first) = byte j of the change
+//!                  bitmap differs from the previous record's   (nb = ceil(n_columns / 8))
+//!           for each set bit j, one byte: bitmap[j] XOR prev_bitmap[j]
+//!           for each column i whose change bit (bitmap[i / 8] bit i % 8) is set,
+//!                  len × zz(q - prev_q[series])
+//! ```
+//!
+//! `uv` is an unsigned LEB128 varint, `zz(x)` a zigzag-mapped varint (see
+//! [`crate::varint`]); all delta arithmetic wraps in 64 bits. `prev_ts` and
+//! `prev_dt` carry over from batch to batch (both start at 0, and the first
+//! timestamp of a connection does not count as an interval). `q` is the
+//! value quantised by its series' `exp` ([`quantize`]); `prev_q` of a series
+//! starts at 0 and carries over across batches. A column whose deltas are
+//! all zero (the value did not change) has its change bit clear and costs no
+//! value bytes. The change bitmap itself is sent as a difference from the
+//! previous record's (all zero after a LAYOUT), so when the same series
+//! change as last time it costs only its index bytes. In the steady state of
+//! the default configuration (same series, one timestamp per batch) a record
+//! is the flags byte, one timestamp byte, the bitmap index, and the deltas of
+//! the values that changed.
+//!
+//! # Bad input
+//!
+//! The decoder returns a [`CodecError`] for every malformed payload and never
+//! panics. It decompresses into a buffer capped at
+//! [`Limits::max_batch_bytes`], refuses zstd windows above [`WINDOW_LOG`],
+//! and checks every count read from the wire against its limit, and against
+//! the bytes left where each item takes at least one byte, before allocating
+//! for it (the values of unchanged columns take no bytes; they are bounded by
+//! [`Limits::max_readings`]). A record must be consumed exactly. Payloads
+//! must be decoded in order by the connection's one decoder. After an error
+//! the decoder refuses further payloads (the connection is to be closed).
+
+mod decode;
+mod encode;
+mod quant;
+mod wire;
+mod zstream;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+
+use thiserror::Error;
+
+use crate::batch::SeriesId;
+
+pub use decode::{BatchDecoder, Decoded};
+pub use encode::BatchEncoder;
+pub use quant::{dequantize, quantize};
+
+/// zstd window log used by encoders and the maximum accepted by decoders
+/// (1 MiB window).
+pub const WINDOW_LOG: u32 = 20;
+
+/// A reasonable default zstd level for telemetry.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+const FLAG_SERIES: u8 = 0x01;
+const FLAG_LAYOUT: u8 = 0x02;
+const FLAG_SEQ_NEXT: u8 = 0x04;
+const KNOWN_FLAGS: u8 = FLAG_SERIES | FLAG_LAYOUT | FLAG_SEQ_NEXT;
+
+/// Smallest encoded size of a series definition (id, exp, two lengths).
+const MIN_DEF_BYTES: usize = 4;
+/// Smallest encoded size of a layout column (series, start, len).
+const MIN_COLUMN_BYTES: usize = 3;
+
+/// Decoder limits; all are per connection or per batch as documented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Decompressed size of one batch record.
+    pub max_batch_bytes: usize,
+    /// Series defined on one connection.
+    pub max_series: usize,
+    /// Readings (values) in one batch.
+    pub max_readings: usize,
+    /// Timestamps in one batch.
+    pub max_timestamps: usize,
+    /// Bytes in a series' resource or metric name.
+    pub max_name_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_batch_bytes: 4 << 20,
+            max_series: 100_000,
+            max_readings: 1_000_000,
+            max_timestamps: 10_000,
+            max_name_len: 512,
+        }
+    }
+}
+
+/// Everything that can go wrong encoding or decoding a batch.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    // ---- encoder side: the batch is not encodable ----
+    #[error("series {id} is not in the agent's series table")]
+    UnknownSeries { id: SeriesId },
+    #[error("series {id} ({resource} {metric}): value {value} is not finite")]
+    NonFinite {
+        id: SeriesId,
+        resource: String,
+        metric: String,
+        value: f64,
+    },
+    #[error(
+        "series {id} ({resource} {metric}): value {value} quantised with exp {exp} overflows i64"
+    )]
+    QuantOverflow {
+        id: SeriesId,
+        resource: String,
+        metric: String,
+        value: f64,
+        exp: i8,
+    },
+    #[error("timestamp {index} ({ts}) is earlier than the one before it ({prev})")]
+    DecreasingTimestamps { index: usize, prev: i64, ts: i64 },
+    #[error("column {index} of series {series}: start {start} + {len} values exceeds the {timestamps} timestamps of the batch")]
+    ColumnOutOfRange {
+        index: usize,
+        series: SeriesId,
+        start: u64,
+        len: u64,
+        timestamps: usize,
+    },
+
+    // ---- zstd ----
+    #[error("zstd {op} failed: {source}")]
+    Zstd {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("zstd made no progress decompressing the payload at input byte {offset} of {len}")]
+    DecompressStalled { offset: usize, len: usize },
+
+    // ---- decoder side: the payload is malformed or over a limit ----
+    #[error("empty batch payload")]
+    EmptyPayload,
+    #[error("decompressed batch exceeds the limit of {limit} bytes")]
+    BatchTooLarge { limit: usize },
+    #[error("{what}: {count} exceeds the limit of {limit}")]
+    LimitExceeded {
+        what: &'static str,
+        count: u64,
+        limit: usize,
+    },
+    #[error("{what}: count {count} cannot fit in the {left} bytes left")]
+    CountExceedsInput {
+        what: &'static str,
+        count: u64,
+        left: usize,
+    },
+    #[error("truncated batch: input ended reading {what} at byte {offset}")]
+    Truncated { what: &'static str, offset: usize },
+    #[error("varint overflow reading {what} at byte {offset}")]
+    VarintOverflow { what: &'static str, offset: usize },
+    #[error("{what} {value} is out of range")]
+    OutOfRange { what: &'static str, value: i128 },
+    #[error("unknown batch flags {flags:#04x}")]
+    UnknownFlags { flags: u8 },
+    #[error("batch reuses the previous column layout but none was sent on this connection")]
+    NoPreviousLayout,
+    #[error("series {id} is used but was never defined on this connection")]
+    UndefinedSeries { id: SeriesId },
+    #[error("series {id} redefined: was {old}, now {new}")]
+    SeriesRedefined {
+        id: SeriesId,
+        old: String,
+        new: String,
+    },
+    #[error("{what} of series {id} is not valid UTF-8")]
+    InvalidUtf8 { what: &'static str, id: SeriesId },
+    #[error("column {index} of series {series} is empty")]
+    EmptyColumn { index: usize, series: SeriesId },
+    #[error("{what} has bits set past its {bits} bits")]
+    BitmapPadding { what: &'static str, bits: usize },
+    #[error("{n} bytes of trailing garbage after the batch")]
+    TrailingBytes { n: usize },
+    #[error("codec unusable after an earlier error")]
+    Poisoned,
+}
+
+fn zstd_err(op: &'static str) -> impl FnOnce(io::Error) -> CodecError {
+    move |source| CodecError::Zstd { op, source }
+}

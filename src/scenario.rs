@@ -1,0 +1,90 @@
+//! The demo's control plane scenario: the operator's own service set on
+//! agent-1 under the default control plane, and customer Acme's service set
+//! on the other agents under Acme's virtual control plane, whose
+//! autoscaling is done by a vendor's remote custom module
+//! (`acme-predictive`, the example predictive autoscaler).
+
+use std::path::Path;
+
+use vcp_supervisor::config::SupervisorFile;
+
+/// Id of the demo's custom module.
+pub const CUSTOM_MODULE: &str = "acme-predictive";
+/// The demo customer's service set.
+pub const CUSTOMER_SET: &str = "acme-shop";
+
+/// The scenario's configuration as TOML, for `agents` loopback agents.
+pub fn toml(agents: usize) -> String {
+    let members = |ids: std::ops::RangeInclusive<usize>| {
+        ids.map(|i| format!("{{ host = \"agent-{i}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        r#"[[customers]]
+id = "acme"
+name = "Acme Corp"
+
+[[vendors]]
+id = "predictive-labs"
+
+[[service_sets]]
+id = "ops-web"
+customer = "operator"
+instances = {{ min = 1, max = 8, initial = 2 }}
+members = [{}]
+"#,
+        members(1..=1)
+    );
+    if agents >= 2 {
+        text.push_str(&format!(
+            r#"
+[[service_sets]]
+id = "{CUSTOMER_SET}"
+customer = "acme"
+instances = {{ min = 1, max = 12, initial = 2 }}
+members = [{}]
+
+[[custom_modules]]
+id = "{CUSTOM_MODULE}"
+kind = "autoscaling"
+vendor = "predictive-labs"
+customer = "acme"
+
+[[control_planes]]
+customer = "acme"
+modules = {{ autoscaling = {{ mode = "replace", module = "{CUSTOM_MODULE}" }} }}
+"#,
+            members(2..=agents)
+        ));
+    }
+    text.push_str(
+        r#"
+[[constraints]]
+parameter = "instances"
+min = 1
+max = 12
+max_step = 4
+"#,
+    );
+    text
+}
+
+/// The scenario's parsed configuration.
+pub fn control(agents: usize) -> anyhow::Result<SupervisorFile> {
+    Ok(SupervisorFile::parse(
+        &toml(agents),
+        Path::new("<demo scenario>"),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scenario_parses_for_any_fleet_size() {
+        for n in 1..=5 {
+            let c = super::control(n).unwrap();
+            assert_eq!(c.control_planes.len(), usize::from(n >= 2));
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The supervisor's configuration file (TOML): customers, vendors, service
+//! sets, custom modules, virtual control planes, solicitation cadences and
+//! deadlines, and constraints. Every error names the file, the line, and
+//! what was expected.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use vcp_common::module::Kind;
+
+use crate::modules::builtin::BuiltinConfig;
+
+/// The operator's own account: its service sets run under the default
+/// control plane.
+pub const OPERATOR: &str = "operator";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorFile {
+    #[serde(default)]
+    pub customers: Vec<Customer>,
+    #[serde(default)]
+    pub vendors: Vec<Vendor>,
+    #[serde(default)]
+    pub service_sets: Vec<ServiceSetConfig>,
+    #[serde(default)]
+    pub custom_modules: Vec<CustomModuleConfig>,
+    #[serde(default)]
+    pub control_planes: Vec<ControlPlaneConfig>,
+    /// Cadence and deadline per kind; kinds not listed use the defaults.
+    #[serde(default)]
+    pub solicitation: BTreeMap<Kind, Cadence>,
+    #[serde(default)]
+    pub constraints: Vec<ParamConstraint>,
+    #[serde(default)]
+    pub module_limits: ModuleLimits,
+    /// Tuning of the operator's default modules.
+    #[serde(default)]
+    pub builtin: BuiltinConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vendor {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Instances {
+    pub min: u32,
+    pub max: u32,
+    pub initial: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub host: String,
+    /// A resource of the host (e.g. `cgroup/web`); the whole host if absent.
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSetConfig {
+    pub id: Spanned<String>,
+    /// A customer id, or `operator`.
+    pub customer: Spanned<String>,
+    pub instances: Spanned<Instances>,
+    #[serde(default)]
+    pub members: Vec<MemberConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomModuleConfig {
+    /// The module's id; its credential is a certificate for `<id>.module.vcp`.
+    pub id: Spanned<String>,
+    pub kind: Kind,
+    pub vendor: Spanned<String>,
+    /// The customer whose virtual control plane the module serves.
+    pub customer: Spanned<String>,
+    #[serde(default)]
+    pub limits: Option<ModuleLimits>,
+}
+
+/// What a virtual control plane does with one kind.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Use the operator's default module.
+    Keep,
+    /// Use the custom module instead of the default.
+    Replace,
+    /// Use both; their requests compete in mediation.
+    Complement,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindChoice {
+    pub mode: Mode,
+    /// The custom module (for replace and complement).
+    #[serde(default)]
+    pub module: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneConfig {
+    pub customer: Spanned<String>,
+    #[serde(default)]
+    pub modules: BTreeMap<Kind, KindChoice>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Cadence {
+    pub cadence_ms: u64,
+    pub deadline_ms: u64,
+}
+
+impl Cadence {
+    /// Defaults: the traffic kinds every 100 ms with a 10 ms deadline, the
+    /// rest every second with a 50 ms deadline.
+    pub fn default_for(kind: Kind) -> Cadence {
+        match kind {
+            Kind::TrafficDetection | Kind::TrafficMitigation => Cadence {
+                cadence_ms: 100,
+                deadline_ms: 10,
+            },
+            _ => Cadence {
+                cadence_ms: 1000,
+                deadline_ms: 50,
+            },
+        }
+    }
+}
+
+/// What happens to a request that breaks a constraint.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnViolation {
+    #[default]
+    Clip,
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParamConstraint {
+    pub parameter: String,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Largest change from the value in force, per round.
+    #[serde(default)]
+    pub max_step: Option<f64>,
+    #[serde(default)]
+    pub on_violation: OnViolation,
+}
+
+/// Per-module limits against floods.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModuleLimits {
+    /// Sustained requests per second (token bucket, burst of one second).
+    pub rate_per_second: f64,
+    /// Requests accepted from one answer; the rest are rejected.
+    pub max_requests_per_round: u32,
+}
+
+impl Default for ModuleLimits {
+    fn default() -> Self {
+        ModuleLimits {
+            rate_per_second: 10_000.0,
+            max_requests_per_round: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax and type errors; toml's message names the line and column.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl SupervisorFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: SupervisorFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        file.validate(text, path)?;
+        Ok(file)
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let err = |at: usize, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: text[..at.min(text.len())].matches('\n').count() + 1,
+            message,
+        };
+        let mut customers: HashSet<&str> = HashSet::from([OPERATOR]);
+        for c in &self.customers {
+            vcp_common::identity::validate_id(c.id.get_ref())
+                .map_err(|e| err(c.id.span().start, e.to_string()))?;
+            if !customers.insert(c.id.get_ref()) {
+                return Err(err(
+                    c.id.span().start,
+                    format!("customer {:?} is defined twice", c.id.get_ref()),
+                ));
+            }
+        }
+        let vendors: HashSet<&str> = self
+            .vendors
+            .iter()
+            .map(|v| v.id.get_ref().as_str())
+            .collect();
+        let known = |set: &HashSet<&str>, id: &Spanned<String>, what: &str| {
+            if set.contains(id.get_ref().as_str()) {
+                Ok(())
+            } else {
+                let mut names: Vec<_> = set.iter().copied().collect();
+                names.sort();
+                Err(err(
+                    id.span().start,
+                    format!(
+                        "unknown {what} {:?}: expected one of {names:?}",
+                        id.get_ref()
+                    ),
+                ))
+            }
+        };
+        let mut sets = HashSet::new();
+        for s in &self.service_sets {
+            known(&customers, &s.customer, "customer")?;
+            if !sets.insert(s.id.get_ref().as_str()) {
+                return Err(err(
+                    s.id.span().start,
+                    format!("service set {:?} is defined twice", s.id.get_ref()),
+                ));
+            }
+            let i = s.instances.get_ref();
+            if !(i.min <= i.initial && i.initial <= i.max) {
+                return Err(err(
+                    s.instances.span().start,
+                    format!("instances must satisfy min <= initial <= max, got {i:?}"),
+                ));
+            }
+        }
+        let mut modules = HashSet::new();
+        for m in &self.custom_modules {
+            vcp_common::identity::validate_id(m.id.get_ref())
+                .map_err(|e| err(m.id.span().start, e.to_string()))?;
+            known(&vendors, &m.vendor, "vendor")?;
+            known(&customers, &m.customer, "customer")?;
+            if !modules.insert(m.id.get_ref().as_str()) {
+                return Err(err(
+                    m.id.span().start,
+                    format!("module {:?} is defined twice", m.id.get_ref()),
+                ));
+            }
+        }
+        let mut planes = HashSet::new();
+        for cp in &self.control_planes {
+            known(&customers, &cp.customer, "customer")?;
+            if cp.customer.get_ref() == OPERATOR {
+                return Err(err(cp.customer.span().start, "the operator's default control plane is implicit; virtual control planes belong to customers".into()));
+            }
+            if !planes.insert(cp.customer.get_ref().as_str()) {
+                return Err(err(
+                    cp.customer.span().start,
+                    format!(
+                        "customer {:?} has two virtual control planes",
+                        cp.customer.get_ref()
+                    ),
+                ));
+            }
+            for (kind, choice) in &cp.modules {
+                let at = cp.customer.span().start;
+                match (choice.mode, &choice.module) {
+                    (Mode::Keep, None) => {}
+                    (Mode::Keep, Some(m)) => {
+                        return Err(err(
+                            m.span().start,
+                            format!(
+                                "{kind}: mode \"keep\" uses the default module; remove `module`"
+                            ),
+                        ))
+                    }
+                    (_, None) => {
+                        return Err(err(
+                            at,
+                            format!("{kind}: mode {:?} needs `module`", choice.mode),
+                        ))
+                    }
+                    (_, Some(m)) => {
+                        let Some(def) = self
+                            .custom_modules
+                            .iter()
+                            .find(|c| c.id.get_ref() == m.get_ref())
+                        else {
+                            return Err(err(
+                                m.span().start,
+                                format!("unknown custom module {:?}", m.get_ref()),
+                            ));
+                        };
+                        if def.kind != *kind {
+                            return Err(err(
+                                m.span().start,
+                                format!(
+                                    "module {:?} is a {} module, not {kind}",
+                                    m.get_ref(),
+                                    def.kind
+                                ),
+                            ));
+                        }
+                        if def.customer.get_ref() != cp.customer.get_ref() {
+                            return Err(err(
+                                m.span().start,
+                                format!(
+                                    "module {:?} belongs to customer {:?}",
+                                    m.get_ref(),
+                                    def.customer.get_ref()
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for (kind, c) in &self.solicitation {
+            if c.deadline_ms == 0 || c.deadline_ms >= c.cadence_ms {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line: 0,
+                    message: format!(
+                        "solicitation.{kind}: need 0 < deadline_ms < cadence_ms, got {c:?}"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn cadence(&self, kind: Kind) -> Cadence {
+        self.solicitation
+            .get(&kind)
+            .copied()
+            .unwrap_or_else(|| Cadence::default_for(kind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SupervisorFile, ConfigError> {
+        SupervisorFile::parse(text, Path::new("sup.toml"))
+    }
+
+    #[test]
+    fn example_parses() {
+        let cfg = parse(include_str!("../supervisor.example.toml")).unwrap();
+        assert_eq!(cfg.service_sets.len(), 2);
+        assert_eq!(cfg.cadence(Kind::Autoscaling).deadline_ms, 50);
+        assert_eq!(cfg.cadence(Kind::TrafficDetection).cadence_ms, 100);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_expectation() {
+        let text = "[[customers]]\nid = \"acme\"\n\n[[service_sets]]\nid = \"web\"\ncustomer = \"acmee\"\ninstances = { min = 1, max = 4, initial = 2 }\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("sup.toml:6: unknown customer \"acmee\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("expected one of [\"acme\", \"operator\"]"),
+            "{e}"
+        );
+
+        let e = parse("[[customers]]\nid = \"acme\"\nnmae = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sup.toml") && e.contains("line 3") && e.contains("nmae"),
+            "{e}"
+        );
+
+        let text = "[[service_sets]]\nid = \"web\"\ncustomer = \"operator\"\ninstances = { min = 3, max = 2, initial = 2 }\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.starts_with("sup.toml:4: instances must satisfy"), "{e}");
+    }
+
+    #[test]
+    fn control_plane_references_are_checked() {
+        let base = "[[customers]]\nid = \"acme\"\n[[vendors]]\nid = \"v\"\n[[custom_modules]]\nid = \"m1\"\nkind = \"spread\"\nvendor = \"v\"\ncustomer = \"acme\"\n";
+        let wrong_kind = format!("{base}[[control_planes]]\ncustomer = \"acme\"\nmodules = {{ autoscaling = {{ mode = \"replace\", module = \"m1\" }} }}\n");
+        let e = parse(&wrong_kind).unwrap_err().to_string();
+        assert!(
+            e.contains(":12:") && e.contains("is a spread module, not autoscaling"),
+            "{e}"
+        );
+        let missing = format!("{base}[[control_planes]]\ncustomer = \"acme\"\nmodules = {{ spread = {{ mode = \"complement\" }} }}\n");
+        assert!(parse(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("needs `module`"));
+    }
+}

@@ -1,0 +1,250 @@
+//! The control planes at run time: builds them from the configuration,
+//! starts the operator's default modules and one solicitor per kind, and
+//! admits remote custom modules as they connect.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use vcp_common::module::{Kind, ModuleLogic};
+
+use crate::config::{CustomModuleConfig, SupervisorFile};
+use crate::control_plane::{self, ControlPlane, ModuleRef};
+use crate::fleet::Fleet;
+use crate::modules::instance::ModuleInstance;
+use crate::modules::registry::Registry;
+use crate::modules::runner::run_builtin;
+use crate::modules::stats::{ModuleStats, ParamSummary};
+use crate::settings::Settings;
+use crate::solicit::constraints::Constraints;
+use crate::solicit::{KindStats, KindSummary, Solicitor};
+
+/// A module instance ever registered, kept for reports after it left.
+struct Known {
+    id: String,
+    kind: Kind,
+    plane: Arc<ControlPlane>,
+    remote: bool,
+    stats: Arc<ModuleStats>,
+}
+
+/// One module's request statistics, for reports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModuleSummary {
+    pub id: String,
+    pub kind: Kind,
+    pub control_plane: String,
+    pub customer: String,
+    pub remote: bool,
+    pub connected: bool,
+    pub solicitations: u64,
+    pub responses: u64,
+    pub deadline_misses: u64,
+    pub busy: u64,
+    pub faults: u64,
+    pub requests: u64,
+    pub late: u64,
+    pub rejected: u64,
+    pub clipped: u64,
+    pub bytes: u64,
+    pub parameters: Vec<ParamSummary>,
+    pub last_violation: Option<String>,
+    pub last_fault: Option<String>,
+}
+
+pub struct Control {
+    pub file: SupervisorFile,
+    pub planes: Vec<Arc<ControlPlane>>,
+    pub registry: Arc<Registry>,
+    pub settings: Arc<Settings>,
+    pub kinds: Vec<(Kind, Arc<KindStats>)>,
+    // Touched when modules register and for reports, never by a round.
+    known: Mutex<Vec<Known>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Control {
+    /// Builds the control planes of `file`, starts their default modules and
+    /// the solicitors. Must run inside a tokio runtime.
+    pub fn start(file: SupervisorFile, fleet: Arc<Fleet>) -> Arc<Control> {
+        let planes: Vec<_> = control_plane::build(&file)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let registry = Arc::new(Registry::default());
+        let settings = Arc::new(Settings::default());
+        let constraints = Constraints::new(&file.constraints);
+        let mut kinds = Vec::new();
+        let mut tasks = Vec::new();
+        for kind in Kind::ALL {
+            if kind == Kind::Provisioning {
+                continue;
+            }
+            let c = file.cadence(kind);
+            let solicitor = Solicitor::new(
+                kind,
+                std::time::Duration::from_millis(c.cadence_ms),
+                std::time::Duration::from_millis(c.deadline_ms),
+                registry.clone(),
+                fleet.clone(),
+                settings.clone(),
+                constraints.clone(),
+            );
+            kinds.push((kind, solicitor.stats.clone()));
+            tasks.push(tokio::spawn(solicitor.run()));
+        }
+        let control = Arc::new(Control {
+            planes,
+            registry,
+            settings,
+            kinds,
+            known: Mutex::new(Vec::new()),
+            tasks: Mutex::new(tasks),
+            file,
+        });
+        for plane in &control.planes {
+            for kind in Kind::ALL {
+                if plane.modules(kind).contains(&ModuleRef::Default) {
+                    if let Some(logic) = control.file.builtin.module(kind) {
+                        control.add_builtin(plane.clone(), logic, true);
+                    }
+                }
+            }
+        }
+        control
+    }
+
+    /// Starts a built-in module serving `plane`. Besides the defaults, tests
+    /// use it to add misbehaving modules.
+    pub fn add_builtin(
+        &self,
+        plane: Arc<ControlPlane>,
+        logic: Box<dyn ModuleLogic>,
+        is_default: bool,
+    ) -> Arc<ModuleInstance> {
+        let (instance, inbox) = ModuleInstance::new(
+            logic.spec(),
+            plane,
+            is_default,
+            false,
+            self.file.module_limits,
+            None,
+        );
+        let instance = Arc::new(instance);
+        self.lock_tasks().push(tokio::spawn(run_builtin(
+            logic,
+            inbox,
+            instance.stats.clone(),
+        )));
+        self.register(instance.clone());
+        instance
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, Vec<Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `instance` active, replacing an earlier session of the same
+    /// module in the same control plane.
+    pub fn register(&self, instance: Arc<ModuleInstance>) {
+        let stale: Vec<u64> = self
+            .registry
+            .of(instance.kind())
+            .iter()
+            .filter(|m| m.id() == instance.id() && Arc::ptr_eq(&m.plane, &instance.plane))
+            .map(|m| m.uid)
+            .collect();
+        for uid in stale {
+            self.registry.remove(instance.kind(), uid);
+        }
+        let mut known = self.lock_known();
+        if !known
+            .iter()
+            .any(|k| k.id == instance.id() && Arc::ptr_eq(&k.plane, &instance.plane))
+        {
+            known.push(Known {
+                id: instance.id().to_owned(),
+                kind: instance.kind(),
+                plane: instance.plane.clone(),
+                remote: instance.remote,
+                stats: instance.stats.clone(),
+            });
+        }
+        drop(known);
+        self.registry.add(instance);
+    }
+
+    /// Statistics of an earlier session of module `id` in `plane`.
+    pub fn known_stats(&self, id: &str, plane: &str) -> Option<Arc<ModuleStats>> {
+        self.lock_known()
+            .iter()
+            .find(|k| k.id == id && k.plane.id == plane)
+            .map(|k| k.stats.clone())
+    }
+
+    pub fn custom(&self, id: &str) -> Option<&CustomModuleConfig> {
+        self.file
+            .custom_modules
+            .iter()
+            .find(|m| m.id.get_ref() == id)
+    }
+
+    pub fn plane(&self, id: &str) -> Option<Arc<ControlPlane>> {
+        self.planes.iter().find(|p| p.id == id).cloned()
+    }
+
+    /// Round counters per kind.
+    pub fn rounds(&self) -> Vec<KindSummary> {
+        self.kinds.iter().map(|(k, s)| s.summary(*k)).collect()
+    }
+
+    /// Request statistics of every module ever registered.
+    pub fn modules(&self) -> Vec<ModuleSummary> {
+        let live: Vec<_> = self
+            .registry
+            .all()
+            .iter()
+            .map(|m| (m.id().to_owned(), m.plane.id.clone()))
+            .collect();
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        self.lock_known()
+            .iter()
+            .map(|k| {
+                let s = &k.stats;
+                let t = s.totals();
+                ModuleSummary {
+                    id: k.id.clone(),
+                    kind: k.kind,
+                    control_plane: k.plane.id.clone(),
+                    customer: k.plane.customer.clone(),
+                    remote: k.remote,
+                    connected: live.iter().any(|(id, p)| *id == k.id && *p == k.plane.id),
+                    solicitations: g(&s.solicitations),
+                    responses: g(&s.responses),
+                    deadline_misses: g(&s.deadline_misses),
+                    busy: g(&s.busy),
+                    faults: g(&s.faults),
+                    requests: t.requests,
+                    late: t.late,
+                    rejected: t.rejected,
+                    clipped: t.clipped,
+                    bytes: t.bytes,
+                    parameters: s.params(),
+                    last_violation: s.last_violation.load_full().map(|v| v.to_string()),
+                    last_fault: s.last_fault.load_full().map(|v| v.to_string()),
+                }
+            })
+            .collect()
+    }
+
+    /// Stops the solicitors and the built-in modules.
+    pub fn stop(&self) {
+        for t in self.lock_tasks().drain(..) {
+            t.abort();
+        }
+    }
+}

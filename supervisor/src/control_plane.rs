@@ -1,0 +1,226 @@
+//! Control planes: the operator's default one and one virtual control plane
+//! per customer that opts in, each a set of modules per kind and a scope —
+//! the service sets and resources its modules may see and configure.
+
+use std::sync::Arc;
+
+use vcp_common::module::{Kind, Target};
+use vcp_common::view::Member;
+
+use crate::config::{Instances, Mode, SupervisorFile, OPERATOR};
+
+/// Id of the operator's default control plane.
+pub const DEFAULT_PLANE: &str = "default";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSetDef {
+    pub id: String,
+    pub customer: String,
+    pub members: Vec<Member>,
+    pub instances: Instances,
+}
+
+/// What a control plane's modules may see and configure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    pub service_sets: Vec<ServiceSetDef>,
+    /// The operator's plane sees every host's implementation resources.
+    pub all_hosts: bool,
+}
+
+impl Scope {
+    pub fn set(&self, id: &str) -> Option<&ServiceSetDef> {
+        self.service_sets.iter().find(|s| s.id == id)
+    }
+
+    /// Whether readings of `resource` on `host` are visible.
+    pub fn sees(&self, host: &str, resource: &str) -> bool {
+        self.all_hosts
+            || self
+                .service_sets
+                .iter()
+                .any(|s| s.members.iter().any(|m| m.covers(host, resource)))
+    }
+
+    /// Whether the host appears in the scope at all.
+    pub fn sees_host(&self, host: &str) -> bool {
+        self.all_hosts
+            || self
+                .service_sets
+                .iter()
+                .any(|s| s.members.iter().any(|m| m.host == host))
+    }
+
+    /// Whether a request may target `target`.
+    pub fn covers(&self, target: &Target) -> bool {
+        match target {
+            Target::ServiceSet(id) => self.set(id).is_some(),
+            Target::Member { service_set, host } => self
+                .set(service_set)
+                .is_some_and(|s| s.members.iter().any(|m| &m.host == host)),
+            Target::Resource { host, resource } => self.sees(host, resource),
+        }
+    }
+}
+
+/// Which module fills a kind in a control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleRef {
+    /// The operator's built-in default module (an instance of its own).
+    Default,
+    /// A custom module, by id.
+    Custom(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlPlane {
+    pub id: String,
+    /// The customer, or `operator` for the default control plane.
+    pub customer: String,
+    pub scope: Arc<Scope>,
+    /// Modules per kind, indexed by `Kind::index`.
+    pub modules: [Vec<ModuleRef>; Kind::ALL.len()],
+}
+
+impl ControlPlane {
+    pub fn modules(&self, kind: Kind) -> &[ModuleRef] {
+        &self.modules[kind.index()]
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.id == DEFAULT_PLANE
+    }
+}
+
+fn set_def(s: &crate::config::ServiceSetConfig) -> ServiceSetDef {
+    ServiceSetDef {
+        id: s.id.get_ref().clone(),
+        customer: s.customer.get_ref().clone(),
+        members: s
+            .members
+            .iter()
+            .map(|m| Member {
+                host: m.host.clone(),
+                resource: m.resource.clone(),
+            })
+            .collect(),
+        instances: *s.instances.get_ref(),
+    }
+}
+
+/// Id of a customer's virtual control plane.
+pub fn virtual_plane_id(customer: &str) -> String {
+    format!("vcp-{customer}")
+}
+
+/// The control planes a (validated) configuration describes: the default
+/// plane first, then one per customer with a virtual control plane.
+pub fn build(cfg: &SupervisorFile) -> Vec<ControlPlane> {
+    let has_vcp = |customer: &str| {
+        cfg.control_planes
+            .iter()
+            .any(|c| c.customer.get_ref() == customer)
+    };
+    let default_modules = || {
+        std::array::from_fn(|i| {
+            if Kind::ALL[i] == Kind::Provisioning {
+                vec![]
+            } else {
+                vec![ModuleRef::Default]
+            }
+        })
+    };
+    let mut planes = vec![ControlPlane {
+        id: DEFAULT_PLANE.into(),
+        customer: OPERATOR.into(),
+        scope: Arc::new(Scope {
+            service_sets: cfg
+                .service_sets
+                .iter()
+                .filter(|s| !has_vcp(s.customer.get_ref()))
+                .map(set_def)
+                .collect(),
+            all_hosts: true,
+        }),
+        modules: default_modules(),
+    }];
+    for cp in &cfg.control_planes {
+        let customer = cp.customer.get_ref().clone();
+        let mut modules: [Vec<ModuleRef>; Kind::ALL.len()] = default_modules();
+        for (kind, choice) in &cp.modules {
+            let custom = choice
+                .module
+                .as_ref()
+                .map(|m| ModuleRef::Custom(m.get_ref().clone()));
+            modules[kind.index()] = match (choice.mode, custom) {
+                (Mode::Replace, Some(c)) => vec![c],
+                (Mode::Complement, Some(c)) => vec![ModuleRef::Default, c],
+                _ => vec![ModuleRef::Default],
+            };
+        }
+        planes.push(ControlPlane {
+            id: virtual_plane_id(&customer),
+            scope: Arc::new(Scope {
+                service_sets: cfg
+                    .service_sets
+                    .iter()
+                    .filter(|s| s.customer.get_ref() == &customer)
+                    .map(set_def)
+                    .collect(),
+                all_hosts: false,
+            }),
+            customer,
+            modules,
+        });
+    }
+    planes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn example_builds_default_and_virtual_planes() {
+        let cfg = SupervisorFile::parse(include_str!("../supervisor.example.toml"), Path::new("x"))
+            .unwrap();
+        let planes = build(&cfg);
+        assert_eq!(planes.len(), 2);
+        let (def, acme) = (&planes[0], &planes[1]);
+        assert_eq!(def.id, DEFAULT_PLANE);
+        assert_eq!(
+            def.scope
+                .service_sets
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["ops-web"]
+        );
+        assert_eq!(acme.id, "vcp-acme");
+        assert_eq!(
+            acme.modules(Kind::Autoscaling),
+            [ModuleRef::Custom("acme-predictive".into())]
+        );
+        assert_eq!(acme.modules(Kind::LoadBalancing), [ModuleRef::Default]);
+        assert!(acme.modules(Kind::Provisioning).is_empty());
+
+        // Scope: acme sees agent-2 and agent-3, not agent-1.
+        assert!(acme.scope.sees("agent-2", "cpu"));
+        assert!(!acme.scope.sees("agent-1", "cpu"));
+        assert!(acme.scope.covers(&Target::ServiceSet("acme-shop".into())));
+        assert!(!acme.scope.covers(&Target::ServiceSet("ops-web".into())));
+        assert!(!acme.scope.covers(&Target::Member {
+            service_set: "acme-shop".into(),
+            host: "agent-1".into()
+        }));
+        assert!(!acme.scope.covers(&Target::Resource {
+            host: "agent-1".into(),
+            resource: "nic/eth0".into()
+        }));
+        assert!(def.scope.covers(&Target::Resource {
+            host: "agent-3".into(),
+            resource: "nic/eth0".into()
+        }));
+    }
+}

@@ -1,0 +1,148 @@
+//! Request statistics per module instance — i.e. per (module, control
+//! plane, customer, kind) — and per parameter: requests, late, rejected,
+//! clipped, bytes. Atomics only: written on the round's path, read by
+//! reports and (later) by the cost ledger.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Bucket for requests of parameters the module did not declare.
+pub const UNDECLARED: &str = "(undeclared)";
+
+#[derive(Debug, Default)]
+pub struct ParamCounters {
+    pub requests: AtomicU64,
+    pub late: AtomicU64,
+    pub rejected: AtomicU64,
+    pub clipped: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct ModuleStats {
+    pub solicitations: AtomicU64,
+    /// Answers that arrived before the deadline.
+    pub responses: AtomicU64,
+    /// Rounds the module did not answer in time (late, hung, or still busy).
+    pub deadline_misses: AtomicU64,
+    /// Rounds skipped because the module was still busy with an older one.
+    pub busy: AtomicU64,
+    /// Panics, errors and disconnects.
+    pub faults: AtomicU64,
+    /// Why the module's last request was clipped or rejected.
+    pub last_violation: arc_swap::ArcSwapOption<String>,
+    /// The module's last fault.
+    pub last_fault: arc_swap::ArcSwapOption<String>,
+    params: Vec<(String, ParamCounters)>,
+}
+
+/// A copy of one parameter's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ParamSummary {
+    pub parameter: String,
+    pub requests: u64,
+    pub late: u64,
+    pub rejected: u64,
+    pub clipped: u64,
+    pub bytes: u64,
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn bump(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+impl ModuleStats {
+    /// Counters for the declared output parameters (plus the undeclared
+    /// bucket), allocated once so that the round never allocates for them.
+    pub fn new(outputs: &[String]) -> Self {
+        let mut params: Vec<_> = outputs
+            .iter()
+            .map(|p| (p.clone(), ParamCounters::default()))
+            .collect();
+        params.push((UNDECLARED.to_owned(), ParamCounters::default()));
+        ModuleStats {
+            params,
+            ..Default::default()
+        }
+    }
+
+    /// Counters of `parameter`, or of the undeclared bucket; `None` means
+    /// the parameter was not declared.
+    pub fn param(&self, parameter: &str) -> (&ParamCounters, bool) {
+        match self.params.iter().find(|(p, _)| p == parameter) {
+            Some((_, c)) if parameter != UNDECLARED => (c, true),
+            _ => (&self.params[self.params.len() - 1].1, false),
+        }
+    }
+
+    /// Counts an answer that arrived after its round closed: its requests
+    /// are still counted (and will be charged), all as late.
+    pub fn record_late(&self, proposals: &[vcp_common::module::Proposal]) {
+        for p in proposals {
+            let (c, _) = self.param(&p.parameter);
+            bump(&c.requests, 1);
+            bump(&c.late, 1);
+            bump(&c.bytes, p.wire_size() as u64);
+        }
+    }
+
+    pub fn params(&self) -> Vec<ParamSummary> {
+        self.params
+            .iter()
+            .map(|(p, c)| ParamSummary {
+                parameter: p.clone(),
+                requests: get(&c.requests),
+                late: get(&c.late),
+                rejected: get(&c.rejected),
+                clipped: get(&c.clipped),
+                bytes: get(&c.bytes),
+            })
+            .filter(|s| s.requests > 0 || s.parameter != UNDECLARED)
+            .collect()
+    }
+
+    /// Sum over parameters.
+    pub fn totals(&self) -> ParamSummary {
+        self.params()
+            .into_iter()
+            .fold(ParamSummary::default(), |mut t, p| {
+                t.requests += p.requests;
+                t.late += p.late;
+                t.rejected += p.rejected;
+                t.clipped += p.clipped;
+                t.bytes += p.bytes;
+                t
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vcp_common::module::{Proposal, Target};
+
+    #[test]
+    fn undeclared_parameters_get_their_own_bucket_and_late_counts() {
+        let s = ModuleStats::new(&["instances".into()]);
+        assert!(s.param("instances").1);
+        assert!(!s.param("weights").1);
+        assert!(!s.param(UNDECLARED).1);
+        let p = Proposal {
+            target: Target::ServiceSet("web".into()),
+            parameter: "instances".into(),
+            value: 3.0,
+        };
+        s.record_late(&[p.clone(), p.clone()]);
+        let t = s.totals();
+        assert_eq!(
+            (t.requests, t.late, t.bytes),
+            (2, 2, 2 * p.wire_size() as u64)
+        );
+        assert_eq!(s.params().len(), 1, "empty undeclared bucket hidden");
+    }
+}

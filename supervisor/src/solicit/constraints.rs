@@ -1,0 +1,169 @@
+//! Constraints on requests: per parameter, bounds and a largest step per
+//! round from the value in force; per module, a request rate (token bucket)
+//! and a quota per answer. A violating request is clipped or rejected as
+//! configured, with the reason. Pure: time comes in as an argument.
+
+use std::collections::HashMap;
+
+use vcp_common::module::param;
+
+use crate::config::{ModuleLimits, OnViolation, ParamConstraint};
+
+/// The outcome of checking one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Accept(f64),
+    Clip { value: f64, reason: String },
+    Reject(String),
+}
+
+/// Parameter constraints from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Constraints {
+    by_param: HashMap<String, ParamConstraint>,
+}
+
+impl Constraints {
+    pub fn new(list: &[ParamConstraint]) -> Self {
+        Constraints {
+            by_param: list
+                .iter()
+                .map(|c| (c.parameter.clone(), c.clone()))
+                .collect(),
+        }
+    }
+
+    /// Checks `requested` for `parameter`, given the value in force.
+    pub fn check(&self, parameter: &str, requested: f64, current: Option<f64>) -> Verdict {
+        if !requested.is_finite() {
+            return Verdict::Reject(format!("{parameter}: {requested} is not a finite number"));
+        }
+        let requested = if param::is_integer(parameter) {
+            requested.round()
+        } else {
+            requested
+        };
+        let Some(c) = self.by_param.get(parameter) else {
+            return Verdict::Accept(requested);
+        };
+        let mut value = requested;
+        let mut reasons = Vec::new();
+        if let Some(min) = c.min.filter(|m| value < *m) {
+            reasons.push(format!("{parameter}: {requested} below the minimum {min}"));
+            value = min;
+        }
+        if let Some(max) = c.max.filter(|m| value > *m) {
+            reasons.push(format!("{parameter}: {requested} above the maximum {max}"));
+            value = max;
+        }
+        if let (Some(step), Some(cur)) = (c.max_step, current) {
+            if (value - cur).abs() > step {
+                reasons.push(format!(
+                    "{parameter}: step from {cur} to {value} exceeds {step} per round"
+                ));
+                value = if value > cur { cur + step } else { cur - step };
+            }
+        }
+        match (reasons.is_empty(), c.on_violation) {
+            (true, _) => Verdict::Accept(value),
+            (false, OnViolation::Clip) => Verdict::Clip {
+                value,
+                reason: reasons.join("; "),
+            },
+            (false, OnViolation::Reject) => Verdict::Reject(reasons.join("; ")),
+        }
+    }
+}
+
+/// Per-module request rate: a token bucket holding one second of requests.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: HashMap<u64, (f64, i64)>,
+}
+
+impl RateLimiter {
+    /// Takes one token for module `uid` at `now_ms`; `false` when over rate.
+    pub fn admit(&mut self, uid: u64, limits: &ModuleLimits, now_ms: i64) -> bool {
+        let rate = limits.rate_per_second.max(0.0);
+        let (tokens, at) = self.buckets.entry(uid).or_insert((rate, now_ms));
+        let elapsed = (now_ms - *at).max(0) as f64 / 1000.0;
+        *tokens = (*tokens + elapsed * rate).min(rate);
+        *at = now_ms;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets modules that are gone.
+    pub fn retain(&mut self, live: impl Fn(u64) -> bool) {
+        self.buckets.retain(|uid, _| live(*uid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(on_violation: OnViolation) -> Constraints {
+        Constraints::new(&[ParamConstraint {
+            parameter: "instances".into(),
+            min: Some(1.0),
+            max: Some(10.0),
+            max_step: Some(2.0),
+            on_violation,
+        }])
+    }
+
+    #[test]
+    fn bounds_and_steps_clip_or_reject() {
+        let clip = c(OnViolation::Clip);
+        assert_eq!(
+            clip.check("instances", 4.4, Some(3.0)),
+            Verdict::Accept(4.0)
+        );
+        match clip.check("instances", 50.0, Some(9.0)) {
+            Verdict::Clip { value, reason } => {
+                assert_eq!(value, 10.0);
+                assert!(reason.contains("above the maximum 10"), "{reason}");
+            }
+            v => panic!("{v:?}"),
+        }
+        match clip.check("instances", 9.0, Some(3.0)) {
+            Verdict::Clip { value, reason } => {
+                assert_eq!(value, 5.0);
+                assert!(reason.contains("exceeds 2 per round"), "{reason}");
+            }
+            v => panic!("{v:?}"),
+        }
+        assert!(
+            matches!(clip.check("instances", 0.0, Some(1.0)), Verdict::Clip { value, .. } if value == 1.0)
+        );
+        let reject = c(OnViolation::Reject);
+        assert!(
+            matches!(reject.check("instances", 50.0, None), Verdict::Reject(r) if r.contains("maximum"))
+        );
+        assert!(matches!(
+            reject.check("instances", f64::NAN, None),
+            Verdict::Reject(_)
+        ));
+        assert_eq!(reject.check("lb.weight", 0.25, None), Verdict::Accept(0.25));
+    }
+
+    #[test]
+    fn rate_limiter_refills_over_time() {
+        let mut r = RateLimiter::default();
+        let limits = ModuleLimits {
+            rate_per_second: 2.0,
+            max_requests_per_round: 10,
+        };
+        assert!(r.admit(1, &limits, 0));
+        assert!(r.admit(1, &limits, 0));
+        assert!(!r.admit(1, &limits, 0));
+        assert!(!r.admit(1, &limits, 400));
+        assert!(r.admit(1, &limits, 600));
+        assert!(r.admit(2, &limits, 600), "buckets are per module");
+    }
+}

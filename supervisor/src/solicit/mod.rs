@@ -1,0 +1,238 @@
+//! The solicitor: one task per kind runs rounds at the kind's cadence. A
+//! round takes the current view, solicits every active module of its kind
+//! in every control plane at once, collects answers until the deadline,
+//! admits them (constraints), mediates, and puts the decisions in force.
+//!
+//! No locks here: hot path. Module lists, the fleet view and the settings
+//! are arc-swap snapshots; answers arrive on a channel; counters are
+//! atomics. A module that is late, busy, panics or disconnects only loses
+//! its own part of the round.
+
+pub mod constraints;
+pub mod placeholder;
+pub mod round;
+pub mod view;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::debug;
+use vcp_common::module::{Kind, Solicitation};
+
+use crate::fleet::Fleet;
+use crate::modules::instance::{Ask, ModuleInstance};
+use crate::modules::registry::Registry;
+use crate::settings::Settings;
+use constraints::{Constraints, RateLimiter};
+use round::{admit, Admission, Request};
+
+/// Per-kind round counters.
+#[derive(Debug, Default)]
+pub struct KindStats {
+    pub rounds: AtomicU64,
+    pub responses: AtomicU64,
+    pub deadline_misses: AtomicU64,
+    pub decisions: AtomicU64,
+    /// The supervisor's own time in the last round, from its start to its
+    /// decisions in force (µs), and the longest seen.
+    pub last_round_us: AtomicU64,
+    pub max_round_us: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KindSummary {
+    pub kind: Kind,
+    pub rounds: u64,
+    pub responses: u64,
+    pub deadline_misses: u64,
+    pub decisions: u64,
+    pub max_round_us: u64,
+}
+
+impl KindStats {
+    pub fn summary(&self, kind: Kind) -> KindSummary {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        KindSummary {
+            kind,
+            rounds: g(&self.rounds),
+            responses: g(&self.responses),
+            deadline_misses: g(&self.deadline_misses),
+            decisions: g(&self.decisions),
+            max_round_us: g(&self.max_round_us),
+        }
+    }
+}
+
+/// Everything a kind's rounds read or write.
+pub struct Solicitor {
+    pub kind: Kind,
+    pub cadence: Duration,
+    pub deadline: Duration,
+    pub registry: Arc<Registry>,
+    pub fleet: Arc<Fleet>,
+    pub settings: Arc<Settings>,
+    pub constraints: Constraints,
+    pub stats: Arc<KindStats>,
+    limiter: RateLimiter,
+    requests: Vec<Request>,
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Solicitor {
+    pub fn new(
+        kind: Kind,
+        cadence: Duration,
+        deadline: Duration,
+        registry: Arc<Registry>,
+        fleet: Arc<Fleet>,
+        settings: Arc<Settings>,
+        constraints: Constraints,
+    ) -> Self {
+        Solicitor {
+            kind,
+            cadence,
+            deadline,
+            registry,
+            fleet,
+            settings,
+            constraints,
+            stats: Arc::default(),
+            limiter: RateLimiter::default(),
+            requests: Vec::new(),
+        }
+    }
+
+    /// Runs rounds forever at the cadence.
+    pub async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.cadence);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut round = 0;
+        loop {
+            ticker.tick().await;
+            round += 1;
+            self.round(round).await;
+        }
+    }
+
+    /// One round; returns when its decisions are in force (by the deadline,
+    /// plus the supervisor's own processing).
+    pub async fn round(&mut self, round: u64) {
+        let started = Instant::now();
+        let deadline = started + self.deadline;
+        let modules = self.registry.of(self.kind);
+        if modules.is_empty() {
+            return;
+        }
+        let at_ms = unix_ms();
+        let settings = self.settings.snapshot();
+        let (tx, mut rx) = mpsc::channel(modules.len());
+        let mut answered = vec![false; modules.len()];
+        let mut shared: Vec<(&ModuleInstance, Arc<Solicitation>)> = Vec::new();
+        for (slot, m) in modules.iter().enumerate() {
+            // Modules of one control plane with the same inputs share a view.
+            let same = shared
+                .iter()
+                .find(|(o, _)| Arc::ptr_eq(&o.plane, &m.plane) && o.spec.inputs == m.spec.inputs)
+                .map(|(_, s)| s.clone());
+            let solicitation = same.unwrap_or_else(|| {
+                let v = view::build(
+                    &self.fleet.view,
+                    &m.plane.scope,
+                    &m.spec.inputs,
+                    &settings,
+                    at_ms,
+                );
+                let s = Arc::new(Solicitation {
+                    round,
+                    kind: self.kind,
+                    budget_ms: self.deadline.as_millis() as u32,
+                    view: v,
+                });
+                shared.push((m, s.clone()));
+                s
+            });
+            m.stats.solicitations.fetch_add(1, Ordering::Relaxed);
+            let ask = Ask {
+                slot,
+                solicitation,
+                deadline,
+                reply: tx.clone(),
+            };
+            if !m.offer(ask) {
+                m.stats.busy.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        drop(shared);
+        drop(tx);
+
+        let mut admission = Admission {
+            constraints: &self.constraints,
+            limiter: &mut self.limiter,
+            settings: &settings,
+            now_ms: at_ms,
+        };
+        self.requests.clear();
+        loop {
+            let answer = match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                Ok(Some(a)) => a,
+                Ok(None) | Err(_) => break,
+            };
+            let Some(m) = modules.get(answer.slot).filter(|_| answer.round == round) else {
+                continue;
+            };
+            answered[answer.slot] = true;
+            match answer.outcome {
+                Ok(proposals) => {
+                    m.stats.responses.fetch_add(1, Ordering::Relaxed);
+                    self.stats.responses.fetch_add(1, Ordering::Relaxed);
+                    admit(
+                        answer.slot,
+                        m,
+                        proposals,
+                        &mut admission,
+                        &mut self.requests,
+                    );
+                }
+                Err(fault) => {
+                    m.stats.faults.fetch_add(1, Ordering::Relaxed);
+                    m.stats.last_fault.store(Some(Arc::new(fault.to_string())));
+                }
+            }
+        }
+        // The round is closed: whatever is still queued arrived too late.
+        rx.close();
+        while let Ok(a) = rx.try_recv() {
+            if let (Some(m), Ok(p)) = (modules.get(a.slot), &a.outcome) {
+                m.stats.record_late(p);
+            }
+        }
+        for (m, done) in modules.iter().zip(&answered) {
+            if !done {
+                m.stats.deadline_misses.fetch_add(1, Ordering::Relaxed);
+                self.stats.deadline_misses.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let decisions = placeholder::mediate(round, &self.requests, &modules);
+        self.settings.apply(&decisions);
+        self.stats
+            .decisions
+            .fetch_add(decisions.len() as u64, Ordering::Relaxed);
+        self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed().as_micros() as u64;
+        self.stats.last_round_us.store(took, Ordering::Relaxed);
+        self.stats.max_round_us.fetch_max(took, Ordering::Relaxed);
+        debug!(kind = %self.kind, round, requests = self.requests.len(), decisions = decisions.len(), took_us = took, "round closed");
+        if self.stats.rounds.load(Ordering::Relaxed).is_multiple_of(64) {
+            let live: Vec<u64> = modules.iter().map(|m| m.uid).collect();
+            self.limiter.retain(|uid| live.contains(&uid));
+        }
+    }
+}
