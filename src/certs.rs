@@ -10,7 +10,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use vcp_common::identity::{agent_dns_name, validate_id, TlsMaterial, SUPERVISOR_NAME};
+use vcp_common::identity::{
+    agent_dns_name, module_dns_name, validate_id, TlsMaterial, SUPERVISOR_NAME,
+};
 
 /// A certificate and its key, as issued.
 pub struct Issued {
@@ -84,6 +86,12 @@ impl FleetCa {
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.key_der.clone())),
         }
     }
+
+    /// A remote module's credential.
+    pub fn module(&self, module_id: &str) -> anyhow::Result<Issued> {
+        validate_id(module_id)?;
+        self.issue(&module_dns_name(module_id))
+    }
 }
 
 fn write(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
@@ -96,9 +104,14 @@ fn write(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `ca.pem`, `ca.key`, `supervisor.pem`/`.key` and `<id>.pem`/`.key`
-/// for every agent id into `out`. Returns the files written.
-pub fn write_fleet(out: &Path, agent_ids: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+/// Writes `ca.pem`, `ca.key`, `supervisor.pem`/`.key`, and `<id>.pem`/`.key`
+/// for every agent id and every module id into `out`. Returns the files
+/// written.
+pub fn write_fleet(
+    out: &Path,
+    agent_ids: &[String],
+    module_ids: &[String],
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ca = FleetCa::new("vcp fleet CA")?;
     let mut files = Vec::new();
@@ -118,6 +131,11 @@ pub fn write_fleet(out: &Path, agent_ids: &[String]) -> anyhow::Result<Vec<PathB
         put(format!("{id}.pem"), &a.cert_pem, false)?;
         put(format!("{id}.key"), &a.key_pem, true)?;
     }
+    for id in module_ids {
+        let m = ca.module(id)?;
+        put(format!("{id}.pem"), &m.cert_pem, false)?;
+        put(format!("{id}.key"), &m.key_pem, true)?;
+    }
     Ok(files)
 }
 
@@ -128,8 +146,9 @@ mod tests {
     #[test]
     fn written_files_load_back() {
         let dir = tempfile::tempdir().unwrap();
-        let files = write_fleet(dir.path(), &["host-1".into()]).unwrap();
-        assert_eq!(files.len(), 6);
+        let files =
+            write_fleet(dir.path(), &["host-1".into()], &["acme-predictive".into()]).unwrap();
+        assert_eq!(files.len(), 8);
         let d = dir.path();
         TlsMaterial::from_pem_files(
             &d.join("ca.pem"),

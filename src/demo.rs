@@ -168,11 +168,23 @@ fn instances_line(control: &Control) -> String {
         })
         .collect();
     sets.sort();
-    if sets.is_empty() {
+    let mut line = if sets.is_empty() {
         String::new()
     } else {
         format!(" | instances: {}", sets.join(", "))
+    };
+    // Reputation of the autoscalers.
+    let judged = control.judge.report.load();
+    let reps: Vec<_> = judged
+        .reputation
+        .iter()
+        .filter(|r| r.module.contains("autoscal") || r.module == scenario::CUSTOM_MODULE)
+        .map(|r| format!("{} {:.2}", r.module, r.components.score))
+        .collect();
+    if !reps.is_empty() {
+        line.push_str(&format!(" | reputation: {}", reps.join(", ")));
     }
+    line
 }
 
 fn host_line(s: &HostSnapshot) -> String {

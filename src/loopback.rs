@@ -10,7 +10,7 @@ use anyhow::Context;
 use vcp_agent::uplink::UplinkConfig;
 use vcp_agent::{Agent, AgentOptions};
 use vcp_client::module::ModuleConnect;
-use vcp_common::identity::{module_dns_name, TlsMaterial, SUPERVISOR_NAME};
+use vcp_common::identity::{TlsMaterial, SUPERVISOR_NAME};
 use vcp_common::module::ModuleLogic;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::{Supervisor, SupervisorConfig};
@@ -100,6 +100,32 @@ impl Drop for RemoteModule {
     }
 }
 
+/// Options of a loopback agent `id` reaching the supervisor at `addr`.
+pub fn agent_options(
+    id: &str,
+    addr: SocketAddr,
+    tls: TlsMaterial,
+    opts: &LoopbackOptions,
+) -> AgentOptions {
+    AgentOptions {
+        uplink: UplinkConfig {
+            agent_id: id.to_owned(),
+            hostname: format!("{id} (loopback)"),
+            supervisor: addr,
+            server_name: SUPERVISOR_NAME.into(),
+            spool_batches: opts.spool_batches,
+            zstd_level: 3,
+            max_frame: vcp_common::protocol::DEFAULT_MAX_FRAME,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(1),
+        },
+        tls,
+        sample_interval: opts.sample_interval,
+        window: opts.window,
+        roots: Default::default(),
+    }
+}
+
 /// Agent ids of a loopback fleet: agent-1 … agent-N.
 pub fn agent_ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("agent-{i}")).collect()
@@ -130,29 +156,13 @@ impl Loopback {
 
     /// Options for an agent of this fleet presenting `tls`.
     pub fn agent_options(&self, id: &str, tls: TlsMaterial) -> AgentOptions {
-        AgentOptions {
-            uplink: UplinkConfig {
-                agent_id: id.to_owned(),
-                hostname: format!("{id} (loopback)"),
-                supervisor: self.addr,
-                server_name: SUPERVISOR_NAME.into(),
-                spool_batches: self.opts.spool_batches,
-                zstd_level: 3,
-                max_frame: vcp_common::protocol::DEFAULT_MAX_FRAME,
-                backoff_min: Duration::from_millis(50),
-                backoff_max: Duration::from_secs(1),
-            },
-            tls,
-            sample_interval: self.opts.sample_interval,
-            window: self.opts.window,
-            roots: Default::default(),
-        }
+        agent_options(id, self.addr, tls, &self.opts)
     }
 
     /// Connection settings for a remote module holding the credential of
     /// module `id` issued by this fleet's CA.
     pub fn module_connect(&self, id: &str) -> anyhow::Result<ModuleConnect> {
-        let credential = self.ca.issue(&module_dns_name(id))?;
+        let credential = self.ca.module(id)?;
         Ok(ModuleConnect {
             supervisor: self.addr,
             server_name: SUPERVISOR_NAME.into(),

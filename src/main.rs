@@ -29,6 +29,10 @@ enum Command {
         /// Explicit agent ids instead of host-1 … host-N (repeatable).
         #[arg(long = "agent-id")]
         agent_id: Vec<String>,
+        /// Also issue a module credential for this custom module id
+        /// (repeatable): `<id>.pem`/`<id>.key` for `<id>.module.vcp`.
+        #[arg(long = "module")]
+        module: Vec<String>,
     },
 }
 
@@ -48,13 +52,14 @@ fn main() -> anyhow::Result<()> {
             out,
             agents,
             agent_id,
+            module,
         } => {
             let ids = if agent_id.is_empty() {
                 (1..=agents).map(|i| format!("host-{i}")).collect()
             } else {
                 agent_id
             };
-            for f in vcp::certs::write_fleet(&out, &ids)? {
+            for f in vcp::certs::write_fleet(&out, &ids, &module)? {
                 println!("{}", f.display());
             }
             Ok(())

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use vcp_supervisor::control::{Control, ModuleSummary};
 use vcp_supervisor::fleet::Fleet;
+use vcp_supervisor::judge::{GoalRecord, ModuleContribution, ModuleReputation};
+use vcp_supervisor::solicit::mediation::PolicyCount;
 use vcp_supervisor::solicit::KindSummary;
 
 #[derive(Debug, Serialize)]
@@ -15,6 +17,14 @@ pub struct Report {
     pub rounds: Vec<KindSummary>,
     /// Per module instance: request statistics.
     pub modules: Vec<ModuleSummary>,
+    /// Per mediation policy: decisions.
+    pub mediation: Vec<PolicyCount>,
+    /// Per module instance: reputation score and its components.
+    pub reputation: Vec<ModuleReputation>,
+    /// Per module instance: cumulative contribution and reward share.
+    pub contribution: Vec<ModuleContribution>,
+    /// Per service set with goals: evaluation windows, windows met.
+    pub goals: Vec<GoalRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +60,7 @@ pub struct LatestLine {
 }
 
 pub fn build(fleet: &Fleet, control: &Control) -> Report {
+    let judged = control.judge.report.load_full();
     let summaries = fleet.summaries();
     let readings = summaries.iter().map(|a| a.readings).sum::<u64>();
     let wire_bytes = summaries.iter().map(|a| a.wire_bytes).sum::<u64>();
@@ -97,5 +108,9 @@ pub fn build(fleet: &Fleet, control: &Control) -> Report {
         hosts,
         rounds: control.rounds(),
         modules: control.modules(),
+        mediation: control.policy_counts.summary(),
+        reputation: judged.reputation.clone(),
+        contribution: judged.contribution.clone(),
+        goals: judged.goals.clone(),
     }
 }

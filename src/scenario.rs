@@ -21,7 +21,9 @@ pub fn toml(agents: usize) -> String {
             .join(", ")
     };
     let mut text = format!(
-        r#"[[customers]]
+        r#"evaluation_window_s = 2
+
+[[customers]]
 id = "acme"
 name = "Acme Corp"
 
@@ -33,6 +35,7 @@ id = "ops-web"
 customer = "operator"
 instances = {{ min = 1, max = 8, initial = 2 }}
 members = [{}]
+goals = [{{ metric = "cpu.utilization", cmp = "below", value = 0.85 }}]
 "#,
         members(1..=1)
     );
@@ -44,6 +47,7 @@ id = "{CUSTOMER_SET}"
 customer = "acme"
 instances = {{ min = 1, max = 12, initial = 2 }}
 members = [{}]
+goals = [{{ metric = "cpu.utilization", cmp = "below", value = 0.85 }}]
 
 [[custom_modules]]
 id = "{CUSTOM_MODULE}"

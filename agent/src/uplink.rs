@@ -315,14 +315,8 @@ async fn drain(link: &mut Link, st: &mut State) {
             "shutdown before every batch was acknowledged"
         );
     }
-    let _ = link
-        .write(
-            &Frame::Close {
-                reason: "agent shutting down".into(),
-            },
-            &st.counters,
-        )
+    link.framed
+        .close_with("agent shutting down", Duration::from_millis(500))
         .await;
-    let _ = link.framed.send.finish();
     link.conn.close(0u32.into(), b"agent shutting down");
 }

@@ -8,15 +8,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
-use vcp_common::module::Kind;
+use vcp_common::module::{Condition, Kind};
 
 use crate::modules::builtin::BuiltinConfig;
+use crate::reputation::ReputationConfig;
+use crate::solicit::mediation::PolicyEntry;
 
 /// The operator's own account: its service sets run under the default
 /// control plane.
 pub const OPERATOR: &str = "operator";
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupervisorFile {
     #[serde(default)]
@@ -39,6 +41,21 @@ pub struct SupervisorFile {
     /// Tuning of the operator's default modules.
     #[serde(default)]
     pub builtin: BuiltinConfig,
+    #[serde(default)]
+    pub reputation: ReputationConfig,
+    /// Seconds per goal evaluation window.
+    #[serde(default = "default_window_s")]
+    pub evaluation_window_s: u64,
+    #[serde(default)]
+    pub feedback: Vec<FeedbackConfig>,
+    /// Mediation policies per (kind, parameter[, control plane]); the rest
+    /// use `solicit::mediation::default_policy`.
+    #[serde(default)]
+    pub mediation: Vec<PolicyEntry>,
+}
+
+fn default_window_s() -> u64 {
+    5
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +100,19 @@ pub struct ServiceSetConfig {
     pub instances: Spanned<Instances>,
     #[serde(default)]
     pub members: Vec<MemberConfig>,
+    /// Conditions the set must meet in every evaluation window, e.g.
+    /// `{ metric = "cpu.utilization", cmp = "below", value = 0.85 }`.
+    #[serde(default)]
+    pub goals: Vec<Condition>,
+}
+
+/// A customer's rating of a module (1–5), loaded at start.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    pub control_plane: String,
+    pub module: String,
+    pub rating: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +241,13 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
+}
+
+impl Default for SupervisorFile {
+    fn default() -> Self {
+        // An empty file: every field at its serde default.
+        toml::from_str("").expect("an empty configuration is valid")
+    }
 }
 
 impl SupervisorFile {
@@ -366,6 +403,25 @@ impl SupervisorFile {
                     }
                 }
             }
+        }
+        for f in &self.feedback {
+            if !(1.0..=5.0).contains(&f.rating) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line: 0,
+                    message: format!(
+                        "feedback for {}/{}: rating {} is not in 1..=5",
+                        f.control_plane, f.module, f.rating
+                    ),
+                });
+            }
+        }
+        if self.evaluation_window_s == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 0,
+                message: "evaluation_window_s must be at least 1".into(),
+            });
         }
         for (kind, c) in &self.solicitation {
             if c.deadline_ms == 0 || c.deadline_ms >= c.cadence_ms {

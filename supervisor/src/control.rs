@@ -11,13 +11,15 @@ use vcp_common::module::{Kind, ModuleLogic};
 use crate::config::{CustomModuleConfig, SupervisorFile};
 use crate::control_plane::{self, ControlPlane, ModuleRef};
 use crate::fleet::Fleet;
+use crate::judge::{self, module_key, Evidence, JudgeHandle};
 use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::run_builtin;
 use crate::modules::stats::{ModuleStats, ParamSummary};
 use crate::settings::Settings;
 use crate::solicit::constraints::Constraints;
-use crate::solicit::{KindStats, KindSummary, Solicitor};
+use crate::solicit::mediation::{Mediator, PolicyCounts};
+use crate::solicit::{KindStats, KindSummary, RoundContext, Solicitor};
 
 /// A module instance ever registered, kept for reports after it left.
 struct Known {
@@ -58,6 +60,9 @@ pub struct Control {
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
     pub kinds: Vec<(Kind, Arc<KindStats>)>,
+    pub judge: JudgeHandle,
+    /// Decisions per mediation policy.
+    pub policy_counts: Arc<PolicyCounts>,
     // Touched when modules register and for reports, never by a round.
     known: Mutex<Vec<Known>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -73,9 +78,32 @@ impl Control {
             .collect();
         let registry = Arc::new(Registry::default());
         let settings = Arc::new(Settings::default());
+        let (judge, judge_task) = judge::start(
+            file.reputation.clone(),
+            std::time::Duration::from_secs(file.evaluation_window_s),
+            planes.clone(),
+            fleet.clone(),
+            settings.clone(),
+        );
+        for f in &file.feedback {
+            judge.send(Evidence::Feedback {
+                key: module_key(&f.control_plane, &f.module),
+                rating: f.rating,
+                done: None,
+            });
+        }
         let constraints = Constraints::new(&file.constraints);
         let mut kinds = Vec::new();
-        let mut tasks = Vec::new();
+        let mut tasks = vec![judge_task];
+        let policies = Arc::new(file.mediation.clone());
+        let policy_counts = Arc::new(PolicyCounts::default());
+        let ctx = RoundContext {
+            registry: registry.clone(),
+            fleet: fleet.clone(),
+            settings: settings.clone(),
+            constraints,
+            judge: judge.clone(),
+        };
         for kind in Kind::ALL {
             if kind == Kind::Provisioning {
                 continue;
@@ -85,10 +113,13 @@ impl Control {
                 kind,
                 std::time::Duration::from_millis(c.cadence_ms),
                 std::time::Duration::from_millis(c.deadline_ms),
-                registry.clone(),
-                fleet.clone(),
-                settings.clone(),
-                constraints.clone(),
+                ctx.clone(),
+                Mediator::new(
+                    kind,
+                    policies.clone(),
+                    policy_counts.clone(),
+                    kind.index() as u64 + 1,
+                ),
             );
             kinds.push((kind, solicitor.stats.clone()));
             tasks.push(tokio::spawn(solicitor.run()));
@@ -98,6 +129,8 @@ impl Control {
             registry,
             settings,
             kinds,
+            judge,
+            policy_counts,
             known: Mutex::new(Vec::new()),
             tasks: Mutex::new(tasks),
             file,

@@ -18,6 +18,7 @@ pub struct ServiceSetDef {
     pub customer: String,
     pub members: Vec<Member>,
     pub instances: Instances,
+    pub goals: Vec<vcp_common::module::Condition>,
 }
 
 /// What a control plane's modules may see and configure.
@@ -105,6 +106,7 @@ fn set_def(s: &crate::config::ServiceSetConfig) -> ServiceSetDef {
             })
             .collect(),
         instances: *s.instances.get_ref(),
+        goals: s.goals.clone(),
     }
 }
 

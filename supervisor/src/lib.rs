@@ -2,11 +2,15 @@
 //! and (in later stages) runs the control planes over it.
 
 pub mod config;
+pub mod contribution;
 pub mod control;
 pub mod control_plane;
 pub mod fleet;
 pub mod ingest;
+pub mod judge;
+pub mod mediate;
 pub mod modules;
+pub mod reputation;
 pub mod server;
 pub mod settings;
 pub mod solicit;

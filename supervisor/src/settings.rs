@@ -22,6 +22,8 @@ pub struct Decision {
     pub control_plane: String,
     /// How many requests competed for this (target, parameter).
     pub contenders: usize,
+    /// Each competing module's influence on the outcome (summing to 1).
+    pub influences: Vec<(crate::judge::ModuleKey, f64)>,
 }
 
 pub type SettingsMap = HashMap<(Target, String), Decision>;

@@ -76,6 +76,8 @@ static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 pub struct ModuleInstance {
     /// Unique per instance, also across reconnects of a remote module.
     pub uid: u64,
+    /// Reputation and contribution key: `<control plane>/<module id>`.
+    pub key: crate::judge::ModuleKey,
     pub spec: ModuleSpec,
     pub plane: Arc<ControlPlane>,
     /// The operator's built-in module for its kind.
@@ -111,6 +113,7 @@ impl ModuleInstance {
         (
             ModuleInstance {
                 uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+                key: crate::judge::module_key(&plane.id, &spec.id),
                 spec,
                 plane,
                 is_default,

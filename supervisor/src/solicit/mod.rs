@@ -9,7 +9,7 @@
 //! its own part of the round.
 
 pub mod constraints;
-pub mod placeholder;
+pub mod mediation;
 pub mod round;
 pub mod view;
 
@@ -23,10 +23,12 @@ use tracing::debug;
 use vcp_common::module::{Kind, Solicitation};
 
 use crate::fleet::Fleet;
+use crate::judge::{Evidence, JudgeHandle};
 use crate::modules::instance::{Ask, ModuleInstance};
 use crate::modules::registry::Registry;
 use crate::settings::Settings;
 use constraints::{Constraints, RateLimiter};
+use mediation::Mediator;
 use round::{admit, Admission, Request};
 
 /// Per-kind round counters.
@@ -66,18 +68,27 @@ impl KindStats {
     }
 }
 
+/// What every kind's rounds share.
+#[derive(Clone)]
+pub struct RoundContext {
+    pub registry: Arc<Registry>,
+    pub fleet: Arc<Fleet>,
+    pub settings: Arc<Settings>,
+    pub constraints: Constraints,
+    pub judge: JudgeHandle,
+}
+
 /// Everything a kind's rounds read or write.
 pub struct Solicitor {
     pub kind: Kind,
     pub cadence: Duration,
     pub deadline: Duration,
-    pub registry: Arc<Registry>,
-    pub fleet: Arc<Fleet>,
-    pub settings: Arc<Settings>,
-    pub constraints: Constraints,
+    pub ctx: RoundContext,
     pub stats: Arc<KindStats>,
+    pub mediator: Mediator,
     limiter: RateLimiter,
     requests: Vec<Request>,
+    weights: Vec<f64>,
 }
 
 fn unix_ms() -> i64 {
@@ -91,22 +102,19 @@ impl Solicitor {
         kind: Kind,
         cadence: Duration,
         deadline: Duration,
-        registry: Arc<Registry>,
-        fleet: Arc<Fleet>,
-        settings: Arc<Settings>,
-        constraints: Constraints,
+        ctx: RoundContext,
+        mediator: Mediator,
     ) -> Self {
         Solicitor {
             kind,
             cadence,
             deadline,
-            registry,
-            fleet,
-            settings,
-            constraints,
+            ctx,
             stats: Arc::default(),
+            mediator,
             limiter: RateLimiter::default(),
             requests: Vec::new(),
+            weights: Vec::new(),
         }
     }
 
@@ -127,12 +135,12 @@ impl Solicitor {
     pub async fn round(&mut self, round: u64) {
         let started = Instant::now();
         let deadline = started + self.deadline;
-        let modules = self.registry.of(self.kind);
+        let modules = self.ctx.registry.of(self.kind);
         if modules.is_empty() {
             return;
         }
         let at_ms = unix_ms();
-        let settings = self.settings.snapshot();
+        let settings = self.ctx.settings.snapshot();
         let (tx, mut rx) = mpsc::channel(modules.len());
         let mut answered = vec![false; modules.len()];
         let mut shared: Vec<(&ModuleInstance, Arc<Solicitation>)> = Vec::new();
@@ -144,7 +152,7 @@ impl Solicitor {
                 .map(|(_, s)| s.clone());
             let solicitation = same.unwrap_or_else(|| {
                 let v = view::build(
-                    &self.fleet.view,
+                    &self.ctx.fleet.view,
                     &m.plane.scope,
                     &m.spec.inputs,
                     &settings,
@@ -174,7 +182,7 @@ impl Solicitor {
         drop(tx);
 
         let mut admission = Admission {
-            constraints: &self.constraints,
+            constraints: &self.ctx.constraints,
             limiter: &mut self.limiter,
             settings: &settings,
             now_ms: at_ms,
@@ -219,17 +227,38 @@ impl Solicitor {
                 m.stats.deadline_misses.fetch_add(1, Ordering::Relaxed);
                 self.stats.deadline_misses.fetch_add(1, Ordering::Relaxed);
             }
+            self.ctx.judge.send(Evidence::Answered {
+                key: m.key.clone(),
+                on_time: *done,
+            });
         }
-        let decisions = placeholder::mediate(round, &self.requests, &modules);
-        self.settings.apply(&decisions);
+        let reputation = self.ctx.judge.reputation.load();
+        self.weights.clear();
+        self.weights
+            .extend(modules.iter().map(|m| reputation.get(&m.key)));
+        let mut decisions = Vec::new();
+        self.mediator.mediate(
+            round,
+            &mut self.requests,
+            &modules,
+            &self.weights,
+            &settings,
+            deadline,
+            &mut decisions,
+        );
+        self.ctx.settings.apply(&decisions);
         self.stats
             .decisions
             .fetch_add(decisions.len() as u64, Ordering::Relaxed);
+        let n_decisions = decisions.len();
+        if n_decisions > 0 {
+            self.ctx.judge.send(Evidence::Decisions(decisions));
+        }
         self.stats.rounds.fetch_add(1, Ordering::Relaxed);
         let took = started.elapsed().as_micros() as u64;
         self.stats.last_round_us.store(took, Ordering::Relaxed);
         self.stats.max_round_us.fetch_max(took, Ordering::Relaxed);
-        debug!(kind = %self.kind, round, requests = self.requests.len(), decisions = decisions.len(), took_us = took, "round closed");
+        debug!(kind = %self.kind, round, requests = self.requests.len(), decisions = n_decisions, took_us = took, "round closed");
         if self.stats.rounds.load(Ordering::Relaxed).is_multiple_of(64) {
             let live: Vec<u64> = modules.iter().map(|m| m.uid).collect();
             self.limiter.retain(|uid| live.contains(&uid));

@@ -2,12 +2,26 @@
 //! its control plane's scope and to the module's declared inputs, its
 //! service sets' state, and the configuration in force within its scope.
 
-use vcp_common::module::{param, SensorSelector, Target};
+use vcp_common::module::{param, Goal, Objective, SensorSelector, Target};
 use vcp_common::view::{HostReadings, Reading, SensorView, ServiceSetState, Setting};
 
 use crate::control_plane::Scope;
 use crate::settings::SettingsMap;
 use crate::view::View;
+
+/// A service set's goal as modules see it: as few instances as possible
+/// while its conditions hold.
+fn set_goals(s: &crate::control_plane::ServiceSetDef) -> Vec<Goal> {
+    if s.goals.is_empty() {
+        return Vec::new();
+    }
+    vec![Goal {
+        metric: param::INSTANCES.into(),
+        objective: Objective::Minimise,
+        target: None,
+        conditions: s.goals.clone(),
+    }]
+}
 
 pub fn build(
     view: &View,
@@ -60,7 +74,7 @@ pub fn build(
                 instances,
                 min_instances: s.instances.min,
                 max_instances: s.instances.max,
-                goals: Vec::new(),
+                goals: set_goals(s),
             }
         })
         .collect();
