@@ -16,9 +16,22 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use vcp_common::module::{param, Kind, ModuleSpec, Proposal, Target};
+use vcp_common::view::Member;
+use vcp_supervisor::config::{Instances, ModuleLimits, OnViolation, ParamConstraint};
+use vcp_supervisor::control_plane::{ControlPlane, Scope, ServiceSetDef};
 use vcp_supervisor::mediate::capacity::allocate;
 use vcp_supervisor::mediate::{mediate_value, precedence, Bid, Policy, SeedableRng, SmallRng};
+use vcp_supervisor::modules::instance::ModuleInstance;
+use vcp_supervisor::reputation::ReputationSnapshot;
+use vcp_supervisor::settings::SettingsMap;
+use vcp_supervisor::solicit::constraints::Constraints;
+use vcp_supervisor::solicit::mediation::{Mediator, PolicyTable};
+use vcp_supervisor::solicit::RoundCore;
 
 const SIZES: [usize; 3] = [2, 8, 64];
 
@@ -105,9 +118,104 @@ fn mediators(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------
-// Whole rounds (`round/10000x4`) go here, in their own function added to the
-// `criterion_group!` below.
+// A whole round's own work (`round/10000x4`): 10,000 targets with 4 modules
+// each — admission (scope, declared outputs, quota, rate, constraints) and
+// mediation of 40,000 requests into 10,000 decisions, as the solicitor runs
+// it after collecting answers.
 // ---------------------------------------------------------------------------
 
-criterion_group!(benches, mediators);
+fn round(c: &mut Criterion) {
+    const TARGETS: usize = 10_000;
+    const MODULES: usize = 4;
+    let sets = (0..TARGETS)
+        .map(|i| ServiceSetDef {
+            id: format!("set-{i}"),
+            customer: "operator".into(),
+            members: vec![Member {
+                host: format!("host-{}", i % 500),
+                resource: None,
+            }],
+            instances: Instances {
+                min: 1,
+                max: 64,
+                initial: 2,
+            },
+            goals: vec![],
+        })
+        .collect();
+    let plane = Arc::new(ControlPlane {
+        id: "default".into(),
+        customer: "operator".into(),
+        scope: Arc::new(Scope::new(sets, true)),
+        modules: std::array::from_fn(|_| vec![]),
+    });
+    let limits = ModuleLimits {
+        rate_per_second: 1e9,
+        max_requests_per_round: 1_000_000,
+    };
+    let modules: Vec<Arc<ModuleInstance>> = (0..MODULES)
+        .map(|m| {
+            let spec = ModuleSpec {
+                id: format!("module-{m}"),
+                kind: Kind::Autoscaling,
+                vendor: "bench".into(),
+                version: "0".into(),
+                inputs: vec![],
+                outputs: vec![param::INSTANCES.into()],
+                goals: vec![],
+                deadline_ms: 50,
+                custom_sensors: vec![],
+            };
+            Arc::new(ModuleInstance::new(spec, plane.clone(), m == 0, false, limits, None).0)
+        })
+        .collect();
+    let answers: Vec<Vec<Proposal>> = (0..MODULES)
+        .map(|m| {
+            (0..TARGETS)
+                .map(|i| Proposal {
+                    target: Target::ServiceSet(format!("set-{i}")),
+                    parameter: param::INSTANCES.into(),
+                    value: ((i + m) % 16 + 1) as f64,
+                })
+                .collect()
+        })
+        .collect();
+    let constraints = Constraints::new(&[ParamConstraint {
+        parameter: param::INSTANCES.into(),
+        min: Some(1.0),
+        max: Some(64.0),
+        max_step: Some(4.0),
+        on_violation: OnViolation::Clip,
+    }]);
+    let mediator = Mediator::new(
+        Kind::Autoscaling,
+        Arc::new(PolicyTable::new(vec![])),
+        Arc::default(),
+        1,
+    );
+    let mut core = RoundCore::new(constraints, mediator);
+    let reputation = ReputationSnapshot::empty(0.5, 0);
+    let settings = SettingsMap::default();
+    let mut group = c.benchmark_group("round");
+    group.throughput(Throughput::Elements((TARGETS * MODULES) as u64));
+    group.bench_function("10000x4", |b| {
+        b.iter_batched(
+            || answers.clone(),
+            |answers| {
+                core.begin();
+                for (slot, proposals) in answers.into_iter().enumerate() {
+                    core.admit(slot, &modules[slot], proposals, &settings, 0);
+                }
+                let deadline = Instant::now() + Duration::from_millis(50);
+                let decisions = core.decide(1, &modules, &reputation, &settings, deadline);
+                assert_eq!(decisions.len(), TARGETS);
+                decisions
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, mediators, round);
 criterion_main!(benches);

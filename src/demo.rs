@@ -160,8 +160,8 @@ fn live_line(fleet: &Fleet, elapsed: Duration, recent: (u64, u64), secs: f64) ->
 fn instances_line(control: &Control) -> String {
     let settings = control.settings.snapshot();
     let mut sets: Vec<_> = settings
-        .values()
-        .filter(|d| d.parameter == param::INSTANCES)
+        .iter()
+        .filter(|d| &*d.parameter == param::INSTANCES)
         .filter_map(|d| match &d.target {
             Target::ServiceSet(id) => Some(format!("{id} {} ({})", d.value, d.module)),
             _ => None,

@@ -1,6 +1,7 @@
 //! The `vcp` command's library: fleet certificates, the loopback fleet used
 //! by the demo and the tests, the demo itself and its report.
 
+pub mod bench_rounds;
 pub mod certs;
 pub mod demo;
 pub mod loopback;

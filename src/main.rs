@@ -17,6 +17,9 @@ struct Cli {
 enum Command {
     /// Run a supervisor and N agents on loopback, all reading this machine.
     Demo(vcp::demo::DemoArgs),
+    /// Run the supervisor's real round loop against simulated modules and
+    /// print round counts, deadline misses and round-time percentiles.
+    BenchRounds(vcp::bench_rounds::BenchArgs),
     /// Write a fleet CA, the supervisor's certificate and one client
     /// certificate per agent, as PEM files.
     Certs {
@@ -36,6 +39,13 @@ enum Command {
     },
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -43,11 +53,8 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Demo(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?
-            .block_on(vcp::demo::run(args)),
+        Command::Demo(args) => runtime()?.block_on(vcp::demo::run(args)),
+        Command::BenchRounds(args) => runtime()?.block_on(vcp::bench_rounds::run(args)),
         Command::Certs {
             out,
             agents,

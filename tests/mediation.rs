@@ -105,11 +105,8 @@ async fn a_module_that_misses_deadlines_loses_reputation_and_precedence() {
             control
                 .settings
                 .snapshot()
-                .get(&(
-                    Target::ServiceSet("acme-shop".into()),
-                    param::INSTANCES.into(),
-                ))
-                .is_some_and(|d| d.module == "default-autoscaling" && d.contenders <= 2)
+                .get(&Target::ServiceSet("acme-shop".into()), param::INSTANCES)
+                .is_some_and(|d| &*d.module == "default-autoscaling" && d.contenders <= 2)
         },
     )
     .await;

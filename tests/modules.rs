@@ -236,8 +236,8 @@ async fn out_of_bounds_and_foreign_targets_are_clipped_or_rejected() {
     let settings = fleet.supervisor().control.settings.snapshot();
     assert!(
         settings
-            .values()
-            .all(|d| d.module != MODULE || d.target == Target::ServiceSet("acme-shop".into())),
+            .iter()
+            .all(|d| &*d.module != MODULE || d.target == Target::ServiceSet("acme-shop".into())),
         "acme's module configured something outside acme's resources"
     );
 
@@ -427,8 +427,8 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
     wait_until("both sets to be decided", Duration::from_secs(30), || {
         let s = fleet.supervisor().control.settings.snapshot();
         let by = |set: &str| {
-            s.get(&(Target::ServiceSet(set.into()), param::INSTANCES.into()))
-                .map(|d| d.module.clone())
+            s.get(&Target::ServiceSet(set.into()), param::INSTANCES)
+                .map(|d| d.module.to_string())
         };
         by("acme-shop").as_deref() == Some(vcp::scenario::CUSTOM_MODULE)
             && by("ops-web").as_deref() == Some("default-autoscaling")

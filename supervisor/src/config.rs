@@ -41,6 +41,10 @@ pub struct SupervisorFile {
     /// Tuning of the operator's default modules.
     #[serde(default)]
     pub builtin: BuiltinConfig,
+    /// Start the operator's default modules (on by default; off leaves the
+    /// control planes to custom modules).
+    #[serde(default = "yes")]
+    pub default_modules: bool,
     #[serde(default)]
     pub reputation: ReputationConfig,
     /// Seconds per goal evaluation window.
@@ -52,6 +56,10 @@ pub struct SupervisorFile {
     /// use `solicit::mediation::default_policy`.
     #[serde(default)]
     pub mediation: Vec<PolicyEntry>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_window_s() -> u64 {

@@ -18,7 +18,7 @@ use crate::modules::runner::run_builtin;
 use crate::modules::stats::{ModuleStats, ParamSummary};
 use crate::settings::Settings;
 use crate::solicit::constraints::Constraints;
-use crate::solicit::mediation::{Mediator, PolicyCounts};
+use crate::solicit::mediation::{Mediator, PolicyCounts, PolicyTable};
 use crate::solicit::{KindStats, KindSummary, RoundContext, Solicitor};
 
 /// A module instance ever registered, kept for reports after it left.
@@ -95,7 +95,7 @@ impl Control {
         let constraints = Constraints::new(&file.constraints);
         let mut kinds = Vec::new();
         let mut tasks = vec![judge_task];
-        let policies = Arc::new(file.mediation.clone());
+        let policies = Arc::new(PolicyTable::new(file.mediation.clone()));
         let policy_counts = Arc::new(PolicyCounts::default());
         let ctx = RoundContext {
             registry: registry.clone(),
@@ -135,7 +135,11 @@ impl Control {
             tasks: Mutex::new(tasks),
             file,
         });
-        for plane in &control.planes {
+        for plane in control
+            .planes
+            .iter()
+            .filter(|_| control.file.default_modules)
+        {
             for kind in Kind::ALL {
                 if plane.modules(kind).contains(&ModuleRef::Default) {
                     if let Some(logic) = control.file.builtin.module(kind) {

@@ -2,6 +2,7 @@
 //! per customer that opts in, each a set of modules per kind and a scope —
 //! the service sets and resources its modules may see and configure.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use vcp_common::module::{Kind, Target};
@@ -21,44 +22,71 @@ pub struct ServiceSetDef {
     pub goals: Vec<vcp_common::module::Condition>,
 }
 
-/// What a control plane's modules may see and configure.
+/// What a control plane's modules may see and configure. Indexed, since
+/// admission asks it about every request of a round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scope {
     pub service_sets: Vec<ServiceSetDef>,
     /// The operator's plane sees every host's implementation resources.
     pub all_hosts: bool,
+    by_id: HashMap<String, usize>,
+    /// Host -> the members on it (set index, member).
+    by_host: HashMap<String, Vec<(usize, Member)>>,
 }
 
 impl Scope {
+    pub fn new(service_sets: Vec<ServiceSetDef>, all_hosts: bool) -> Self {
+        let by_id = service_sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        let mut by_host: HashMap<String, Vec<(usize, Member)>> = HashMap::default();
+        for (i, s) in service_sets.iter().enumerate() {
+            for m in &s.members {
+                by_host
+                    .entry(m.host.clone())
+                    .or_default()
+                    .push((i, m.clone()));
+            }
+        }
+        Scope {
+            service_sets,
+            all_hosts,
+            by_id,
+            by_host,
+        }
+    }
+
     pub fn set(&self, id: &str) -> Option<&ServiceSetDef> {
-        self.service_sets.iter().find(|s| s.id == id)
+        self.by_id.get(id).and_then(|&i| self.service_sets.get(i))
     }
 
     /// Whether readings of `resource` on `host` are visible.
     pub fn sees(&self, host: &str, resource: &str) -> bool {
         self.all_hosts
             || self
-                .service_sets
-                .iter()
-                .any(|s| s.members.iter().any(|m| m.covers(host, resource)))
+                .by_host
+                .get(host)
+                .is_some_and(|ms| ms.iter().any(|(_, m)| m.covers(host, resource)))
     }
 
     /// Whether the host appears in the scope at all.
     pub fn sees_host(&self, host: &str) -> bool {
-        self.all_hosts
-            || self
-                .service_sets
-                .iter()
-                .any(|s| s.members.iter().any(|m| m.host == host))
+        self.all_hosts || self.by_host.contains_key(host)
     }
 
     /// Whether a request may target `target`.
     pub fn covers(&self, target: &Target) -> bool {
         match target {
-            Target::ServiceSet(id) => self.set(id).is_some(),
-            Target::Member { service_set, host } => self
-                .set(service_set)
-                .is_some_and(|s| s.members.iter().any(|m| &m.host == host)),
+            Target::ServiceSet(id) => self.by_id.contains_key(id.as_str()),
+            Target::Member { service_set, host } => match self.by_id.get(service_set.as_str()) {
+                Some(&i) => self
+                    .by_host
+                    .get(host.as_str())
+                    .is_some_and(|ms| ms.iter().any(|(set, _)| *set == i)),
+                None => false,
+            },
             Target::Resource { host, resource } => self.sees(host, resource),
         }
     }
@@ -135,15 +163,14 @@ pub fn build(cfg: &SupervisorFile) -> Vec<ControlPlane> {
     let mut planes = vec![ControlPlane {
         id: DEFAULT_PLANE.into(),
         customer: OPERATOR.into(),
-        scope: Arc::new(Scope {
-            service_sets: cfg
-                .service_sets
+        scope: Arc::new(Scope::new(
+            cfg.service_sets
                 .iter()
                 .filter(|s| !has_vcp(s.customer.get_ref()))
                 .map(set_def)
                 .collect(),
-            all_hosts: true,
-        }),
+            true,
+        )),
         modules: default_modules(),
     }];
     for cp in &cfg.control_planes {
@@ -162,15 +189,14 @@ pub fn build(cfg: &SupervisorFile) -> Vec<ControlPlane> {
         }
         planes.push(ControlPlane {
             id: virtual_plane_id(&customer),
-            scope: Arc::new(Scope {
-                service_sets: cfg
-                    .service_sets
+            scope: Arc::new(Scope::new(
+                cfg.service_sets
                     .iter()
                     .filter(|s| s.customer.get_ref() == &customer)
                     .map(set_def)
                     .collect(),
-                all_hosts: false,
-            }),
+                false,
+            )),
             customer,
             modules,
         });

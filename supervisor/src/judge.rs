@@ -39,7 +39,7 @@ pub enum Evidence {
         key: ModuleKey,
         on_time: bool,
     },
-    Decisions(Vec<Decision>),
+    Decisions(Vec<Arc<Decision>>),
     Feedback {
         key: ModuleKey,
         rating: f64,
@@ -200,7 +200,7 @@ impl Judge {
             Evidence::Answered { key, on_time } => self.reputation.answered(&key, on_time, now),
             Evidence::Decisions(decisions) => {
                 for d in decisions {
-                    let target = (d.target, d.parameter);
+                    let target = (d.target.clone(), d.parameter.to_string());
                     if let Err(err) =
                         self.contribution
                             .record_decision(&target, d.round, &d.influences, now)
@@ -264,7 +264,7 @@ impl Judge {
                 let _ = self
                     .contribution
                     .record_window(&target, if met { 1.0 } else { 0.0 }, now);
-                let Some(decision) = settings.get(&target) else {
+                let Some(decision) = settings.get(&target.0, &target.1) else {
                     continue;
                 };
                 for (key, influence) in &decision.influences {

@@ -3,7 +3,7 @@
 //! different kinds write disjoint parameters; views and reports read it
 //! without locks.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,18 +15,74 @@ use vcp_common::module::Target;
 pub struct Decision {
     pub round: u64,
     pub target: Target,
-    pub parameter: String,
+    pub parameter: Arc<str>,
     pub value: f64,
-    /// The module whose request won.
-    pub module: String,
-    pub control_plane: String,
+    /// The module whose request won (or weighed most).
+    pub module: Arc<str>,
+    pub control_plane: Arc<str>,
     /// How many requests competed for this (target, parameter).
     pub contenders: usize,
     /// Each competing module's influence on the outcome (summing to 1).
     pub influences: Vec<(crate::judge::ModuleKey, f64)>,
 }
 
-pub type SettingsMap = HashMap<(Target, String), Decision>;
+/// A decision keyed by its target, so the map needs no separate key (and
+/// cloning the map clones no strings).
+#[derive(Debug, Clone)]
+struct ByTarget(Arc<Decision>);
+
+impl PartialEq for ByTarget {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.target == other.0.target
+    }
+}
+
+impl Eq for ByTarget {}
+
+impl std::hash::Hash for ByTarget {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.target.hash(state)
+    }
+}
+
+impl std::borrow::Borrow<Target> for ByTarget {
+    fn borrow(&self) -> &Target {
+        &self.0.target
+    }
+}
+
+/// Decisions in force by parameter, then target: looked up by borrowed
+/// parts, so a round's admission never allocates a key. Each parameter's
+/// map sits behind its own `Arc`, so a round copies only the maps of the
+/// parameters it decided, and a copy only bumps reference counts.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsMap {
+    by_param: HashMap<Arc<str>, Arc<HashSet<ByTarget>>>,
+}
+
+impl SettingsMap {
+    pub fn get(&self, target: &Target, parameter: &str) -> Option<&Decision> {
+        self.by_param.get(parameter)?.get(target).map(|b| &*b.0)
+    }
+
+    pub fn insert(&mut self, d: Arc<Decision>) {
+        let set = self.by_param.entry(d.parameter.clone()).or_default();
+        Arc::make_mut(set).replace(ByTarget(d));
+    }
+
+    /// Every decision in force.
+    pub fn iter(&self) -> impl Iterator<Item = &Decision> {
+        self.by_param.values().flat_map(|m| m.iter().map(|b| &*b.0))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_param.values().map(|m| m.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Settings {
@@ -39,25 +95,20 @@ impl Settings {
     }
 
     /// Puts decisions in force.
-    pub fn apply(&self, decisions: &[Decision]) {
+    pub fn apply(&self, decisions: &[Arc<Decision>]) {
         if decisions.is_empty() {
             return;
         }
         self.map.rcu(|m| {
             let mut next = SettingsMap::clone(m);
             for d in decisions {
-                next.insert((d.target.clone(), d.parameter.clone()), d.clone());
+                next.insert(d.clone());
             }
             next
         });
     }
 
     pub fn value(&self, target: &Target, parameter: &str) -> Option<f64> {
-        // The key type owns its strings; a lookup by borrowed parts would
-        // need a custom key, and this is not on a round's path.
-        self.map
-            .load()
-            .get(&(target.clone(), parameter.to_owned()))
-            .map(|d| d.value)
+        self.map.load().get(target, parameter).map(|d| d.value)
     }
 }

@@ -78,6 +78,9 @@ pub struct ModuleInstance {
     pub uid: u64,
     /// Reputation and contribution key: `<control plane>/<module id>`.
     pub key: crate::judge::ModuleKey,
+    /// The module id and its control plane's id, shared by decisions.
+    pub name: Arc<str>,
+    pub plane_id: Arc<str>,
     pub spec: ModuleSpec,
     pub plane: Arc<ControlPlane>,
     /// The operator's built-in module for its kind.
@@ -114,6 +117,8 @@ impl ModuleInstance {
             ModuleInstance {
                 uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
                 key: crate::judge::module_key(&plane.id, &spec.id),
+                name: Arc::from(spec.id.as_str()),
+                plane_id: Arc::from(plane.id.as_str()),
                 spec,
                 plane,
                 is_default,

@@ -30,6 +30,9 @@ pub struct ModuleStats {
     pub busy: AtomicU64,
     /// Panics, errors and disconnects.
     pub faults: AtomicU64,
+    /// Supervisor CPU time spent admitting and mediating this module's
+    /// requests (ns), measured on the round's path.
+    pub cpu_ns: AtomicU64,
     /// Why the module's last request was clipped or rejected.
     pub last_violation: arc_swap::ArcSwapOption<String>,
     /// The module's last fault.

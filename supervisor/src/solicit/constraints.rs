@@ -3,7 +3,7 @@
 //! and a quota per answer. A violating request is clipped or rejected as
 //! configured, with the reason. Pure: time comes in as an argument.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use vcp_common::module::param;
 
@@ -33,8 +33,14 @@ impl Constraints {
         }
     }
 
-    /// Checks `requested` for `parameter`, given the value in force.
-    pub fn check(&self, parameter: &str, requested: f64, current: Option<f64>) -> Verdict {
+    /// Checks `requested` for `parameter`; `current` gives the value in
+    /// force and is only called when a step constraint needs it.
+    pub fn check(
+        &self,
+        parameter: &str,
+        requested: f64,
+        current: impl FnOnce() -> Option<f64>,
+    ) -> Verdict {
         if !requested.is_finite() {
             return Verdict::Reject(format!("{parameter}: {requested} is not a finite number"));
         }
@@ -56,7 +62,7 @@ impl Constraints {
             reasons.push(format!("{parameter}: {requested} above the maximum {max}"));
             value = max;
         }
-        if let (Some(step), Some(cur)) = (c.max_step, current) {
+        if let (Some(step), Some(cur)) = (c.max_step, c.max_step.and_then(|_| current())) {
             if (value - cur).abs() > step {
                 reasons.push(format!(
                     "{parameter}: step from {cur} to {value} exceeds {step} per round"
@@ -82,19 +88,22 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Takes one token for module `uid` at `now_ms`; `false` when over rate.
-    pub fn admit(&mut self, uid: u64, limits: &ModuleLimits, now_ms: i64) -> bool {
+    /// Takes up to `wanted` tokens for module `uid` at `now_ms`; returns
+    /// how many it got (the rest of its requests are over its rate).
+    pub fn take(&mut self, uid: u64, limits: &ModuleLimits, now_ms: i64, wanted: usize) -> usize {
         let rate = limits.rate_per_second.max(0.0);
         let (tokens, at) = self.buckets.entry(uid).or_insert((rate, now_ms));
         let elapsed = (now_ms - *at).max(0) as f64 / 1000.0;
         *tokens = (*tokens + elapsed * rate).min(rate);
         *at = now_ms;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let granted = (tokens.floor() as usize).min(wanted);
+        *tokens -= granted as f64;
+        granted
+    }
+
+    /// Takes one token; `false` when over rate.
+    pub fn admit(&mut self, uid: u64, limits: &ModuleLimits, now_ms: i64) -> bool {
+        self.take(uid, limits, now_ms, 1) == 1
     }
 
     /// Forgets modules that are gone.
@@ -121,17 +130,17 @@ mod tests {
     fn bounds_and_steps_clip_or_reject() {
         let clip = c(OnViolation::Clip);
         assert_eq!(
-            clip.check("instances", 4.4, Some(3.0)),
+            clip.check("instances", 4.4, || Some(3.0)),
             Verdict::Accept(4.0)
         );
-        match clip.check("instances", 50.0, Some(9.0)) {
+        match clip.check("instances", 50.0, || Some(9.0)) {
             Verdict::Clip { value, reason } => {
                 assert_eq!(value, 10.0);
                 assert!(reason.contains("above the maximum 10"), "{reason}");
             }
             v => panic!("{v:?}"),
         }
-        match clip.check("instances", 9.0, Some(3.0)) {
+        match clip.check("instances", 9.0, || Some(3.0)) {
             Verdict::Clip { value, reason } => {
                 assert_eq!(value, 5.0);
                 assert!(reason.contains("exceeds 2 per round"), "{reason}");
@@ -139,17 +148,20 @@ mod tests {
             v => panic!("{v:?}"),
         }
         assert!(
-            matches!(clip.check("instances", 0.0, Some(1.0)), Verdict::Clip { value, .. } if value == 1.0)
+            matches!(clip.check("instances", 0.0, || Some(1.0)), Verdict::Clip { value, .. } if value == 1.0)
         );
         let reject = c(OnViolation::Reject);
         assert!(
-            matches!(reject.check("instances", 50.0, None), Verdict::Reject(r) if r.contains("maximum"))
+            matches!(reject.check("instances", 50.0, || None), Verdict::Reject(r) if r.contains("maximum"))
         );
         assert!(matches!(
-            reject.check("instances", f64::NAN, None),
+            reject.check("instances", f64::NAN, || None),
             Verdict::Reject(_)
         ));
-        assert_eq!(reject.check("lb.weight", 0.25, None), Verdict::Accept(0.25));
+        assert_eq!(
+            reject.check("lb.weight", 0.25, || None),
+            Verdict::Accept(0.25)
+        );
     }
 
     #[test]
@@ -165,5 +177,10 @@ mod tests {
         assert!(!r.admit(1, &limits, 400));
         assert!(r.admit(1, &limits, 600));
         assert!(r.admit(2, &limits, 600), "buckets are per module");
+        assert_eq!(
+            r.take(2, &limits, 1600, 5),
+            2,
+            "a bucket holds one second of requests"
+        );
     }
 }

@@ -7,11 +7,10 @@
 //! No locks here: hot path. Buffers live in the [`Mediator`] and keep their
 //! capacity from round to round; reputation weights come in per slot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use vcp_common::module::{param, Kind, Target};
 
 use crate::judge::ModuleKey;
@@ -20,83 +19,44 @@ use crate::mediate::optimise::{self, place, Problem, Search};
 use crate::mediate::{mediate_value, Bid, Policy, SeedableRng, SmallRng};
 use crate::modules::instance::ModuleInstance;
 use crate::settings::{Decision, SettingsMap};
+use crate::solicit::policy::policy_index;
+pub use crate::solicit::policy::{
+    default_policy, PolicyCount, PolicyCounts, PolicyEntry, PolicyTable, POLICY_NAMES,
+};
 use crate::solicit::round::Request;
 
-/// One configured policy: for a kind and parameter, optionally only in one
-/// control plane (the most specific entry wins).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyEntry {
-    pub kind: Kind,
-    pub parameter: String,
-    #[serde(default)]
-    pub control_plane: Option<String>,
-    pub policy: Policy,
-}
-
-/// Mitigation capacity when no policy says otherwise: 10 Gbit/s, in bytes/s.
-pub const DEFAULT_MITIGATION_CAPACITY: f64 = 1.25e9;
-
-/// The policy of a parameter when the configuration names none.
-pub fn default_policy(parameter: &str) -> Policy {
-    match parameter {
-        param::LB_WEIGHT | param::CPU_SHARE | param::MEMORY_SHARE => Policy::Weighted,
-        param::PLACEMENT => Policy::Optimise { lambda: 1.0 },
-        param::MITIGATION => Policy::Capacity {
-            capacity: DEFAULT_MITIGATION_CAPACITY,
-            exploration: 0.05,
-        },
-        _ => Policy::Precedence,
+/// FNV-1a over a target's text: a cheap grouping key (equal targets, equal
+/// keys; a collision only costs a string comparison).
+fn target_hash(t: &Target) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    match t {
+        Target::ServiceSet(s) => feed(s.as_bytes()),
+        Target::Member { service_set, host } => {
+            feed(service_set.as_bytes());
+            feed(host.as_bytes());
+        }
+        Target::Resource { host, resource } => {
+            feed(host.as_bytes());
+            feed(resource.as_bytes());
+        }
     }
-}
-
-/// Names of the policies, in the order of [`PolicyCounts`].
-pub const POLICY_NAMES: [&str; 5] = [
-    "precedence",
-    "weighted",
-    "capacity",
-    "conditional",
-    "optimise",
-];
-
-fn policy_index(p: &Policy) -> usize {
-    match p {
-        Policy::Precedence => 0,
-        Policy::Weighted => 1,
-        Policy::Capacity { .. } => 2,
-        Policy::Conditional(_) => 3,
-        Policy::Optimise { .. } => 4,
-    }
-}
-
-/// Decisions per policy (atomics; read by reports and /metrics).
-#[derive(Debug, Default)]
-pub struct PolicyCounts(pub [AtomicU64; 5]);
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PolicyCount {
-    pub policy: &'static str,
-    pub decisions: u64,
-}
-
-impl PolicyCounts {
-    pub fn summary(&self) -> Vec<PolicyCount> {
-        POLICY_NAMES
-            .iter()
-            .zip(&self.0)
-            .map(|(p, c)| PolicyCount {
-                policy: p,
-                decisions: c.load(Ordering::Relaxed),
-            })
-            .collect()
-    }
+    h
 }
 
 /// Resolves one kind's requests, round after round.
 pub struct Mediator {
     kind: Kind,
-    policies: Arc<Vec<PolicyEntry>>,
-    defaults: Vec<(String, Policy)>,
+    table: Arc<PolicyTable>,
+    /// Parameter names seen, by ordinal.
+    params: Vec<Arc<str>>,
     pub counts: Arc<PolicyCounts>,
     rng: SmallRng,
     bids: Vec<Bid>,
@@ -105,6 +65,8 @@ pub struct Mediator {
     scratch: Vec<usize>,
     opt: optimise::Scratch,
     hosts: Vec<String>,
+    keys: Vec<u128>,
+    order: Vec<u32>,
     flat: Vec<u32>,
     placed: Vec<u32>,
     /// Longest a placement search may take inside a round.
@@ -112,16 +74,11 @@ pub struct Mediator {
 }
 
 impl Mediator {
-    pub fn new(
-        kind: Kind,
-        policies: Arc<Vec<PolicyEntry>>,
-        counts: Arc<PolicyCounts>,
-        seed: u64,
-    ) -> Self {
+    pub fn new(kind: Kind, table: Arc<PolicyTable>, counts: Arc<PolicyCounts>, seed: u64) -> Self {
         Mediator {
             kind,
-            policies,
-            defaults: Vec::new(),
+            table,
+            params: Vec::new(),
             counts,
             rng: SmallRng::seed_from_u64(seed),
             bids: Vec::new(),
@@ -130,36 +87,29 @@ impl Mediator {
             scratch: Vec::new(),
             opt: optimise::Scratch::default(),
             hosts: Vec::new(),
+            keys: Vec::new(),
+            order: Vec::new(),
             flat: Vec::new(),
             placed: Vec::new(),
             search_budget: Duration::from_millis(5),
         }
     }
 
-    fn policy(&mut self, parameter: &str, plane: Option<&str>) -> Policy {
-        let configured = self
-            .policies
-            .iter()
-            .filter(|e| e.kind == self.kind && e.parameter == parameter)
-            .filter(|e| e.control_plane.is_none() || e.control_plane.as_deref() == plane)
-            .max_by_key(|e| e.control_plane.is_some());
-        if let Some(e) = configured {
-            return e.policy.clone();
-        }
-        if let Some((_, p)) = self.defaults.iter().find(|(name, _)| name == parameter) {
-            return p.clone();
-        }
-        let p = default_policy(parameter);
-        self.defaults.push((parameter.to_owned(), p.clone()));
-        p
+    fn param_name(&self, ordinal: u32) -> Arc<str> {
+        self.params
+            .get(ordinal as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
     }
 
     fn count(&self, p: &Policy, n: usize) {
         self.counts.0[policy_index(p)].fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Mediates `requests` (sorted in place) into `out`. `weights[slot]` is
-    /// the reputation of `modules[slot]`.
+    /// Mediates `requests` into `out`. `weights[slot]` is the reputation of
+    /// `modules[slot]`. Requests are grouped through a sorted index of
+    /// integer keys (parameter ordinal, target hash, slot), so strings are
+    /// compared only within a group and requests never move.
     #[allow(clippy::too_many_arguments)]
     pub fn mediate(
         &mut self,
@@ -171,93 +121,127 @@ impl Mediator {
         deadline: Instant,
         out: &mut Vec<Decision>,
     ) {
-        requests.sort_unstable_by(|a, b| {
-            a.parameter
-                .cmp(&b.parameter)
-                .then_with(|| a.target.cmp(&b.target))
-                .then(a.slot.cmp(&b.slot))
-        });
+        self.keys.clear();
+        for (i, r) in requests.iter_mut().enumerate() {
+            let ordinal = match self.params.iter().position(|p| **p == *r.parameter) {
+                Some(o) => o,
+                None => {
+                    self.params.push(Arc::from(r.parameter.as_str()));
+                    self.params.len() - 1
+                }
+            };
+            r.group = (ordinal as u32, target_hash(&r.target));
+            let key = (u128::from(r.group.0) << 112)
+                | (u128::from(r.group.1) << 48)
+                | (((r.slot as u128) & 0xffff) << 32)
+                | i as u128;
+            self.keys.push(key);
+        }
+        self.keys.sort_unstable();
+        self.order.clear();
+        self.order.extend(self.keys.iter().map(|k| *k as u32));
+        let mut order = std::mem::take(&mut self.order);
         let mut start = 0;
-        while start < requests.len() {
-            let parameter = requests[start].parameter.clone();
+        while start < order.len() {
+            let ordinal = requests[order[start] as usize].group.0;
             let end = start
-                + requests[start..]
+                + order[start..]
                     .iter()
-                    .take_while(|r| r.parameter == parameter)
+                    .take_while(|&&i| requests[i as usize].group.0 == ordinal)
                     .count();
-            let run = &requests[start..end];
-            let plane = modules.get(run[0].slot).map(|m| m.plane.id.clone());
-            let policy = self.policy(&parameter, plane.as_deref());
+            let first = &requests[order[start] as usize];
+            let plane = modules.get(first.slot).map_or("", |m| m.plane.id.as_str());
+            let policy = self
+                .table
+                .resolve(self.kind, &first.parameter, plane)
+                .clone();
             let before = out.len();
             match &policy {
                 Policy::Capacity {
                     capacity,
                     exploration,
-                } => self.pool(round, run, modules, weights, *capacity, *exploration, out),
-                Policy::Optimise { lambda } => self.placements(
-                    round, run, modules, weights, settings, *lambda, deadline, out,
+                } => self.pool(
+                    round,
+                    requests,
+                    &mut order[start..end],
+                    modules,
+                    weights,
+                    *capacity,
+                    *exploration,
+                    out,
                 ),
-                _ => self.per_target(round, run, modules, weights, settings, out),
+                Policy::Optimise { lambda } => {
+                    let mut run = order[start..end].to_vec();
+                    // A placement search needs each service set's requests together.
+                    run.sort_unstable_by(|&a, &b| {
+                        let (a, b) = (&requests[a as usize], &requests[b as usize]);
+                        a.target.cmp(&b.target).then(a.slot.cmp(&b.slot))
+                    });
+                    self.placements(
+                        round, requests, &run, modules, weights, settings, *lambda, deadline, out,
+                    )
+                }
+                _ => self.per_target(
+                    round,
+                    requests,
+                    &mut order[start..end],
+                    modules,
+                    weights,
+                    settings,
+                    out,
+                ),
             }
             self.count(&policy, out.len() - before);
             start = end;
         }
+        self.order = order;
     }
 
-    fn fill_bids(&mut self, group: &[Request], modules: &[Arc<ModuleInstance>], weights: &[f64]) {
-        self.bids.clear();
-        self.bids.extend(group.iter().map(|r| Bid {
-            value: r.value,
-            weight: weights.get(r.slot).copied().unwrap_or(0.0),
-            is_default: modules.get(r.slot).is_some_and(|m| m.is_default),
-            module: r.slot as u32,
-        }));
-        self.influence.clear();
-        self.influence.resize(group.len(), 0.0);
-    }
-
-    fn influences(
-        &self,
-        group: &[Request],
-        modules: &[Arc<ModuleInstance>],
-    ) -> Vec<(ModuleKey, f64)> {
-        group
-            .iter()
-            .zip(&self.influence)
-            .filter(|(_, i)| **i > 0.0)
-            .filter_map(|(r, i)| modules.get(r.slot).map(|m| (m.key.clone(), *i)))
-            .collect()
-    }
-
+    /// The decision for one group (indices into `reqs`), with
+    /// `self.influence` holding each member's influence.
     fn decision(
         &self,
         round: u64,
-        group: &[Request],
-        modules: &[Arc<ModuleInstance>],
+        reqs: &[Request],
+        group: &[u32],
         value: f64,
+        modules: &[Arc<ModuleInstance>],
     ) -> Option<Decision> {
         // The module with the largest influence is named as the decider.
         let (lead, _) = group
             .iter()
+            .map(|&i| &reqs[i as usize])
             .zip(&self.influence)
             .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.slot.cmp(&a.0.slot)))?;
         let m = modules.get(lead.slot)?;
+        let influences = group
+            .iter()
+            .zip(&self.influence)
+            .filter(|(_, inf)| **inf > 0.0)
+            .filter_map(|(&i, inf)| {
+                modules
+                    .get(reqs[i as usize].slot)
+                    .map(|m| (m.key.clone(), *inf))
+            })
+            .collect();
         Some(Decision {
             round,
             target: lead.target.clone(),
-            parameter: lead.parameter.clone(),
+            parameter: self.param_name(lead.group.0),
             value,
-            module: m.id().to_owned(),
-            control_plane: m.plane.id.clone(),
+            module: m.name.clone(),
+            control_plane: m.plane_id.clone(),
             contenders: group.len(),
-            influences: self.influences(group, modules),
+            influences,
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn per_target(
         &mut self,
         round: u64,
-        run: &[Request],
+        reqs: &[Request],
+        run: &mut [u32],
         modules: &[Arc<ModuleInstance>],
         weights: &[f64],
         settings: &SettingsMap,
@@ -265,23 +249,27 @@ impl Mediator {
     ) {
         let mut start = 0;
         while start < run.len() {
-            let end = start
-                + run[start..]
-                    .iter()
-                    .take_while(|r| r.target == run[start].target)
-                    .count();
+            let end = start + group_len(reqs, &mut run[start..]);
             let group = &run[start..end];
-            let plane = modules.get(group[0].slot).map(|m| m.plane.id.clone());
-            let policy = self.policy(&group[0].parameter, plane.as_deref());
-            self.fill_bids(group, modules, weights);
+            let first = &reqs[group[0] as usize];
+            let plane = modules.get(first.slot).map_or("", |m| m.plane.id.as_str());
+            let policy = self.table.resolve(self.kind, &first.parameter, plane);
+            fill_bids(
+                &mut self.bids,
+                &mut self.influence,
+                reqs,
+                group,
+                modules,
+                weights,
+            );
             let current = settings
-                .get(&(group[0].target.clone(), group[0].parameter.clone()))
+                .get(&first.target, &first.parameter)
                 .map(|d| d.value);
-            let integer = param::is_integer(&group[0].parameter);
+            let integer = param::is_integer(&first.parameter);
             if let Some(v) =
-                mediate_value(&policy, &self.bids, integer, current, &mut self.influence)
+                mediate_value(policy, &self.bids, integer, current, &mut self.influence)
             {
-                out.extend(self.decision(round, group, modules, v));
+                out.extend(self.decision(round, reqs, group, v, modules));
             }
             start = end;
         }
@@ -291,14 +279,23 @@ impl Mediator {
     fn pool(
         &mut self,
         round: u64,
-        run: &[Request],
+        reqs: &[Request],
+        run: &mut [u32],
         modules: &[Arc<ModuleInstance>],
         weights: &[f64],
         capacity: f64,
         exploration: f64,
         out: &mut Vec<Decision>,
     ) {
-        self.fill_bids(run, modules, weights);
+        separate_collisions(reqs, run);
+        fill_bids(
+            &mut self.bids,
+            &mut self.influence,
+            reqs,
+            run,
+            modules,
+            weights,
+        );
         self.alloc.clear();
         self.alloc.resize(run.len(), 0.0);
         let explore = (exploration > 0.0).then_some((&mut self.rng, exploration));
@@ -315,11 +312,7 @@ impl Mediator {
         let allocs = std::mem::take(&mut self.alloc);
         let mut start = 0;
         while start < run.len() {
-            let end = start
-                + run[start..]
-                    .iter()
-                    .take_while(|r| r.target == run[start].target)
-                    .count();
+            let end = start + group_len(reqs, &mut run[start..]);
             let value: f64 = allocs[start..end].iter().sum();
             self.influence.clear();
             self.influence.extend(allocs[start..end].iter().map(|a| {
@@ -335,7 +328,7 @@ impl Mediator {
                     *first = 1.0;
                 }
             }
-            out.extend(self.decision(round, &run[start..end], modules, value));
+            out.extend(self.decision(round, reqs, &run[start..end], value, modules));
             start = end;
         }
         self.alloc = allocs;
@@ -345,7 +338,8 @@ impl Mediator {
     fn placements(
         &mut self,
         round: u64,
-        run: &[Request],
+        reqs: &[Request],
+        run: &[u32],
         modules: &[Arc<ModuleInstance>],
         weights: &[f64],
         settings: &SettingsMap,
@@ -353,27 +347,21 @@ impl Mediator {
         deadline: Instant,
         out: &mut Vec<Decision>,
     ) {
-        // Requests are sorted by target, so one service set's placements are
-        // contiguous.
-        let set_of = |r: &Request| match &r.target {
-            Target::Member { service_set, .. } => Some(service_set.clone()),
+        let set_of = |i: &u32| match &reqs[*i as usize].target {
+            Target::Member { service_set, .. } => Some(service_set.as_str()),
             _ => None,
         };
         let mut start = 0;
         while start < run.len() {
             let set = set_of(&run[start]);
-            let end = start + run[start..].iter().take_while(|r| set_of(r) == set).count();
+            let end = start + run[start..].iter().take_while(|i| set_of(i) == set).count();
             if let Some(set) = set {
+                let group = Placement {
+                    reqs,
+                    group: &run[start..end],
+                };
                 self.place_set(
-                    round,
-                    &set,
-                    &run[start..end],
-                    modules,
-                    weights,
-                    settings,
-                    lambda,
-                    deadline,
-                    out,
+                    round, set, group, modules, weights, settings, lambda, deadline, out,
                 );
             }
             start = end;
@@ -385,7 +373,7 @@ impl Mediator {
         &mut self,
         round: u64,
         set: &str,
-        group: &[Request],
+        group: Placement<'_>,
         modules: &[Arc<ModuleInstance>],
         weights: &[f64],
         settings: &SettingsMap,
@@ -394,7 +382,7 @@ impl Mediator {
         out: &mut Vec<Decision>,
     ) {
         self.hosts.clear();
-        for r in group {
+        for r in group.iter() {
             if let Target::Member { host, .. } = &r.target {
                 if !self.hosts.contains(host) {
                     self.hosts.push(host.clone());
@@ -408,7 +396,7 @@ impl Mediator {
         let h = self.hosts.len();
         self.flat.clear();
         self.flat.resize(slots.len() * h, 0);
-        for r in group {
+        for r in group.iter() {
             let (Target::Member { host, .. }, Some(m)) =
                 (&r.target, slots.iter().position(|s| *s == r.slot))
             else {
@@ -419,10 +407,7 @@ impl Mediator {
             }
         }
         let instances = settings
-            .get(&(
-                Target::ServiceSet(set.to_owned()),
-                param::INSTANCES.to_owned(),
-            ))
+            .get(&Target::ServiceSet(set.to_owned()), param::INSTANCES)
             .map(|d| d.value.max(0.0) as u32)
             .unwrap_or_else(|| {
                 self.flat
@@ -443,7 +428,6 @@ impl Mediator {
         self.placed.clear();
         self.placed.resize(h, 0);
         let mut influence = vec![0.0; slots.len()];
-        let budget = deadline.min(Instant::now() + self.search_budget);
         let problem = Problem {
             instances,
             capacities: &capacities,
@@ -451,7 +435,7 @@ impl Mediator {
             lambda,
         };
         let search = Search {
-            deadline: budget,
+            deadline: deadline.min(Instant::now() + self.search_budget),
             now: &Instant::now,
             max_iterations: 10_000,
             restarts: 3,
@@ -480,6 +464,7 @@ impl Mediator {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .and_then(|(s, _)| modules.get(*s));
         let Some(lead) = lead else { return };
+        let parameter: Arc<str> = Arc::from(param::PLACEMENT);
         for (host, count) in self.hosts.iter().zip(&self.placed) {
             out.push(Decision {
                 round,
@@ -487,13 +472,145 @@ impl Mediator {
                     service_set: set.to_owned(),
                     host: host.clone(),
                 },
-                parameter: param::PLACEMENT.to_owned(),
+                parameter: parameter.clone(),
                 value: f64::from(*count),
-                module: lead.id().to_owned(),
-                control_plane: lead.plane.id.clone(),
+                module: lead.name.clone(),
+                control_plane: lead.plane_id.clone(),
                 contenders: slots.len(),
                 influences: influences.clone(),
             });
         }
+    }
+}
+
+/// One service set's placement requests.
+#[derive(Clone, Copy)]
+struct Placement<'a> {
+    reqs: &'a [Request],
+    group: &'a [u32],
+}
+
+impl<'a> Placement<'a> {
+    fn iter(self) -> impl Iterator<Item = &'a Request> {
+        self.group.iter().map(move |&i| &self.reqs[i as usize])
+    }
+}
+
+/// How many leading indices of `run` name the same (parameter, target) as
+/// the first. Equal keys almost always mean equal targets; when two targets'
+/// hashes collide, their indices are first ordered by target so that they
+/// do not interleave.
+fn group_len(reqs: &[Request], run: &mut [u32]) -> usize {
+    let first = &reqs[run[0] as usize];
+    let same_key = run
+        .iter()
+        .take_while(|&&i| reqs[i as usize].group == first.group)
+        .count();
+    let same = run[..same_key]
+        .iter()
+        .take_while(|&&i| reqs[i as usize].target == first.target)
+        .count();
+    if same < same_key {
+        separate_collisions(reqs, &mut run[..same_key]);
+        let first = &reqs[run[0] as usize];
+        return run[..same_key]
+            .iter()
+            .take_while(|&&i| reqs[i as usize].target == first.target)
+            .count();
+    }
+    same
+}
+
+/// Within runs of equal (parameter, hash) keys, orders indices by target so
+/// that two targets whose hashes collide do not interleave.
+fn separate_collisions(reqs: &[Request], order: &mut [u32]) {
+    let mut start = 0;
+    while start < order.len() {
+        let key = reqs[order[start] as usize].group;
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|&&i| reqs[i as usize].group == key)
+                .count();
+        let run = &mut order[start..end];
+        let first = &reqs[run[0] as usize].target;
+        if run.iter().any(|&i| reqs[i as usize].target != *first) {
+            run.sort_by(|&a, &b| {
+                let (a, b) = (&reqs[a as usize], &reqs[b as usize]);
+                a.target.cmp(&b.target).then(a.slot.cmp(&b.slot))
+            });
+        }
+        start = end;
+    }
+}
+
+fn fill_bids(
+    bids: &mut Vec<Bid>,
+    influence: &mut Vec<f64>,
+    reqs: &[Request],
+    group: &[u32],
+    modules: &[Arc<ModuleInstance>],
+    weights: &[f64],
+) {
+    bids.clear();
+    bids.extend(group.iter().map(|&i| {
+        let r = &reqs[i as usize];
+        Bid {
+            value: r.value,
+            weight: weights.get(r.slot).copied().unwrap_or(0.0),
+            is_default: modules.get(r.slot).is_some_and(|m| m.is_default),
+            module: r.slot as u32,
+        }
+    }));
+    influence.clear();
+    influence.resize(group.len(), 0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(slot: usize, set: &str, group: (u32, u64)) -> Request {
+        Request {
+            slot,
+            target: Target::ServiceSet(set.into()),
+            parameter: param::INSTANCES.into(),
+            value: 1.0,
+            group,
+        }
+    }
+
+    #[test]
+    fn colliding_keys_still_group_by_target() {
+        // Three requests share one key (a forced hash collision) but name two
+        // targets, interleaved by slot as the key sort would leave them.
+        let reqs = vec![
+            req(0, "a", (0, 7)),
+            req(1, "b", (0, 7)),
+            req(2, "a", (0, 7)),
+            req(0, "c", (0, 9)),
+        ];
+        let mut order = vec![0u32, 1, 2, 3];
+        let first = group_len(&reqs, &mut order);
+        assert_eq!(first, 2);
+        assert!(order[..2]
+            .iter()
+            .all(|&i| reqs[i as usize].target == Target::ServiceSet("a".into())));
+        assert_eq!(group_len(&reqs, &mut order[2..]), 1);
+        assert_eq!(group_len(&reqs, &mut order[3..]), 1);
+    }
+
+    #[test]
+    fn target_hash_distinguishes_field_boundaries() {
+        let a = Target::Member {
+            service_set: "ab".into(),
+            host: "c".into(),
+        };
+        let b = Target::Member {
+            service_set: "a".into(),
+            host: "bc".into(),
+        };
+        assert_ne!(target_hash(&a), target_hash(&b));
+        assert_eq!(target_hash(&a), target_hash(&a.clone()));
     }
 }

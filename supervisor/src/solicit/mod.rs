@@ -9,7 +9,9 @@
 //! its own part of the round.
 
 pub mod constraints;
+pub mod histogram;
 pub mod mediation;
+pub mod policy;
 pub mod round;
 pub mod view;
 
@@ -23,10 +25,12 @@ use tracing::debug;
 use vcp_common::module::{Kind, Solicitation};
 
 use crate::fleet::Fleet;
-use crate::judge::{Evidence, JudgeHandle};
+use crate::judge::{Evidence, JudgeHandle, ModuleKey};
 use crate::modules::instance::{Ask, ModuleInstance};
 use crate::modules::registry::Registry;
+use crate::reputation::ReputationSnapshot;
 use crate::settings::Settings;
+use crate::settings::{Decision, SettingsMap};
 use constraints::{Constraints, RateLimiter};
 use mediation::Mediator;
 use round::{admit, Admission, Request};
@@ -42,6 +46,11 @@ pub struct KindStats {
     /// decisions in force (µs), and the longest seen.
     pub last_round_us: AtomicU64,
     pub max_round_us: AtomicU64,
+    /// The supervisor's own work in the last round (µs): the round's time
+    /// less the time spent waiting for answers.
+    pub last_own_us: AtomicU64,
+    /// The supervisor's own work per round.
+    pub own: histogram::Histogram,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -85,10 +94,112 @@ pub struct Solicitor {
     pub deadline: Duration,
     pub ctx: RoundContext,
     pub stats: Arc<KindStats>,
+    pub core: RoundCore,
+}
+
+/// The pure part of a round, from collected answers to decisions:
+/// admission (constraints, quota, rate) and mediation, with the supervisor's
+/// time on each module's requests measured and added to its statistics.
+/// Benchmarks drive it directly.
+pub struct RoundCore {
+    pub constraints: Constraints,
     pub mediator: Mediator,
     limiter: RateLimiter,
     requests: Vec<Request>,
     weights: Vec<f64>,
+    per_slot: Vec<u64>,
+}
+
+impl RoundCore {
+    pub fn new(constraints: Constraints, mediator: Mediator) -> Self {
+        RoundCore {
+            constraints,
+            mediator,
+            limiter: RateLimiter::default(),
+            requests: Vec::new(),
+            weights: Vec::new(),
+            per_slot: Vec::new(),
+        }
+    }
+
+    /// Starts a round's admission.
+    pub fn begin(&mut self) {
+        self.requests.clear();
+    }
+
+    /// Requests admitted so far this round.
+    pub fn admitted(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Admits one module's answer; the time it takes is the module's.
+    pub fn admit(
+        &mut self,
+        slot: usize,
+        m: &ModuleInstance,
+        proposals: Vec<vcp_common::module::Proposal>,
+        settings: &SettingsMap,
+        now_ms: i64,
+    ) {
+        let t = Instant::now();
+        let mut admission = Admission {
+            constraints: &self.constraints,
+            limiter: &mut self.limiter,
+            settings,
+            now_ms,
+        };
+        admit(slot, m, proposals, &mut admission, &mut self.requests);
+        m.stats
+            .cpu_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Mediates everything admitted this round. Mediation time is shared
+    /// among the modules in proportion to their admitted requests.
+    pub fn decide(
+        &mut self,
+        round: u64,
+        modules: &[Arc<ModuleInstance>],
+        reputation: &ReputationSnapshot<ModuleKey>,
+        settings: &SettingsMap,
+        deadline: Instant,
+    ) -> Vec<Decision> {
+        let t = Instant::now();
+        self.weights.clear();
+        self.weights
+            .extend(modules.iter().map(|m| reputation.get(&m.key)));
+        let mut decisions = Vec::new();
+        self.mediator.mediate(
+            round,
+            &mut self.requests,
+            modules,
+            &self.weights,
+            settings,
+            deadline,
+            &mut decisions,
+        );
+        let spent = t.elapsed().as_nanos() as u64;
+        self.per_slot.clear();
+        self.per_slot.resize(modules.len(), 0);
+        for r in &self.requests {
+            if let Some(c) = self.per_slot.get_mut(r.slot) {
+                *c += 1;
+            }
+        }
+        let n = self.requests.len() as u64;
+        for (m, mine) in modules.iter().zip(&self.per_slot) {
+            if let Some(share) = (spent * mine).checked_div(n).filter(|s| *s > 0) {
+                m.stats.cpu_ns.fetch_add(share, Ordering::Relaxed);
+            }
+        }
+        decisions
+    }
+
+    /// Drops rate-limiter state of modules that are gone.
+    pub fn forget_gone(&mut self, modules: &[Arc<ModuleInstance>]) {
+        self.limiter
+            .retain(|uid| modules.iter().any(|m| m.uid == uid));
+    }
 }
 
 fn unix_ms() -> i64 {
@@ -109,12 +220,9 @@ impl Solicitor {
             kind,
             cadence,
             deadline,
-            ctx,
             stats: Arc::default(),
-            mediator,
-            limiter: RateLimiter::default(),
-            requests: Vec::new(),
-            weights: Vec::new(),
+            core: RoundCore::new(ctx.constraints.clone(), mediator),
+            ctx,
         }
     }
 
@@ -181,15 +289,13 @@ impl Solicitor {
         drop(shared);
         drop(tx);
 
-        let mut admission = Admission {
-            constraints: &self.ctx.constraints,
-            limiter: &mut self.limiter,
-            settings: &settings,
-            now_ms: at_ms,
-        };
-        self.requests.clear();
+        self.core.begin();
+        let mut waited = Duration::ZERO;
         loop {
-            let answer = match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+            let wait = Instant::now();
+            let received = tokio::time::timeout_at(deadline.into(), rx.recv()).await;
+            waited += wait.elapsed();
+            let answer = match received {
                 Ok(Some(a)) => a,
                 Ok(None) | Err(_) => break,
             };
@@ -201,13 +307,7 @@ impl Solicitor {
                 Ok(proposals) => {
                     m.stats.responses.fetch_add(1, Ordering::Relaxed);
                     self.stats.responses.fetch_add(1, Ordering::Relaxed);
-                    admit(
-                        answer.slot,
-                        m,
-                        proposals,
-                        &mut admission,
-                        &mut self.requests,
-                    );
+                    self.core.admit(answer.slot, m, proposals, &settings, at_ms);
                 }
                 Err(fault) => {
                     m.stats.faults.fetch_add(1, Ordering::Relaxed);
@@ -233,19 +333,10 @@ impl Solicitor {
             });
         }
         let reputation = self.ctx.judge.reputation.load();
-        self.weights.clear();
-        self.weights
-            .extend(modules.iter().map(|m| reputation.get(&m.key)));
-        let mut decisions = Vec::new();
-        self.mediator.mediate(
-            round,
-            &mut self.requests,
-            &modules,
-            &self.weights,
-            &settings,
-            deadline,
-            &mut decisions,
-        );
+        let decisions = self
+            .core
+            .decide(round, &modules, &reputation, &settings, deadline);
+        let decisions: Vec<Arc<Decision>> = decisions.into_iter().map(Arc::new).collect();
         self.ctx.settings.apply(&decisions);
         self.stats
             .decisions
@@ -256,12 +347,14 @@ impl Solicitor {
         }
         self.stats.rounds.fetch_add(1, Ordering::Relaxed);
         let took = started.elapsed().as_micros() as u64;
+        let own = started.elapsed().saturating_sub(waited).as_micros() as u64;
         self.stats.last_round_us.store(took, Ordering::Relaxed);
         self.stats.max_round_us.fetch_max(took, Ordering::Relaxed);
-        debug!(kind = %self.kind, round, requests = self.requests.len(), decisions = n_decisions, took_us = took, "round closed");
+        self.stats.last_own_us.store(own, Ordering::Relaxed);
+        self.stats.own.record_us(own);
+        debug!(kind = %self.kind, round, requests = self.core.admitted(), decisions = n_decisions, took_us = took, "round closed");
         if self.stats.rounds.load(Ordering::Relaxed).is_multiple_of(64) {
-            let live: Vec<u64> = modules.iter().map(|m| m.uid).collect();
-            self.limiter.retain(|uid| live.contains(&uid));
+            self.core.forget_gone(&modules);
         }
     }
 }

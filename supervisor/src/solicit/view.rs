@@ -60,12 +60,8 @@ pub fn build(
         .service_sets
         .iter()
         .map(|s| {
-            let key = (
-                Target::ServiceSet(s.id.clone()),
-                param::INSTANCES.to_owned(),
-            );
             let instances = settings
-                .get(&key)
+                .get(&Target::ServiceSet(s.id.clone()), param::INSTANCES)
                 .map_or(s.instances.initial, |d| d.value.max(0.0) as u32);
             ServiceSetState {
                 id: s.id.clone(),
@@ -79,11 +75,11 @@ pub fn build(
         })
         .collect();
     let settings = settings
-        .values()
+        .iter()
         .filter(|d| scope.covers(&d.target))
         .map(|d| Setting {
             target: d.target.clone(),
-            parameter: d.parameter.clone(),
+            parameter: d.parameter.to_string(),
             value: d.value,
         })
         .collect();

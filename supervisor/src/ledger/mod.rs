@@ -1,0 +1,183 @@
+//! The ledger: every charge between customers, vendors and the operator.
+//!
+//! - Money is integer micro-units (`i64`); it is never a float, not even
+//!   when rendered (see [`statement::money`]).
+//! - Double entry: a charge is ONE row holding both legs, the account that
+//!   pays (`debit`) and the account paid (`credit`), for one positive amount.
+//!   A charge can therefore never be half-recorded, and debits equal credits
+//!   by construction; [`LedgerReader::totals`] still sums the two sides
+//!   independently, per account, as a check.
+//! - Idempotency: `key` is UNIQUE; recording a charge whose key is already
+//!   there is a no-op (`ON CONFLICT(key) DO NOTHING`, the targeted form of
+//!   `INSERT OR IGNORE`: any other constraint failure is still an error).
+//! - Storage: `ledger.sqlite` in the data directory, WAL, `synchronous=FULL`;
+//!   one writer thread commits in groups (see [`writer`]); readers use their
+//!   own read-only connection and work without a writer (CLI). One writer
+//!   (one [`Ledger::open`]) per file at a time: its entry count is its own.
+//! - Statements: indexes on `(debit, at_ms)` and `(credit, at_ms)` serve an
+//!   account's charges in a period from either side.
+
+pub mod period;
+pub mod reader;
+pub mod statement;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+pub use period::{Granularity, Period};
+pub use reader::{LedgerReader, LedgerTotals};
+pub use statement::{render, Format, Line, Statement};
+pub use writer::Ledger;
+
+/// The file in the data directory.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+/// One charge: `debit` pays `amount` micro-units to `credit`.
+///
+/// Accounts are strings such as `customer:acme`, `vendor:predictive-labs`,
+/// `operator`. `amount` may be computed from a fractional `quantity` times
+/// `unit_price`; the rounding is the caller's, the ledger stores `amount`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Charge {
+    /// Idempotency key: the same key is charged once, ever.
+    pub key: String,
+    pub at_ms: i64,
+    pub debit: String,
+    pub credit: String,
+    /// Micro-units, > 0 (a zero charge is skipped, a negative one refused).
+    pub amount: i64,
+    pub module: String,
+    pub control_plane: String,
+    pub kind: String,
+    pub description: String,
+    pub quantity: f64,
+    /// Micro-units per unit.
+    pub unit_price: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("creating ledger directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no ledger at {path} (it is created by the supervisor)")]
+    NotFound { path: PathBuf },
+    #[error("ledger sqlite ({context}): {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("invalid charge {key:?}: {reason}")]
+    InvalidCharge { key: String, reason: String },
+    #[error("invalid period {label:?}: {reason}")]
+    Period { label: String, reason: String },
+    #[error("ledger commit failed: {0}")]
+    Commit(String),
+    #[error("{charges} recorded charge(s) were not committed: {error}")]
+    Lost { charges: u64, error: String },
+    #[error("amount overflows i64 micro-units in {what}")]
+    Overflow { what: String },
+    #[error("the ledger writer has stopped")]
+    Closed,
+}
+
+pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> LedgerError {
+    move |source| LedgerError::Sqlite { context, source }
+}
+
+impl Charge {
+    /// Checks the charge; `Ok(false)` for a zero amount, which is skipped.
+    pub fn validate(&self) -> Result<bool, LedgerError> {
+        let invalid = |reason: String| {
+            Err(LedgerError::InvalidCharge {
+                key: self.key.clone(),
+                reason,
+            })
+        };
+        if self.key.is_empty() {
+            return invalid("the idempotency key is empty".into());
+        }
+        if self.amount < 0 {
+            return invalid(format!("amount {} micro-units is negative", self.amount));
+        }
+        if self.debit.is_empty() || self.credit.is_empty() {
+            return invalid(format!(
+                "empty account (debit {:?}, credit {:?})",
+                self.debit, self.credit
+            ));
+        }
+        if self.debit == self.credit {
+            return invalid(format!(
+                "debit and credit are the same account {:?}",
+                self.debit
+            ));
+        }
+        if !self.quantity.is_finite() {
+            return invalid(format!("quantity {} is not finite", self.quantity));
+        }
+        Ok(self.amount > 0)
+    }
+}
+
+/// Validates every charge and drops the zero ones; refuses the whole batch
+/// if one is invalid (nothing of it is queued).
+pub(crate) fn checked(mut charges: Vec<Charge>) -> Result<Vec<Charge>, LedgerError> {
+    let mut zero = false;
+    for c in &charges {
+        zero |= !c.validate()?;
+    }
+    if zero {
+        charges.retain(|c| c.amount != 0);
+    }
+    Ok(charges)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    at_ms INTEGER NOT NULL,
+    debit TEXT NOT NULL,
+    credit TEXT NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    module TEXT NOT NULL,
+    control_plane TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    description TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    unit_price INTEGER NOT NULL,
+    CHECK (debit <> credit)
+);
+CREATE INDEX IF NOT EXISTS entries_debit ON entries (debit, at_ms);
+CREATE INDEX IF NOT EXISTS entries_credit ON entries (credit, at_ms);";
+
+/// Opens (creating if needed) the ledger for writing.
+pub(crate) fn open_writer(dir: &Path) -> Result<Connection, LedgerError> {
+    std::fs::create_dir_all(dir).map_err(|source| LedgerError::Dir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let conn = Connection::open(dir.join(LEDGER_FILE)).map_err(sql("open"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sql("busy_timeout"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql("journal_mode"))?;
+    // FULL: a commit survives power loss, not only a process crash.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql("synchronous"))?;
+    // 32 MiB of page cache keeps the three B-trees' hot pages in memory.
+    conn.pragma_update(None, "cache_size", -32_768)
+        .map_err(sql("cache_size"))?;
+    conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
+    Ok(conn)
+}
