@@ -141,6 +141,7 @@ fn round(c: &mut Criterion) {
                 initial: 2,
             },
             goals: vec![],
+            instance: None,
         })
         .collect();
     let plane = Arc::new(ControlPlane {

@@ -15,6 +15,7 @@ use crate::loopback::{Loopback, LoopbackOptions};
 use crate::report;
 use crate::scenario;
 use vcp_client::predictive::PredictiveAutoscaler;
+use vcp_supervisor::ledger::{render, Format, LedgerReader, Period};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -100,11 +101,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             break;
         }
     }
+    // Bill what the run used and settle the allocations, then stop.
+    let charged = fleet.supervisor().control.bill_now(true).await;
+    if let Err(e) = &charged {
+        eprintln!("final billing run failed: {e}");
+    }
     if let Some(m) = module.take() {
         m.stop();
     }
     let stopped = fleet.stop().await;
-    let report = report::build(&stopped.fleet, &stopped.control);
+    let ledger = LedgerReader::open(&data_dir)?;
+    let report = report::build(&stopped.fleet, &stopped.control, Some(&ledger))?;
     println!(
         "done: {} readings in {} batches, {:.3} wire bytes/reading, {} UDP bytes",
         report.totals.readings,
@@ -112,6 +119,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         report.totals.bytes_per_reading,
         report.totals.udp_bytes
     );
+    for account in ["customer:acme", "vendor:predictive-labs"] {
+        if report.statements.iter().any(|s| s.account == account) {
+            println!();
+            print!(
+                "{}",
+                render(&ledger.statement(account, &Period::All)?, Format::Table)
+            );
+        }
+    }
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;

@@ -20,6 +20,21 @@ enum Command {
     /// Run the supervisor's real round loop against simulated modules and
     /// print round counts, deadline misses and round-time percentiles.
     BenchRounds(vcp::bench_rounds::BenchArgs),
+    /// Print an account's cost statement for a billing period from the
+    /// ledger in the supervisor's data directory.
+    Statement {
+        /// Account: `customer:ID`, `vendor:ID` or `operator`.
+        #[arg(long)]
+        account: String,
+        /// `all`, a month `2026-11`, a day `2026-11-26` or an hour `2026-11-26T10` (UTC).
+        #[arg(long, default_value = "all")]
+        period: String,
+        #[arg(long, value_enum, default_value_t = StatementFormat::Table)]
+        format: StatementFormat,
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Write a fleet CA, the supervisor's certificate and one client
     /// certificate per agent, as PEM files.
     Certs {
@@ -39,6 +54,33 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum StatementFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+fn statement(
+    account: &str,
+    period: &str,
+    format: StatementFormat,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use vcp_supervisor::ledger::{render, Format, LedgerReader, Period};
+    let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
+    let reader = LedgerReader::open(&dir)
+        .with_context(|| format!("opening the ledger in {}", dir.display()))?;
+    let statement = reader.statement(account, &Period::parse(period)?)?;
+    let format = match format {
+        StatementFormat::Table => Format::Table,
+        StatementFormat::Json => Format::Json,
+        StatementFormat::Csv => Format::Csv,
+    };
+    print!("{}", render(&statement, format));
+    Ok(())
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -55,6 +97,12 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => runtime()?.block_on(vcp::demo::run(args)),
         Command::BenchRounds(args) => runtime()?.block_on(vcp::bench_rounds::run(args)),
+        Command::Statement {
+            account,
+            period,
+            format,
+            data_dir,
+        } => statement(&account, &period, format, data_dir),
         Command::Certs {
             out,
             agents,

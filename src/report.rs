@@ -5,6 +5,7 @@ use serde::Serialize;
 use vcp_supervisor::control::{Control, ModuleSummary};
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::judge::{GoalRecord, ModuleContribution, ModuleReputation};
+use vcp_supervisor::ledger::{LedgerReader, LedgerTotals, Period, Statement};
 use vcp_supervisor::solicit::mediation::PolicyCount;
 use vcp_supervisor::solicit::KindSummary;
 
@@ -25,6 +26,10 @@ pub struct Report {
     pub contribution: Vec<ModuleContribution>,
     /// Per service set with goals: evaluation windows, windows met.
     pub goals: Vec<GoalRecord>,
+    /// Per account in the ledger: its statement for the run.
+    pub statements: Vec<Statement>,
+    /// Ledger totals; double entry keeps debits equal to credits.
+    pub ledger: Option<LedgerTotals>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,7 +64,11 @@ pub struct LatestLine {
     pub value: f64,
 }
 
-pub fn build(fleet: &Fleet, control: &Control) -> Report {
+pub fn build(
+    fleet: &Fleet,
+    control: &Control,
+    ledger: Option<&LedgerReader>,
+) -> anyhow::Result<Report> {
     let judged = control.judge.report.load_full();
     let summaries = fleet.summaries();
     let readings = summaries.iter().map(|a| a.readings).sum::<u64>();
@@ -84,7 +93,7 @@ pub fn build(fleet: &Fleet, control: &Control) -> Report {
         })
         .collect();
     hosts.sort_by(|a, b| a.agent.cmp(&b.agent));
-    Report {
+    Ok(Report {
         agents: summaries
             .into_iter()
             .map(|a| AgentLine {
@@ -112,5 +121,14 @@ pub fn build(fleet: &Fleet, control: &Control) -> Report {
         reputation: judged.reputation.clone(),
         contribution: judged.contribution.clone(),
         goals: judged.goals.clone(),
-    }
+        statements: match ledger {
+            Some(l) => l
+                .accounts()?
+                .iter()
+                .map(|a| l.statement(a, &Period::All))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        },
+        ledger: ledger.map(|l| l.totals()).transpose()?,
+    })
 }

@@ -22,6 +22,15 @@ pub fn toml(agents: usize) -> String {
     };
     let mut text = format!(
         r#"evaluation_window_s = 2
+billing_interval_s = 5
+
+[prices]
+period = "hour"
+default_request_fee = 50
+response_fee_per_kb = 20
+compute_fee_per_ms = 100
+request_fees = [{{ kind = "autoscaling", parameter = "instances", fee = 100 }}]
+resources = {{ cpu_core_hour = 30000, memory_gib_hour = 4000, gpu_hour = 1500000, nic_gb = 10000 }}
 
 [[customers]]
 id = "acme"
@@ -34,6 +43,7 @@ id = "predictive-labs"
 id = "ops-web"
 customer = "operator"
 instances = {{ min = 1, max = 8, initial = 2 }}
+instance = {{ cores = 1.0, memory_gib = 2.0 }}
 members = [{}]
 goals = [{{ metric = "cpu.utilization", cmp = "below", value = 0.85 }}]
 "#,
@@ -46,6 +56,7 @@ goals = [{{ metric = "cpu.utilization", cmp = "below", value = 0.85 }}]
 id = "{CUSTOMER_SET}"
 customer = "acme"
 instances = {{ min = 1, max = 12, initial = 2 }}
+instance = {{ cores = 1.0, memory_gib = 2.0 }}
 members = [{}]
 goals = [{{ metric = "cpu.utilization", cmp = "below", value = 0.85 }}]
 
@@ -58,6 +69,21 @@ customer = "acme"
 [[control_planes]]
 customer = "acme"
 modules = {{ autoscaling = {{ mode = "replace", module = "{CUSTOM_MODULE}" }} }}
+
+# Acme pays 30 % of the module's fees, the vendor 70 %; the vendor earns half
+# of the saving against Acme's prior cost (12 instances all hour) while the
+# goal holds, and pays 0.5 units for every interval in which it breaks.
+[[contracts]]
+control_plane = "vcp-acme"
+module = "{CUSTOM_MODULE}"
+payer = {{ split = 0.3 }}
+cost_benefit = {{ share = 0.5, baseline = {{ prior_period_cost = 456000 }}, penalty = 500000 }}
+
+# Acme allocates 1 unit per period to its autoscaling service.
+[[settlements]]
+customer = "acme"
+kind = "autoscaling"
+amount = 1000000
 "#,
             members(2..=agents)
         ));

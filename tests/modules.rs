@@ -438,7 +438,7 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
         m.stop();
         fleet.stop().await
     };
-    let report = vcp::report::build(&stopped.fleet, &stopped.control);
+    let report = vcp::report::build(&stopped.fleet, &stopped.control, None).unwrap();
     let acme: Vec<_> = report
         .modules
         .iter()

@@ -11,8 +11,19 @@ use toml::Spanned;
 use vcp_common::module::{Condition, Kind};
 
 use crate::modules::builtin::BuiltinConfig;
+use crate::pricing::{Contract, PriceSheet};
 use crate::reputation::ReputationConfig;
 use crate::solicit::mediation::PolicyEntry;
+
+/// The supervisor's data directory when none is given: the user's data
+/// directory, e.g. `~/.local/share/vcp`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("vcp")
+}
 
 /// The operator's own account: its service sets run under the default
 /// control plane.
@@ -56,6 +67,33 @@ pub struct SupervisorFile {
     /// use `solicit::mediation::default_policy`.
     #[serde(default)]
     pub mediation: Vec<PolicyEntry>,
+    /// Prices of requests, bytes, supervisor CPU and resources.
+    #[serde(default)]
+    pub prices: PriceSheet,
+    /// Who pays for each custom module, and cost-benefit sharing.
+    #[serde(default)]
+    pub contracts: Vec<Contract>,
+    /// Amounts customers allocate to a kind of service, shared among the
+    /// vendors of its modules by contribution weighted by reputation.
+    #[serde(default)]
+    pub settlements: Vec<SettlementConfig>,
+    /// Seconds between billing runs (charges from usage since the last).
+    #[serde(default = "default_billing_s")]
+    pub billing_interval_s: u64,
+}
+
+/// A customer's allocation to a service, settled at each period's end.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementConfig {
+    pub customer: String,
+    pub kind: Kind,
+    /// Micro-units per billing period.
+    pub amount: i64,
+}
+
+fn default_billing_s() -> u64 {
+    60
 }
 
 fn yes() -> bool {
@@ -112,6 +150,20 @@ pub struct ServiceSetConfig {
     /// `{ metric = "cpu.utilization", cmp = "below", value = 0.85 }`.
     #[serde(default)]
     pub goals: Vec<Condition>,
+    /// Resources one instance reserves; with it, the set is charged for
+    /// its instances in force (instance-hours), without it for nothing but
+    /// measured NIC traffic.
+    #[serde(default)]
+    pub instance: Option<InstanceSize>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSize {
+    pub cores: f64,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: f64,
 }
 
 /// A customer's rating of a module (1–5), loaded at start.
@@ -423,6 +475,29 @@ impl SupervisorFile {
                     ),
                 });
             }
+        }
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: 0,
+            message,
+        };
+        self.prices
+            .validate()
+            .map_err(|e| invalid(format!("prices: {e}")))?;
+        for c in &self.contracts {
+            c.validate()
+                .map_err(|e| invalid(format!("contract {}/{}: {e}", c.control_plane, c.module)))?;
+        }
+        for s in &self.settlements {
+            if s.amount <= 0 || !customers.contains(s.customer.as_str()) {
+                return Err(invalid(format!(
+                    "settlement {}/{}: needs a known customer and a positive amount",
+                    s.customer, s.kind
+                )));
+            }
+        }
+        if self.billing_interval_s == 0 {
+            return Err(invalid("billing_interval_s must be at least 1".into()));
         }
         if self.evaluation_window_s == 0 {
             return Err(ConfigError::Invalid {

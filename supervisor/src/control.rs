@@ -8,10 +8,12 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use vcp_common::module::{Kind, ModuleLogic};
 
+use crate::biller::{self, BillNow};
 use crate::config::{CustomModuleConfig, SupervisorFile};
 use crate::control_plane::{self, ControlPlane, ModuleRef};
 use crate::fleet::Fleet;
 use crate::judge::{self, module_key, Evidence, JudgeHandle};
+use crate::ledger::Ledger;
 use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::run_builtin;
@@ -37,6 +39,8 @@ pub struct ModuleSummary {
     pub kind: Kind,
     pub control_plane: String,
     pub customer: String,
+    /// The custom module's vendor; `None` for the operator's modules.
+    pub vendor: Option<String>,
     pub remote: bool,
     pub connected: bool,
     pub solicitations: u64,
@@ -49,6 +53,8 @@ pub struct ModuleSummary {
     pub rejected: u64,
     pub clipped: u64,
     pub bytes: u64,
+    /// Supervisor CPU spent on the module's requests (ns).
+    pub cpu_ns: u64,
     pub parameters: Vec<ParamSummary>,
     pub last_violation: Option<String>,
     pub last_fault: Option<String>,
@@ -56,6 +62,8 @@ pub struct ModuleSummary {
 
 pub struct Control {
     pub file: SupervisorFile,
+    pub fleet: Arc<Fleet>,
+    biller: std::sync::OnceLock<tokio::sync::mpsc::Sender<BillNow>>,
     pub planes: Vec<Arc<ControlPlane>>,
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
@@ -71,7 +79,7 @@ pub struct Control {
 impl Control {
     /// Builds the control planes of `file`, starts their default modules and
     /// the solicitors. Must run inside a tokio runtime.
-    pub fn start(file: SupervisorFile, fleet: Arc<Fleet>) -> Arc<Control> {
+    pub fn start(file: SupervisorFile, fleet: Arc<Fleet>, ledger: Option<Ledger>) -> Arc<Control> {
         let planes: Vec<_> = control_plane::build(&file)
             .into_iter()
             .map(Arc::new)
@@ -133,8 +141,16 @@ impl Control {
             policy_counts,
             known: Mutex::new(Vec::new()),
             tasks: Mutex::new(tasks),
+            fleet,
+            biller: std::sync::OnceLock::new(),
             file,
         });
+        if let Some(ledger) = ledger {
+            let interval = std::time::Duration::from_secs(control.file.billing_interval_s);
+            let (tx, task) = biller::start(control.clone(), ledger, interval);
+            let _ = control.biller.set(tx);
+            control.lock_tasks().push(task);
+        }
         for plane in control
             .planes
             .iter()
@@ -258,6 +274,7 @@ impl Control {
                     kind: k.kind,
                     control_plane: k.plane.id.clone(),
                     customer: k.plane.customer.clone(),
+                    vendor: self.custom(&k.id).map(|c| c.vendor.get_ref().clone()),
                     remote: k.remote,
                     connected: live.iter().any(|(id, p)| *id == k.id && *p == k.plane.id),
                     solicitations: g(&s.solicitations),
@@ -270,12 +287,27 @@ impl Control {
                     rejected: t.rejected,
                     clipped: t.clipped,
                     bytes: t.bytes,
+                    cpu_ns: g(&s.cpu_ns),
                     parameters: s.params(),
                     last_violation: s.last_violation.load_full().map(|v| v.to_string()),
                     last_fault: s.last_fault.load_full().map(|v| v.to_string()),
                 }
             })
             .collect()
+    }
+
+    /// Runs the biller now (and settles the period so far when `settle`);
+    /// returns the number of charges recorded, once they are durable.
+    pub async fn bill_now(&self, settle: bool) -> Result<usize, String> {
+        let Some(tx) = self.biller.get() else {
+            return Err("no ledger: billing is off".into());
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        tx.send(BillNow { settle, done })
+            .await
+            .map_err(|_| "the biller has stopped".to_string())?;
+        wait.await
+            .map_err(|_| "the biller has stopped".to_string())?
     }
 
     /// Stops the solicitors and the built-in modules.

@@ -20,6 +20,7 @@ pub struct ServiceSetDef {
     pub members: Vec<Member>,
     pub instances: Instances,
     pub goals: Vec<vcp_common::module::Condition>,
+    pub instance: Option<crate::config::InstanceSize>,
 }
 
 /// What a control plane's modules may see and configure. Indexed, since
@@ -135,6 +136,7 @@ fn set_def(s: &crate::config::ServiceSetConfig) -> ServiceSetDef {
             .collect(),
         instances: *s.instances.get_ref(),
         goals: s.goals.clone(),
+        instance: s.instance,
     }
 }
 

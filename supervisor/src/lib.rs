@@ -1,6 +1,7 @@
 //! The vcp supervisor: ingests agent telemetry into a lock-free fleet view
 //! and (in later stages) runs the control planes over it.
 
+pub mod biller;
 pub mod config;
 pub mod contribution;
 pub mod control;

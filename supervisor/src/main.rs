@@ -39,14 +39,6 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-fn default_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("vcp")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -62,7 +54,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let supervisor = Supervisor::start(SupervisorConfig {
         listen: cli.listen,
-        data_dir: cli.data_dir.unwrap_or_else(default_data_dir),
+        data_dir: cli
+            .data_dir
+            .unwrap_or_else(vcp_supervisor::config::default_data_dir),
         tls,
         limits: Default::default(),
         control,

@@ -14,6 +14,7 @@ use crate::config::SupervisorFile;
 use crate::control::Control;
 use crate::fleet::Fleet;
 use crate::ingest::{self, IngestLimits};
+use crate::ledger::Ledger;
 use crate::modules::remote;
 use crate::store::{Store, StoreError};
 use crate::tls::{server_config, TlsError};
@@ -35,6 +36,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -63,7 +66,8 @@ impl Supervisor {
                 source,
             })?;
         info!(listen = %endpoint.local_addr().map_or(config.listen, |a| a), data_dir = %config.data_dir.display(), "supervisor listening");
-        let control = Control::start(config.control, fleet.clone());
+        let (ledger, _) = Ledger::open(&config.data_dir)?;
+        let control = Control::start(config.control, fleet.clone(), Some(ledger));
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
             fleet.clone(),

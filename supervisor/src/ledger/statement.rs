@@ -27,6 +27,17 @@ pub struct Line {
 }
 
 /// An account's charges in a period. `lines` sum exactly to `total`.
+/// A quantity as people read it: at most six decimals, no trailing zeros.
+fn quantity(q: f64) -> String {
+    let s = format!("{q:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_owned()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
     pub account: String,
@@ -167,7 +178,7 @@ fn table(s: &Statement) -> String {
                 cell(&l.control_plane),
                 cell(&l.kind),
                 cell(&l.description),
-                l.quantity.to_string(),
+                quantity(l.quantity),
                 money(l.unit_price),
                 money(l.amount),
                 cell(&l.counterparty),
@@ -230,7 +241,7 @@ fn csv(s: &Statement) -> String {
             csv_field(&l.control_plane),
             csv_field(&l.kind),
             csv_field(&l.description),
-            l.quantity.to_string(),
+            quantity(l.quantity),
             money(l.unit_price),
             money(l.amount),
             csv_field(&l.counterparty),

@@ -73,8 +73,6 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-use serde::{Deserialize, Serialize};
-
 pub use charges::{
     cost_benefit, goals_held, request_charges, resource_charge, resource_cost, ModuleUsage,
     ParamUsage, Parties, ResourceUsage,
@@ -83,26 +81,8 @@ pub use contract::{Baseline, Contract, ContractSet, CostBenefit, Payer, CONTRACT
 pub use money::{div_round_half_even, ratio_ppm, split_customer_share, SHARE_SCALE};
 pub use sheet::{BillingPeriod, PriceSheet, RequestFee, ResourcePrices, PRICES_EXAMPLE};
 
-/// One ledger entry: `debit` pays `credit` `amount` micro-units.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Charge {
-    /// Idempotency key, deterministic from the inputs (see the module docs).
-    pub key: String,
-    pub at_ms: i64,
-    /// Payer account.
-    pub debit: String,
-    /// Payee account.
-    pub credit: String,
-    /// Micro-units, always > 0.
-    pub amount: i64,
-    pub module: String,
-    pub control_plane: String,
-    /// The charge type, [`ChargeKind::as_str`].
-    pub kind: String,
-    pub description: String,
-    pub quantity: f64,
-    pub unit_price: i64,
-}
+/// One ledger entry; the ledger owns the type.
+pub use crate::ledger::Charge;
 
 /// The types of charge this module produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,350 @@
+//! The biller: turns what modules and service sets used since the last run
+//! into charges and hands them to the ledger — off the hot path, in its own
+//! task. Every `billing_interval_s` it charges, per module instance, the
+//! requests, response bytes and supervisor CPU since the last run (split
+//! between customer and vendor by contract); per service set, the resources
+//! of its instances in force and its measured NIC traffic; and per
+//! cost-benefit contract, the vendor's share of the saving against the
+//! baseline (prorated to the interval) when every goal window of the
+//! interval was met, or the penalty when one was not. At the end of a
+//! billing period (and on request) it settles customers' allocations among
+//! vendors by contribution weighted by reputation.
+//!
+//! Idempotency keys name the billing period and the run's start, so a
+//! replayed run charges nothing twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+use vcp_common::metric::{NIC_RX_BYTES, NIC_TX_BYTES};
+use vcp_common::module::{param, Target};
+
+use crate::contribution::split_amount;
+use crate::control::{Control, ModuleSummary};
+use crate::control_plane::ServiceSetDef;
+use crate::judge::GoalRecord;
+use crate::ledger::{Charge, Granularity, Ledger, Period};
+use crate::pricing::{
+    cost_benefit, customer_account, goals_held, request_charges, resource_charge, resource_cost,
+    vendor_account, Baseline, BillingPeriod, ModuleUsage, ParamUsage, Parties, ResourceUsage,
+};
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn granularity(p: BillingPeriod) -> Granularity {
+    match p {
+        BillingPeriod::Hour => Granularity::Hour,
+        BillingPeriod::Day => Granularity::Day,
+        BillingPeriod::Month => Granularity::Month,
+    }
+}
+
+/// Asks the biller to run now; `settle` also settles the current period.
+pub struct BillNow {
+    pub settle: bool,
+    pub done: oneshot::Sender<Result<usize, String>>,
+}
+
+/// The biller's memory between runs: cumulative counters seen last time.
+struct Biller {
+    control: Arc<Control>,
+    ledger: Ledger,
+    last_ms: i64,
+    modules: HashMap<(String, String), ModuleSummary>,
+    goals: HashMap<String, (u64, u64)>,
+    period: String,
+    warned_default_baseline: bool,
+}
+
+/// Starts the biller task; runs every `interval` and on request.
+pub fn start(
+    control: Arc<Control>,
+    ledger: Ledger,
+    interval: Duration,
+) -> (mpsc::Sender<BillNow>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<BillNow>(4);
+    let now = unix_ms();
+    let period = Period::containing(now, granularity(control.file.prices.period)).to_string();
+    let mut biller = Biller {
+        control,
+        ledger,
+        last_ms: now,
+        modules: HashMap::new(),
+        goals: HashMap::new(),
+        period,
+        warned_default_baseline: false,
+    };
+    let task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(e) = biller.run(unix_ms(), false).await {
+                        warn!(error = %e, "billing run failed; its usage is charged by the next run");
+                    }
+                }
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => {
+                        let r = biller.run(unix_ms(), cmd.settle).await.map_err(|e| e.to_string());
+                        let _ = cmd.done.send(r);
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// Usage since `before` (counters only grow while a module is known).
+fn delta(now: &ModuleSummary, before: Option<&ModuleSummary>) -> ModuleUsage {
+    let per_parameter = now
+        .parameters
+        .iter()
+        .map(|p| {
+            let b = before.and_then(|b| b.parameters.iter().find(|q| q.parameter == p.parameter));
+            let d = |x: u64, y: Option<u64>| x.saturating_sub(y.unwrap_or(0));
+            ParamUsage {
+                parameter: p.parameter.clone(),
+                requests: d(p.requests, b.map(|b| b.requests)),
+                late: d(p.late, b.map(|b| b.late)),
+                rejected: d(p.rejected, b.map(|b| b.rejected)),
+                clipped: d(p.clipped, b.map(|b| b.clipped)),
+                bytes: d(p.bytes, b.map(|b| b.bytes)),
+            }
+        })
+        .filter(|p| p.requests > 0 || p.bytes > 0)
+        .collect();
+    ModuleUsage {
+        module: now.id.clone(),
+        control_plane: now.control_plane.clone(),
+        customer: now.customer.clone(),
+        vendor: now.vendor.clone(),
+        kind: now.kind,
+        per_parameter,
+        cpu_ns: now.cpu_ns.saturating_sub(before.map_or(0, |b| b.cpu_ns)),
+    }
+}
+
+impl Biller {
+    /// One billing run over [last run, now).
+    async fn run(&mut self, now: i64, settle: bool) -> Result<usize, crate::ledger::LedgerError> {
+        let period =
+            Period::containing(now, granularity(self.control.file.prices.period)).to_string();
+        let label = format!("{}@{}", self.period, self.last_ms);
+        let secs = (now - self.last_ms).max(0) as f64 / 1000.0;
+        let mut charges = self.module_charges(&label, now);
+        charges.extend(self.resource_and_contract_charges(&label, now, secs));
+        // A period ends: settle it. On request: settle the period so far
+        // (its settlement key stops a second settlement of the same period).
+        if settle || period != self.period {
+            charges.extend(self.settlements(&self.period.clone(), now));
+        }
+        charges.retain(|c| c.debit != c.credit);
+        let n = charges.len();
+        self.ledger.record_durable(charges).await?;
+        self.last_ms = now;
+        self.period = period;
+        Ok(n)
+    }
+
+    fn module_charges(&mut self, label: &str, now: i64) -> Vec<Charge> {
+        let sheet = &self.control.file.prices;
+        let mut out = Vec::new();
+        for m in self.control.modules() {
+            let key = (m.control_plane.clone(), m.id.clone());
+            let usage = delta(&m, self.modules.get(&key));
+            let contract = self
+                .control
+                .file
+                .contracts
+                .iter()
+                .find(|c| c.control_plane == m.control_plane && c.module == m.id);
+            out.extend(request_charges(sheet, contract, &usage, label, now));
+            self.modules.insert(key, m);
+        }
+        out
+    }
+
+    /// What a service set used over the interval: its instances in force
+    /// times its instance size, and the NIC traffic of its whole-host members.
+    fn usage(&self, set: &ServiceSetDef, secs: f64) -> ResourceUsage {
+        let instances = self
+            .control
+            .settings
+            .value(&Target::ServiceSet(set.id.clone()), param::INSTANCES)
+            .unwrap_or(f64::from(set.instances.initial))
+            .max(0.0);
+        let size = set.instance.unwrap_or_default();
+        let hosts = self.control.fleet.view.hosts();
+        let nic_rate: f64 = set
+            .members
+            .iter()
+            .filter(|m| m.resource.is_none())
+            .filter_map(|m| hosts.get(m.host.as_str()))
+            .map(|cell| {
+                cell.load()
+                    .readings()
+                    .filter(|(d, _)| d.resource.starts_with("nic/") && d.resource != "nic/lo")
+                    .filter(|(d, _)| d.metric == NIC_RX_BYTES.name || d.metric == NIC_TX_BYTES.name)
+                    .map(|(_, l)| l.value.max(0.0))
+                    .sum::<f64>()
+            })
+            .sum();
+        ResourceUsage {
+            core_seconds: instances * size.cores * secs,
+            gib_seconds: instances * size.memory_gib * secs,
+            gpu_seconds: instances * size.gpus * secs,
+            nic_bytes: (nic_rate * secs) as u64,
+        }
+    }
+
+    fn resource_and_contract_charges(&mut self, label: &str, now: i64, secs: f64) -> Vec<Charge> {
+        let sheet = &self.control.file.prices;
+        let report = self.control.judge.report.load_full();
+        let period_ms = Period::parse(&self.period)
+            .map(|p| p.range_ms())
+            .map_or(3_600_000, |(a, b)| (b - a).max(1));
+        let mut out = Vec::new();
+        for plane in &self.control.planes {
+            for set in &plane.scope.service_sets {
+                let usage = self.usage(set, secs);
+                out.extend(resource_charge(
+                    sheet,
+                    &set.customer,
+                    &set.id,
+                    usage,
+                    label,
+                    now,
+                ));
+                let (windows, met) =
+                    goal_delta(&report.goals, &set.id, self.goals.get(&set.id).copied());
+                let record = report.goals.iter().find(|g| g.service_set == set.id);
+                self.goals.insert(
+                    set.id.clone(),
+                    record.map_or((0, 0), |g| (g.windows, g.met)),
+                );
+                // Cost-benefit: the contracts of the modules serving this plane.
+                // (Judged on the interval's goal windows; without one, no verdict.)
+                for contract in self
+                    .control
+                    .file
+                    .contracts
+                    .iter()
+                    .filter(|c| c.control_plane == plane.id && windows > 0)
+                {
+                    let Some(cb) = &contract.cost_benefit else {
+                        continue;
+                    };
+                    let baseline = match cb.baseline {
+                        Baseline::PriorPeriodCost(c) => {
+                            ((i128::from(c) * i128::from((secs * 1000.0) as i64))
+                                / i128::from(period_ms)) as i64
+                        }
+                        Baseline::DefaultModule => {
+                            if !self.warned_default_baseline {
+                                warn!(module = %contract.module, "a default-module baseline needs the default module's cost, which is not measured yet; no savings are charged");
+                                self.warned_default_baseline = true;
+                            }
+                            continue;
+                        }
+                    };
+                    let Some(vendor) = self
+                        .control
+                        .custom(&contract.module)
+                        .map(|m| m.vendor.get_ref().clone())
+                    else {
+                        continue;
+                    };
+                    let parties = Parties {
+                        customer: set.customer.clone(),
+                        vendor,
+                        service_set: set.id.clone(),
+                    };
+                    let actual = resource_cost(sheet, &usage);
+                    out.extend(cost_benefit(
+                        contract,
+                        baseline,
+                        actual,
+                        goals_held(met, windows),
+                        label,
+                        now,
+                        &parties,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Each customer allocation of the period, split among the vendors of
+    /// the customer's modules of that kind by contribution × reputation,
+    /// rounded so the parts sum exactly to the amount.
+    fn settlements(&self, period: &str, now: i64) -> Vec<Charge> {
+        let report = self.control.judge.report.load_full();
+        let modules = self.control.modules();
+        let mut out = Vec::new();
+        for s in &self.control.file.settlements {
+            let mut weights: Vec<(String, f64)> = Vec::new();
+            for m in modules
+                .iter()
+                .filter(|m| m.customer == s.customer && m.kind == s.kind)
+            {
+                let Some(vendor) = &m.vendor else { continue };
+                let contribution = report
+                    .contribution
+                    .iter()
+                    .find(|c| c.module == m.id && c.control_plane == m.control_plane)
+                    .map_or(0.0, |c| c.cumulative.max(0.0));
+                let reputation = report
+                    .reputation
+                    .iter()
+                    .find(|r| r.module == m.id && r.control_plane == m.control_plane)
+                    .map_or(0.0, |r| r.components.score);
+                match weights.iter_mut().find(|(v, _)| v == vendor) {
+                    Some((_, w)) => *w += contribution * reputation,
+                    None => weights.push((vendor.clone(), contribution * reputation)),
+                }
+            }
+            for (vendor, amount) in split_amount(s.amount, &weights) {
+                out.push(Charge {
+                    key: format!("{period}:settlement:{}:{}:{vendor}", s.customer, s.kind),
+                    at_ms: now,
+                    debit: customer_account(&s.customer),
+                    credit: vendor_account(&vendor),
+                    amount,
+                    module: String::new(),
+                    control_plane: String::new(),
+                    kind: "settlement".into(),
+                    description: format!(
+                        "{} allocation to {} modules, by contribution x reputation",
+                        s.customer,
+                        s.kind.as_str()
+                    ),
+                    quantity: 1.0,
+                    unit_price: amount,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Goal windows (total, met) since the last run.
+fn goal_delta(goals: &[GoalRecord], set: &str, before: Option<(u64, u64)>) -> (u64, u64) {
+    let (w0, m0) = before.unwrap_or((0, 0));
+    goals
+        .iter()
+        .find(|g| g.service_set == set)
+        .map_or((0, 0), |g| {
+            (g.windows.saturating_sub(w0), g.met.saturating_sub(m0))
+        })
+}

@@ -1,0 +1,140 @@
+//! Billing end to end: the demo scenario's contracts over real QUIC — fees
+//! split between customer and vendor, savings shared while the goal holds,
+//! a penalty when it breaks, the allocation settled exactly, debits equal
+//! credits, and every statement summing to its total.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{init_logs, wait_until};
+use vcp::loopback::Loopback;
+use vcp_client::predictive::PredictiveAutoscaler;
+use vcp_supervisor::config::SupervisorFile;
+use vcp_supervisor::ledger::{LedgerReader, Period, Statement};
+
+fn lines_of<'a>(s: &'a Statement, kind: &str) -> Vec<&'a vcp_supervisor::ledger::Line> {
+    s.lines.iter().filter(|l| l.kind == kind).collect()
+}
+
+async fn run(scenario: String) -> (LedgerReader, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = common::fast(3, dir.path());
+    opts.control = SupervisorFile::parse(&scenario, std::path::Path::new("scenario.toml")).unwrap();
+    let fleet = Loopback::start(opts).await.unwrap();
+    let m = fleet
+        .spawn_module(PredictiveAutoscaler::new(
+            vcp::scenario::CUSTOM_MODULE,
+            "predictive-labs",
+        ))
+        .unwrap();
+    let control = fleet.supervisor().control.clone();
+    // Two goal windows (2 s each) with the module deciding.
+    wait_until("goal windows", Duration::from_secs(30), || {
+        control
+            .judge
+            .report
+            .load()
+            .goals
+            .iter()
+            .any(|g| g.service_set == "acme-shop" && g.windows >= 2)
+    })
+    .await;
+    control.bill_now(false).await.unwrap();
+    control.bill_now(true).await.unwrap();
+    m.stop();
+    fleet.stop().await;
+    (LedgerReader::open(dir.path()).unwrap(), dir)
+}
+
+fn check_sums(ledger: &LedgerReader) {
+    let totals = ledger.totals().unwrap();
+    assert!(totals.entries > 0);
+    assert_eq!(totals.total_debits, totals.total_credits, "double entry");
+    for account in ledger.accounts().unwrap() {
+        let s = ledger.statement(&account, &Period::All).unwrap();
+        assert_eq!(
+            s.lines.iter().map(|l| l.amount).sum::<i64>(),
+            s.total,
+            "{account}: lines sum to the total"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fees_split_savings_shared_allocation_settled() {
+    init_logs();
+    let (ledger, _dir) = run(vcp::scenario::toml(3)).await;
+    check_sums(&ledger);
+    let acme = ledger.statement("customer:acme", &Period::All).unwrap();
+    let vendor = ledger
+        .statement("vendor:predictive-labs", &Period::All)
+        .unwrap();
+
+    // The 30/70 split: per run, the customer's and the vendor's request fee
+    // lines add up to requests × 100 µ.
+    let fees = |s: &Statement| {
+        lines_of(s, "request_fee")
+            .iter()
+            .filter(|l| l.module == vcp::scenario::CUSTOM_MODULE)
+            .map(|l| l.amount)
+            .sum::<i64>()
+    };
+    let (customer_fees, vendor_fees) = (fees(&acme), fees(&vendor));
+    assert!(vendor_fees > 0 && customer_fees > 0);
+    assert_eq!(
+        (customer_fees + vendor_fees) % 100,
+        0,
+        "whole requests at 100 µ"
+    );
+    let requests = (customer_fees + vendor_fees) / 100;
+    assert_eq!(
+        customer_fees,
+        requests * 30,
+        "the customer pays 30 % of 100 µ per request"
+    );
+
+    // Savings: the goal held, so the vendor was paid its share by Acme.
+    let savings = lines_of(&vendor, "savings_share");
+    assert!(
+        !savings.is_empty()
+            && savings
+                .iter()
+                .all(|l| l.amount < 0 && l.counterparty == "customer:acme")
+    );
+    assert!(lines_of(&vendor, "penalty").is_empty());
+
+    // Settlement: Acme's whole allocation went to the only vendor, once,
+    // although the billing ran twice.
+    let settled: i64 = lines_of(&vendor, "settlement")
+        .iter()
+        .map(|l| -l.amount)
+        .sum();
+    assert_eq!(settled, 1_000_000);
+    // Resources: Acme pays the operator for its instances.
+    assert!(lines_of(&acme, "resource")
+        .iter()
+        .all(|l| l.amount > 0 && l.counterparty == "operator"));
+    assert!(!lines_of(&acme, "resource").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_goal_earns_nothing_and_costs_the_penalty() {
+    init_logs();
+    // No CPU is ever below -1: the goal breaks in every window.
+    let scenario = vcp::scenario::toml(3).replace("value = 0.85", "value = -1.0");
+    let (ledger, _dir) = run(scenario).await;
+    check_sums(&ledger);
+    let vendor = ledger
+        .statement("vendor:predictive-labs", &Period::All)
+        .unwrap();
+    assert!(
+        lines_of(&vendor, "savings_share").is_empty(),
+        "no savings share when the goal broke"
+    );
+    let penalties = lines_of(&vendor, "penalty");
+    assert!(!penalties.is_empty());
+    assert!(penalties
+        .iter()
+        .all(|l| l.amount == 500_000 && l.counterparty == "customer:acme"));
+}
