@@ -48,6 +48,14 @@ async fn run(scenario: String) -> (LedgerReader, tempfile::TempDir) {
 }
 
 fn check_sums(ledger: &LedgerReader) {
+    assert!(
+        !ledger
+            .accounts()
+            .unwrap()
+            .iter()
+            .any(|a| a == "customer:operator"),
+        "the operator never bills itself"
+    );
     let totals = ledger.totals().unwrap();
     assert!(totals.entries > 0);
     assert_eq!(totals.total_debits, totals.total_credits, "double entry");

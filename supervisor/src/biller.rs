@@ -22,6 +22,7 @@ use tracing::warn;
 use vcp_common::metric::{NIC_RX_BYTES, NIC_TX_BYTES};
 use vcp_common::module::{param, Target};
 
+use crate::config::OPERATOR;
 use crate::contribution::split_amount;
 use crate::control::{Control, ModuleSummary};
 use crate::control_plane::ServiceSetDef;
@@ -159,7 +160,13 @@ impl Biller {
     fn module_charges(&mut self, label: &str, now: i64) -> Vec<Charge> {
         let sheet = &self.control.file.prices;
         let mut out = Vec::new();
-        for m in self.control.modules() {
+        // The operator does not bill itself for its own control plane.
+        for m in self
+            .control
+            .modules()
+            .into_iter()
+            .filter(|m| m.customer != OPERATOR)
+        {
             let key = (m.control_plane.clone(), m.id.clone());
             let usage = delta(&m, self.modules.get(&key));
             let contract = self
@@ -215,7 +222,12 @@ impl Biller {
             .map_or(3_600_000, |(a, b)| (b - a).max(1));
         let mut out = Vec::new();
         for plane in &self.control.planes {
-            for set in &plane.scope.service_sets {
+            for set in plane
+                .scope
+                .service_sets
+                .iter()
+                .filter(|s| s.customer != OPERATOR)
+            {
                 let usage = self.usage(set, secs);
                 out.extend(resource_charge(
                     sheet,
