@@ -123,6 +123,7 @@ pub fn agent_options(
         sample_interval: opts.sample_interval,
         window: opts.window,
         roots: Default::default(),
+        actuator: Default::default(),
     }
 }
 

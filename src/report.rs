@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use vcp_supervisor::control::{Control, ModuleSummary};
+use vcp_supervisor::dispatch::DeliveryCounts;
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::judge::{GoalRecord, ModuleContribution, ModuleReputation};
 use vcp_supervisor::ledger::{LedgerReader, LedgerTotals, Period, Statement};
@@ -26,6 +27,8 @@ pub struct Report {
     pub contribution: Vec<ModuleContribution>,
     /// Per service set with goals: evaluation windows, windows met.
     pub goals: Vec<GoalRecord>,
+    /// Per module: configurations sent, applied, failed, expired.
+    pub configurations: Vec<DeliveryCounts>,
     /// Per account in the ledger: its statement for the run.
     pub statements: Vec<Statement>,
     /// Ledger totals; double entry keeps debits equal to credits.
@@ -121,6 +124,7 @@ pub fn build(
         reputation: judged.reputation.clone(),
         contribution: judged.contribution.clone(),
         goals: judged.goals.clone(),
+        configurations: control.dispatch.counts.load().to_vec(),
         statements: match ledger {
             Some(l) => l
                 .accounts()?

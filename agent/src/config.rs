@@ -25,6 +25,9 @@ pub struct AgentFile {
     /// Unacknowledged batches kept for resend; the oldest is dropped beyond.
     pub spool_batches: usize,
     pub zstd_level: i32,
+    /// How this host applies configurations: `{ kind = "dry-run" }` (the
+    /// default), `cgroup`, `exec` or `gpu-power`.
+    pub actuator: crate::actuators::ActuatorConfig,
 }
 
 impl Default for AgentFile {
@@ -40,6 +43,7 @@ impl Default for AgentFile {
             window_ms: 1000,
             spool_batches: 3600,
             zstd_level: 3,
+            actuator: Default::default(),
         }
     }
 }
@@ -97,7 +101,9 @@ impl AgentFile {
                 "spool_batches must be at least 1".into(),
             ));
         }
-        Ok(())
+        self.actuator
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("actuator: {e}")))
     }
 }
 

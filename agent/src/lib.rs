@@ -2,6 +2,8 @@
 //! columnar batches, the uplink spools them and streams them to the
 //! supervisor over QUIC until they are acknowledged.
 
+pub mod actuators;
+pub mod apply;
 pub mod config;
 pub mod sampler;
 pub mod sensors;
@@ -29,6 +31,8 @@ pub struct AgentOptions {
     pub sample_interval: Duration,
     pub window: Duration,
     pub roots: Roots,
+    /// How this host applies configurations (dry-run by default).
+    pub actuator: actuators::ActuatorConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +70,12 @@ impl Agent {
             stopped,
             status.clone(),
         ));
+        let applier = apply::spawn(actuators::build(&opts.actuator));
         let uplink = tokio::spawn(uplink::run(
             opts.uplink,
             client,
             rx,
+            applier,
             status.clone(),
             counters.clone(),
         ));

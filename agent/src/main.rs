@@ -103,6 +103,7 @@ fn main() -> anyhow::Result<()> {
             sample_interval: Duration::from_millis(file.sample_interval_ms),
             window: Duration::from_millis(file.window_ms),
             roots: Default::default(),
+            actuator: file.actuator.clone(),
         };
         let agent = Agent::start(opts)?;
         tokio::signal::ctrl_c()

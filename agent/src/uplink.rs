@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use vcp_client::framed::{Framed, StreamError};
 use vcp_common::batch::SeriesTable;
 use vcp_common::codec::{BatchEncoder, CodecError};
-use vcp_common::frame::{Frame, Hello, PROTOCOL_VERSION};
+use vcp_common::frame::{Applied, Configure, Frame, Hello, PROTOCOL_VERSION};
 use vcp_common::protocol::HELLO_TIMEOUT;
 
 use crate::sampler::Sampled;
@@ -84,6 +84,9 @@ struct State {
     counters: Arc<UplinkCounters>,
     incarnation: u64,
     rx: mpsc::Receiver<Sampled>,
+    /// Configurations to the applier, outcomes back.
+    configure: mpsc::Sender<Configure>,
+    outcomes: mpsc::Receiver<Applied>,
 }
 
 impl State {
@@ -129,6 +132,7 @@ pub async fn run(
     cfg: UplinkConfig,
     client: quinn::ClientConfig,
     rx: mpsc::Receiver<Sampled>,
+    applier: (mpsc::Sender<Configure>, mpsc::Receiver<Applied>),
     status: Arc<UplinkStatus>,
     counters: Arc<UplinkCounters>,
 ) -> std::io::Result<()> {
@@ -147,6 +151,8 @@ pub async fn run(
         counters,
         incarnation: rand::rng().random(),
         rx,
+        configure: applier.0,
+        outcomes: applier.1,
     };
     let mut backoff = st.cfg.backoff_min;
     loop {
@@ -285,8 +291,21 @@ async fn session(
                     return Ok(Exit::Shutdown);
                 }
             },
+            Some(applied) = st.outcomes.recv() => {
+                link.write(&Frame::Applied(applied), &st.counters).await?;
+            }
             f = link.read() => match f? {
                 Frame::Ack { seq } => on_ack(st, seq),
+                Frame::Configure(c) => {
+                    if let Err(e) = st.configure.try_send(c) {
+                        // The applier is far behind: say so rather than queue forever.
+                        let c = match e {
+                            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+                        };
+                        let applied = Applied { id: c.id, ok: false, detail: "the agent's applier is overloaded".into() };
+                        link.write(&Frame::Applied(applied), &st.counters).await?;
+                    }
+                }
                 Frame::Close { reason } => return Err(SessionError::Refused(reason)),
                 _ => return Err(SessionError::Unexpected),
             },

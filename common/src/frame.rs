@@ -24,8 +24,10 @@
 //! | 8 | [`Frame::Registered`] | supervisor → module | postcard [`Registered`] |
 //! | 9 | [`Frame::Solicit`] | supervisor → module | postcard [`Solicitation`] |
 //! | 10 | [`Frame::Respond`] | module → supervisor | postcard [`Response`] |
+//! | 11 | [`Frame::Configure`] | supervisor → agent | postcard [`Configure`] |
+//! | 12 | [`Frame::Applied`] | agent → supervisor | postcard [`Applied`] |
 //!
-//! Agents (ALPN [`ALPN_AGENT`]) use types 1–6; remote modules (ALPN
+//! Agents (ALPN [`ALPN_AGENT`]) use types 1–6, 11 and 12; remote modules (ALPN
 //! [`ALPN_MODULE`]) use 6–10. Each side refuses a type that its protocol
 //! does not use.
 //!
@@ -88,6 +90,26 @@ pub struct Registered {
     pub customer: String,
 }
 
+/// A mediated configuration for an agent to apply.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Configure {
+    /// The supervisor's id of this delivery, echoed in [`Applied`].
+    pub id: u64,
+    pub round: u64,
+    pub target: crate::module::Target,
+    pub parameter: String,
+    pub value: f64,
+}
+
+/// An agent's outcome for a [`Configure`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub id: u64,
+    pub ok: bool,
+    /// What was done, or why it failed.
+    pub detail: String,
+}
+
 /// A module's answer to a [`Frame::Solicit`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Response {
@@ -119,6 +141,10 @@ pub enum Frame {
     Solicit(Solicitation),
     /// Module → supervisor: its proposals for a round.
     Respond(Response),
+    /// Supervisor → agent: apply a configuration.
+    Configure(Configure),
+    /// Agent → supervisor: the outcome of a configuration.
+    Applied(Applied),
 }
 
 /// The type byte of each frame.
@@ -135,6 +161,8 @@ pub enum FrameType {
     Registered = 8,
     Solicit = 9,
     Respond = 10,
+    Configure = 11,
+    Applied = 12,
 }
 
 impl FrameType {
@@ -150,6 +178,8 @@ impl FrameType {
         FrameType::Registered,
         FrameType::Solicit,
         FrameType::Respond,
+        FrameType::Configure,
+        FrameType::Applied,
     ];
 
     pub fn from_u8(code: u8) -> Option<Self> {
@@ -164,6 +194,8 @@ impl FrameType {
             8 => FrameType::Registered,
             9 => FrameType::Solicit,
             10 => FrameType::Respond,
+            11 => FrameType::Configure,
+            12 => FrameType::Applied,
             _ => return None,
         })
     }
@@ -184,6 +216,8 @@ impl FrameType {
             FrameType::Registered => "registered",
             FrameType::Solicit => "solicit",
             FrameType::Respond => "respond",
+            FrameType::Configure => "configure",
+            FrameType::Applied => "applied",
         }
     }
 }
@@ -207,6 +241,8 @@ impl Frame {
             Frame::Registered(_) => FrameType::Registered,
             Frame::Solicit(_) => FrameType::Solicit,
             Frame::Respond(_) => FrameType::Respond,
+            Frame::Configure(_) => FrameType::Configure,
+            Frame::Applied(_) => FrameType::Applied,
         }
     }
 }
@@ -279,6 +315,8 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
         Frame::Registered(r) => put(out, r),
         Frame::Solicit(s) => put(out, s),
         Frame::Respond(r) => put(out, r),
+        Frame::Configure(c) => put(out, c),
+        Frame::Applied(a) => put(out, a),
     }
     let len = u32::try_from(out.len() - start - LEN_BYTES).expect("frame body under 4 GiB");
     out[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
@@ -356,6 +394,8 @@ fn decode_body(kind: FrameType, body: &[u8]) -> Result<Frame, FrameError> {
         FrameType::Registered => Frame::Registered(take(kind, body)?),
         FrameType::Solicit => Frame::Solicit(take(kind, body)?),
         FrameType::Respond => Frame::Respond(take(kind, body)?),
+        FrameType::Configure => Frame::Configure(take(kind, body)?),
+        FrameType::Applied => Frame::Applied(take(kind, body)?),
     })
 }
 
@@ -421,6 +461,18 @@ mod tests {
                     parameter: "instances".into(),
                     value: 3.0,
                 }],
+            }),
+            Frame::Configure(Configure {
+                id: 3,
+                round: 7,
+                target: crate::module::Target::ServiceSet("acme-shop".into()),
+                parameter: "instances".into(),
+                value: 4.0,
+            }),
+            Frame::Applied(Applied {
+                id: 3,
+                ok: false,
+                detail: "cgroup/web: no such group".into(),
             }),
         ]
     }
@@ -504,7 +556,7 @@ mod tests {
 
     #[test]
     fn unknown_type_is_an_error() {
-        for code in [0u8, 11, 0xff] {
+        for code in [0u8, 13, 0xff] {
             match decode_frame(&[1, 0, 0, 0, code], 100) {
                 Err(FrameError::UnknownType { code: c }) if c == code => {}
                 other => panic!("{code}: {other:?}"),

@@ -80,6 +80,13 @@ pub struct SupervisorFile {
     /// Seconds between billing runs (charges from usage since the last).
     #[serde(default = "default_billing_s")]
     pub billing_interval_s: u64,
+    /// Seconds a configuration waits for an offline host before it expires.
+    #[serde(default = "default_ttl_s")]
+    pub configuration_ttl_s: u64,
+}
+
+fn default_ttl_s() -> u64 {
+    60
 }
 
 /// A customer's allocation to a service, settled at each period's end.

@@ -11,6 +11,7 @@ use vcp_common::module::{Kind, ModuleLogic};
 use crate::biller::{self, BillNow};
 use crate::config::{CustomModuleConfig, SupervisorFile};
 use crate::control_plane::{self, ControlPlane, ModuleRef};
+use crate::dispatch::{self, DispatchHandle};
 use crate::fleet::Fleet;
 use crate::judge::{self, module_key, Evidence, JudgeHandle};
 use crate::ledger::Ledger;
@@ -69,6 +70,8 @@ pub struct Control {
     pub settings: Arc<Settings>,
     pub kinds: Vec<(Kind, Arc<KindStats>)>,
     pub judge: JudgeHandle,
+    /// Delivers decisions to the agents.
+    pub dispatch: DispatchHandle,
     /// Decisions per mediation policy.
     pub policy_counts: Arc<PolicyCounts>,
     // Touched when modules register and for reports, never by a round.
@@ -102,7 +105,11 @@ impl Control {
         }
         let constraints = Constraints::new(&file.constraints);
         let mut kinds = Vec::new();
-        let mut tasks = vec![judge_task];
+        let (dispatch, dispatch_task) = dispatch::start(
+            planes.clone(),
+            std::time::Duration::from_secs(file.configuration_ttl_s),
+        );
+        let mut tasks = vec![judge_task, dispatch_task];
         let policies = Arc::new(PolicyTable::new(file.mediation.clone()));
         let policy_counts = Arc::new(PolicyCounts::default());
         let ctx = RoundContext {
@@ -111,6 +118,7 @@ impl Control {
             settings: settings.clone(),
             constraints,
             judge: judge.clone(),
+            dispatch: dispatch.clone(),
         };
         for kind in Kind::ALL {
             if kind == Kind::Provisioning {
@@ -138,6 +146,7 @@ impl Control {
             settings,
             kinds,
             judge,
+            dispatch,
             policy_counts,
             known: Mutex::new(Vec::new()),
             tasks: Mutex::new(tasks),

@@ -6,6 +6,7 @@ pub mod config;
 pub mod contribution;
 pub mod control;
 pub mod control_plane;
+pub mod dispatch;
 pub mod fleet;
 pub mod ingest;
 pub mod judge;

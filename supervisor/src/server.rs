@@ -126,7 +126,7 @@ async fn accept_loop(
                 .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
                 .and_then(|d| d.protocol);
             match alpn.as_deref() {
-                Some(p) if p == ALPN_AGENT => ingest::serve(fleet, conn, limits).await,
+                Some(p) if p == ALPN_AGENT => ingest::serve(fleet, Some(control.dispatch.clone()), conn, limits).await,
                 Some(p) if p == ALPN_MODULE => remote::serve(control, conn, limits.max_frame).await,
                 other => {
                     warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "unknown application protocol");

@@ -134,12 +134,9 @@ pub fn resolve_group(root: &Path, rel: &str) -> Result<PathBuf, ActuatorError> {
         reason,
     };
     check_group_path(rel).map_err(target)?;
-    let canon_root = root.canonicalize().map_err(|e| {
-        target(format!(
-            "cgroup root {} is not usable: {e}",
-            root.display()
-        ))
-    })?;
+    let canon_root = root
+        .canonicalize()
+        .map_err(|e| target(format!("cgroup root {} is not usable: {e}", root.display())))?;
     let dir = canon_root
         .join(rel)
         .canonicalize()
@@ -222,7 +219,13 @@ impl Actuator for CgroupActuator {
         let dir = resolve_group(&self.root, rel)?;
         let path = dir.join(w.file);
         write_once(&path, &w.content)?;
-        tracing::info!(round = c.round, group = rel, file = w.file, content = w.content.trim_end(), "cgroup limit written");
+        tracing::info!(
+            round = c.round,
+            group = rel,
+            file = w.file,
+            content = w.content.trim_end(),
+            "cgroup limit written"
+        );
         Ok(Applied {
             detail: format!("cgroup/{rel}: {} = {:?}", w.file, w.content.trim_end()),
         })
@@ -253,7 +256,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let web = tmp.path().join("root/vcp.slice/web");
         std::fs::create_dir_all(&web).unwrap();
-        for (f, v) in FILES.iter().zip(["max 100000\n", "100\n", "max\n", "max\n"]) {
+        for (f, v) in FILES
+            .iter()
+            .zip(["max 100000\n", "100\n", "max\n", "max\n"])
+        {
             std::fs::write(web.join(f), v).unwrap();
         }
         tmp
@@ -313,12 +319,18 @@ mod tests {
             ("memory.high", 2f64.powi(61)),
         ] {
             let e = a.apply(&conf(r, param, value)).unwrap_err();
-            assert!(matches!(e, ActuatorError::Value { .. }), "{param}={value}: {e}");
+            assert!(
+                matches!(e, ActuatorError::Value { .. }),
+                "{param}={value}: {e}"
+            );
         }
         let e = a.apply(&conf(r, "cpu.quota", 1.0)).unwrap_err();
         assert!(matches!(e, ActuatorError::Parameter { .. }), "{e}");
         assert!(e.to_string().contains("cpu.max"), "{e}");
-        for (f, v) in FILES.iter().zip(["max 100000\n", "100\n", "max\n", "max\n"]) {
+        for (f, v) in FILES
+            .iter()
+            .zip(["max 100000\n", "100\n", "max\n", "max\n"])
+        {
             assert_eq!(read(&tmp, f), v);
         }
     }

@@ -282,11 +282,7 @@ mod tests {
 
     #[test]
     fn timeout_kills_quickly() {
-        let mut a = ExecActuator::new(
-            "sleep".into(),
-            vec!["5".into()],
-            Duration::from_millis(200),
-        );
+        let mut a = ExecActuator::new("sleep".into(), vec!["5".into()], Duration::from_millis(200));
         let t = Instant::now();
         let e = a.apply(&conf()).unwrap_err();
         let took = t.elapsed();
@@ -307,7 +303,10 @@ mod tests {
             other => panic!("{other}"),
         }
         // stderr is cut at 200 bytes.
-        let mut a = sh("head -c 5000 /dev/zero | tr '\\0' x >&2; exit 1", DEFAULT_TIMEOUT);
+        let mut a = sh(
+            "head -c 5000 /dev/zero | tr '\\0' x >&2; exit 1",
+            DEFAULT_TIMEOUT,
+        );
         match a.apply(&conf()).unwrap_err() {
             ActuatorError::Exit { stderr, .. } => assert_eq!(stderr, "x".repeat(200)),
             other => panic!("{other}"),

@@ -100,14 +100,15 @@ impl Actuator for GpuPower {
             });
         }
         let mw = watts_to_milliwatts(c.value).map_err(|why| ActuatorError::value(c, why))?;
-        let nvml = self
-            .nvml
-            .as_ref()
-            .map_err(|why| ActuatorError::Unavailable(format!("no GPU/NVML on this host ({why})")))?;
-        let mut device = nvml.device_by_index(index).map_err(|e| ActuatorError::Target {
-            target: c.target.to_string(),
-            reason: format!("NVML has no device {index}: {e}"),
+        let nvml = self.nvml.as_ref().map_err(|why| {
+            ActuatorError::Unavailable(format!("no GPU/NVML on this host ({why})"))
         })?;
+        let mut device = nvml
+            .device_by_index(index)
+            .map_err(|e| ActuatorError::Target {
+                target: c.target.to_string(),
+                reason: format!("NVML has no device {index}: {e}"),
+            })?;
         if let Ok(range) = device.power_management_limit_constraints() {
             if mw < range.min_limit || mw > range.max_limit {
                 return Err(ActuatorError::value(
@@ -128,7 +129,12 @@ impl Actuator for GpuPower {
             };
             ActuatorError::Failed(format!("gpu/{index}: setting the power limit: {e}{hint}"))
         })?;
-        tracing::info!(round = c.round, device = index, milliwatts = mw, "GPU power limit set");
+        tracing::info!(
+            round = c.round,
+            device = index,
+            milliwatts = mw,
+            "GPU power limit set"
+        );
         Ok(Applied {
             detail: format!("gpu/{index}: power limit {mw} mW"),
         })

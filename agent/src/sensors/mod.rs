@@ -5,6 +5,8 @@
 //! A sensor never invents a value: when a source is missing or unreadable it
 //! emits nothing for that series (and says why once in the log).
 
+pub mod app;
+pub mod cgroup;
 pub mod cpu;
 pub mod gpu;
 pub mod memory;

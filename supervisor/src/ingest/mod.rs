@@ -18,6 +18,7 @@ use vcp_common::codec::{BatchDecoder, CodecError, Limits};
 use vcp_common::frame::{Frame, Hello, Welcome, PROTOCOL_VERSION};
 use vcp_common::protocol::{close, HELLO_TIMEOUT};
 
+use crate::dispatch::{DispatchHandle, DispatchMsg};
 use crate::fleet::{AgentEntry, Fleet};
 use crate::store::StoreError;
 use crate::tls::{check_agent, PeerError};
@@ -93,13 +94,34 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Tells the dispatcher when the agent's session ends, however it ends.
+struct Online<'a> {
+    dispatch: Option<&'a DispatchHandle>,
+    agent: &'a str,
+}
+
+impl Drop for Online<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.dispatch {
+            d.send(DispatchMsg::Disconnected {
+                agent: self.agent.to_owned(),
+            });
+        }
+    }
+}
+
 /// Serves one agent connection until it ends; never returns an error: a
 /// failure closes the connection with its reason and is logged.
-pub async fn serve(fleet: Arc<Fleet>, conn: quinn::Connection, limits: IngestLimits) {
+pub async fn serve(
+    fleet: Arc<Fleet>,
+    dispatch: Option<DispatchHandle>,
+    conn: quinn::Connection,
+    limits: IngestLimits,
+) {
     let span = tracing::info_span!("agent", remote = %conn.remote_address(), agent_id = tracing::field::Empty);
     async move {
         let mut agent = None;
-        let result = run(&fleet, &conn, &limits, &mut agent).await;
+        let result = run(&fleet, dispatch.as_ref(), &conn, &limits, &mut agent).await;
         if let Some(a) = &agent {
             a.stats.connected.store(false, Ordering::Relaxed);
         }
@@ -118,6 +140,7 @@ pub async fn serve(fleet: Arc<Fleet>, conn: quinn::Connection, limits: IngestLim
 
 async fn run(
     fleet: &Fleet,
+    dispatch: Option<&DispatchHandle>,
     conn: &quinn::Connection,
     limits: &IngestLimits,
     agent_slot: &mut Option<Arc<AgentEntry>>,
@@ -126,7 +149,7 @@ async fn run(
         .await
         .map_err(|_| IngestError::NoStream(HELLO_TIMEOUT))??;
     let mut framed = Framed::new(send, recv, limits.max_frame);
-    let result = session(fleet, conn, limits, agent_slot, &mut framed).await;
+    let result = session(fleet, dispatch, conn, limits, agent_slot, &mut framed).await;
     if let Err(e) = &result {
         if !e.is_connection_lost() {
             // Say why in-band too, and let that (and any last Ack) arrive
@@ -139,6 +162,7 @@ async fn run(
 
 async fn session(
     fleet: &Fleet,
+    dispatch: Option<&DispatchHandle>,
     conn: &quinn::Connection,
     limits: &IngestLimits,
     agent_slot: &mut Option<Arc<AgentEntry>>,
@@ -190,7 +214,29 @@ async fn session(
     let cell = fleet.view.host(&agent.id);
     let empty = Batch::default();
     let mut udp_seen = conn.stats().udp_rx.bytes;
-    while let Some((frame, wire)) = framed.read().await? {
+    // Configurations for this agent arrive here while it is connected.
+    let (config_tx, mut configs) = tokio::sync::mpsc::channel(64);
+    if let Some(d) = dispatch {
+        d.send(DispatchMsg::Connected {
+            agent: agent.id.clone(),
+            tx: config_tx,
+        });
+    }
+    let _online = Online {
+        dispatch,
+        agent: &agent.id,
+    };
+    loop {
+        let (frame, wire) = tokio::select! {
+            f = framed.read() => match f? {
+                Some(f) => f,
+                None => return Ok(()),
+            },
+            Some(c) = configs.recv() => {
+                framed.write(&Frame::Configure(c)).await?;
+                continue;
+            }
+        };
         agent.stats.last_seen_ms.store(now_ms(), Ordering::Relaxed);
         let udp = conn.stats().udp_rx.bytes;
         agent
@@ -243,9 +289,18 @@ async fn session(
                 info!(%reason, "agent closed its stream");
                 return Ok(());
             }
+            Frame::Applied(applied) => {
+                if let Some(d) = dispatch {
+                    d.send(DispatchMsg::Applied {
+                        agent: agent.id.clone(),
+                        applied,
+                    });
+                }
+                continue;
+            }
             other => {
                 return Err(IngestError::Unexpected {
-                    expected: "Batch, Dropped or Close",
+                    expected: "Batch, Dropped, Applied or Close",
                     got: other.frame_type().name(),
                 })
             }
@@ -262,7 +317,6 @@ async fn session(
             })
             .await?;
     }
-    Ok(())
 }
 
 fn admit_hello(conn: &quinn::Connection, hello: &Hello) -> Result<(), IngestError> {

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 use vcp_common::module::{Kind, Solicitation};
 
+use crate::dispatch::{DispatchHandle, DispatchMsg};
 use crate::fleet::Fleet;
 use crate::judge::{Evidence, JudgeHandle, ModuleKey};
 use crate::modules::instance::{Ask, ModuleInstance};
@@ -85,6 +86,7 @@ pub struct RoundContext {
     pub settings: Arc<Settings>,
     pub constraints: Constraints,
     pub judge: JudgeHandle,
+    pub dispatch: DispatchHandle,
 }
 
 /// Everything a kind's rounds read or write.
@@ -343,6 +345,9 @@ impl Solicitor {
             .fetch_add(decisions.len() as u64, Ordering::Relaxed);
         let n_decisions = decisions.len();
         if n_decisions > 0 {
+            self.ctx
+                .dispatch
+                .send(DispatchMsg::Decisions(decisions.clone()));
             self.ctx.judge.send(Evidence::Decisions(decisions));
         }
         self.stats.rounds.fetch_add(1, Ordering::Relaxed);
