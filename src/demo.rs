@@ -11,7 +11,8 @@ use vcp_supervisor::control::Control;
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::view::HostSnapshot;
 
-use crate::loopback::{Loopback, LoopbackOptions};
+use crate::closed_loop;
+use crate::loopback::LoopbackOptions;
 use crate::report;
 use crate::scenario;
 use vcp_client::predictive::PredictiveAutoscaler;
@@ -49,15 +50,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             temp.path().to_owned()
         }
     };
-    let fleet = Loopback::start(LoopbackOptions {
+    let opts = LoopbackOptions {
         agents: args.agents,
         data_dir: data_dir.clone(),
         sample_interval: Duration::from_millis(args.sample_interval_ms),
         window: Duration::from_millis(args.window_ms),
         spool_batches: 3600,
         control: scenario::control(args.agents)?,
-    })
-    .await?;
+    };
+    // agent-1 and agent-2 each host a SIMULATED service (load curve,
+    // queueing latency) whose instances the autoscalers set.
+    let (fleet, _services) = closed_loop::start_scenario(&data_dir, args.agents, opts).await?;
     // The customer's vendor module runs as its own client over QUIC.
     let mut module = if args.agents >= 2 {
         Some(fleet.spawn_module(PredictiveAutoscaler::new(
@@ -68,7 +71,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None
     };
     println!(
-        "vcp demo: supervisor on {} (QUIC, mutual TLS), {} agents reading this machine, store in {}",
+        "vcp demo: supervisor on {} (QUIC, mutual TLS), {} agents reading this machine, SIMULATED services ops-web and acme-shop, store in {}",
         fleet.addr,
         args.agents,
         data_dir.display()

@@ -3,7 +3,9 @@
 
 pub mod bench_rounds;
 pub mod certs;
+pub mod closed_loop;
 pub mod demo;
 pub mod loopback;
 pub mod report;
 pub mod scenario;
+pub mod simulated;

@@ -124,6 +124,7 @@ pub fn agent_options(
         window: opts.window,
         roots: Default::default(),
         actuator: Default::default(),
+        sensors: Default::default(),
     }
 }
 
@@ -153,6 +154,19 @@ impl Loopback {
             fleet.agents.push((id, agent));
         }
         Ok(fleet)
+    }
+
+    /// Starts one more agent `id`, with its options adjusted by `customize`.
+    pub fn add_agent(
+        &mut self,
+        id: &str,
+        customize: impl FnOnce(&mut AgentOptions),
+    ) -> anyhow::Result<()> {
+        let mut opts = self.agent_options(id, self.ca.material(&self.ca.agent(id)?));
+        customize(&mut opts);
+        let agent = Agent::start(opts).with_context(|| format!("starting {id}"))?;
+        self.agents.push((id.to_owned(), agent));
+        Ok(())
     }
 
     /// Options for an agent of this fleet presenting `tls`.

@@ -27,12 +27,22 @@ pub struct Report {
     pub contribution: Vec<ModuleContribution>,
     /// Per service set with goals: evaluation windows, windows met.
     pub goals: Vec<GoalRecord>,
+    /// Per service set with goals: instances in force at each evaluation
+    /// window, and the share of windows whose goals were met.
+    pub service_sets: Vec<ServiceSetLine>,
     /// Per module: configurations sent, applied, failed, expired.
     pub configurations: Vec<DeliveryCounts>,
     /// Per account in the ledger: its statement for the run.
     pub statements: Vec<Statement>,
     /// Ledger totals; double entry keeps debits equal to credits.
     pub ledger: Option<LedgerTotals>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceSetLine {
+    pub service_set: String,
+    pub instances: Vec<f64>,
+    pub goal_met_share: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,6 +135,19 @@ pub fn build(
         contribution: judged.contribution.clone(),
         goals: judged.goals.clone(),
         configurations: control.dispatch.counts.load().to_vec(),
+        service_sets: judged
+            .goals
+            .iter()
+            .map(|g| ServiceSetLine {
+                service_set: g.service_set.clone(),
+                instances: g.instances.clone(),
+                goal_met_share: if g.windows == 0 {
+                    0.0
+                } else {
+                    g.met as f64 / g.windows as f64
+                },
+            })
+            .collect(),
         statements: match ledger {
             Some(l) => l
                 .accounts()?

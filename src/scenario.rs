@@ -1,8 +1,9 @@
-//! The demo's control plane scenario: the operator's own service set on
-//! agent-1 under the default control plane, and customer Acme's service set
-//! on the other agents under Acme's virtual control plane, whose
-//! autoscaling is done by a vendor's remote custom module
-//! (`acme-predictive`, the example predictive autoscaler).
+//! The demo's control plane scenario: the operator's own service set
+//! `ops-web` (a SIMULATED service on agent-1) under the default control
+//! plane, and customer Acme's `acme-shop` (a SIMULATED service on agent-2)
+//! under Acme's virtual control plane, whose autoscaling is done by a
+//! vendor's remote custom module (`acme-predictive`, the example predictive
+//! autoscaler). Both sets must keep their p95 latency below 100 ms.
 
 use std::path::Path;
 
@@ -15,12 +16,7 @@ pub const CUSTOMER_SET: &str = "acme-shop";
 
 /// The scenario's configuration as TOML, for `agents` loopback agents.
 pub fn toml(agents: usize) -> String {
-    let members = |ids: std::ops::RangeInclusive<usize>| {
-        ids.map(|i| format!("{{ host = \"agent-{i}\" }}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut text = format!(
+    let mut text = String::from(
         r#"evaluation_window_s = 2
 billing_interval_s = 5
 
@@ -29,8 +25,8 @@ period = "hour"
 default_request_fee = 50
 response_fee_per_kb = 20
 compute_fee_per_ms = 100
-request_fees = [{{ kind = "autoscaling", parameter = "instances", fee = 100 }}]
-resources = {{ cpu_core_hour = 30000, memory_gib_hour = 4000, gpu_hour = 1500000, nic_gb = 10000 }}
+request_fees = [{ kind = "autoscaling", parameter = "instances", fee = 100 }]
+resources = { cpu_core_hour = 30000, memory_gib_hour = 4000, gpu_hour = 1500000, nic_gb = 10000 }
 
 [[customers]]
 id = "acme"
@@ -42,12 +38,11 @@ id = "predictive-labs"
 [[service_sets]]
 id = "ops-web"
 customer = "operator"
-instances = {{ min = 1, max = 8, initial = 2 }}
-instance = {{ cores = 1.0, memory_gib = 2.0 }}
-members = [{}]
-goals = [{{ metric = "cpu.utilization", cmp = "below", value = 0.85 }}]
+instances = { min = 1, max = 8, initial = 2 }
+instance = { cores = 1.0, memory_gib = 2.0 }
+members = [{ host = "agent-1", resource = "app/ops-web" }]
+goals = [{ metric = "app.latency.p95", cmp = "below", value = 0.1 }]
 "#,
-        members(1..=1)
     );
     if agents >= 2 {
         text.push_str(&format!(
@@ -57,8 +52,8 @@ id = "{CUSTOMER_SET}"
 customer = "acme"
 instances = {{ min = 1, max = 12, initial = 2 }}
 instance = {{ cores = 1.0, memory_gib = 2.0 }}
-members = [{}]
-goals = [{{ metric = "cpu.utilization", cmp = "below", value = 0.85 }}]
+members = [{{ host = "agent-2", resource = "app/acme-shop" }}]
+goals = [{{ metric = "app.latency.p95", cmp = "below", value = 0.1 }}]
 
 [[custom_modules]]
 id = "{CUSTOM_MODULE}"
@@ -84,8 +79,7 @@ cost_benefit = {{ share = 0.5, baseline = {{ prior_period_cost = 456000 }}, pena
 customer = "acme"
 kind = "autoscaling"
 amount = 1000000
-"#,
-            members(2..=agents)
+"#
         ));
     }
     text.push_str(

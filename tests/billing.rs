@@ -8,7 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::{init_logs, wait_until};
-use vcp::loopback::Loopback;
 use vcp_client::predictive::PredictiveAutoscaler;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::ledger::{LedgerReader, Period, Statement};
@@ -21,7 +20,9 @@ async fn run(scenario: String) -> (LedgerReader, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = common::fast(3, dir.path());
     opts.control = SupervisorFile::parse(&scenario, std::path::Path::new("scenario.toml")).unwrap();
-    let fleet = Loopback::start(opts).await.unwrap();
+    let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 3, opts)
+        .await
+        .unwrap();
     let m = fleet
         .spawn_module(PredictiveAutoscaler::new(
             vcp::scenario::CUSTOM_MODULE,
@@ -129,8 +130,8 @@ async fn fees_split_savings_shared_allocation_settled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_goal_earns_nothing_and_costs_the_penalty() {
     init_logs();
-    // No CPU is ever below -1: the goal breaks in every window.
-    let scenario = vcp::scenario::toml(3).replace("value = 0.85", "value = -1.0");
+    // No latency is ever below -1 s: the goal breaks in every window.
+    let scenario = vcp::scenario::toml(3).replace("value = 0.1", "value = -1.0");
     let (ledger, _dir) = run(scenario).await;
     check_sums(&ledger);
     let vendor = ledger

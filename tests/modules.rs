@@ -417,7 +417,9 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
     let dir = tempfile::tempdir().unwrap();
     let mut opts: LoopbackOptions = common::fast(3, dir.path());
     opts.control = vcp::scenario::control(3).unwrap();
-    let fleet = Loopback::start(opts).await.unwrap();
+    let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 3, opts)
+        .await
+        .unwrap();
     let m: RemoteModule = fleet
         .spawn_module(vcp_client::predictive::PredictiveAutoscaler::new(
             vcp::scenario::CUSTOM_MODULE,

@@ -28,6 +28,8 @@ pub struct AgentFile {
     /// How this host applies configurations: `{ kind = "dry-run" }` (the
     /// default), `cgroup`, `exec` or `gpu-power`.
     pub actuator: crate::actuators::ActuatorConfig,
+    /// cgroup v2 groups and the application metrics endpoint.
+    pub sensors: crate::sensors::VirtualSensors,
 }
 
 impl Default for AgentFile {
@@ -44,6 +46,7 @@ impl Default for AgentFile {
             spool_batches: 3600,
             zstd_level: 3,
             actuator: Default::default(),
+            sensors: Default::default(),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct AgentOptions {
     pub roots: Roots,
     /// How this host applies configurations (dry-run by default).
     pub actuator: actuators::ActuatorConfig,
+    /// Virtual-resource and application sensors.
+    pub sensors: sensors::VirtualSensors,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +63,7 @@ impl Agent {
         let counters = Arc::new(UplinkCounters::default());
         let (tx, rx) = mpsc::channel(16);
         let (stop, stopped) = watch::channel(false);
-        let sensors = sensors::standard(&opts.roots, status.clone());
+        let sensors = sensors::standard(&opts.roots, status.clone(), &opts.sensors);
         let sampler = tokio::spawn(sample_loop(
             Sampler::new(sensors),
             opts.sample_interval,

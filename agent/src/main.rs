@@ -104,6 +104,7 @@ fn main() -> anyhow::Result<()> {
             window: Duration::from_millis(file.window_ms),
             roots: Default::default(),
             actuator: file.actuator.clone(),
+            sensors: file.sensors.clone(),
         };
         let agent = Agent::start(opts)?;
         tokio::signal::ctrl_c()

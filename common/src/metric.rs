@@ -28,6 +28,8 @@ pub enum Unit {
     Boolean,
     /// Run-queue length averaged over a window (as in `/proc/loadavg`).
     Load,
+    /// CPU cores' worth of time per second.
+    Cores,
 }
 
 impl Unit {
@@ -45,6 +47,7 @@ impl Unit {
             Unit::Megahertz => "MHz",
             Unit::Boolean => "bool",
             Unit::Load => "load",
+            Unit::Cores => "cores",
         }
     }
 }
@@ -107,6 +110,23 @@ metrics! {
     STATUS_AGENT_RSS = "status.agent.rss", Bytes, 0, "resident memory of the agent process";
     STATUS_DROPPED = "status.spool.dropped_readings", Count, 0, "readings the agent dropped because its spool was full (cumulative)";
     STATUS_SPOOLED = "status.spool.batches", Count, 0, "batches waiting in the agent's spool for an acknowledgement";
+
+    CGROUP_CPU_USAGE = "cgroup.cpu.usage", Cores, -4, "CPU cores the group used since the previous sample (cpu.stat usage_usec delta over elapsed time)";
+    CGROUP_MEMORY_CURRENT = "cgroup.memory.current", Bytes, 0, "memory charged to the group (memory.current)";
+    CGROUP_IO_READ = "cgroup.io.read.bytes_per_second", BytesPerSecond, 0, "bytes read per second, all devices (io.stat rbytes)";
+    CGROUP_IO_WRITE = "cgroup.io.write.bytes_per_second", BytesPerSecond, 0, "bytes written per second, all devices (io.stat wbytes)";
+    CGROUP_CPU_PRESSURE = "cgroup.cpu.pressure", Ratio, -5, "share of the last 10 s some task of the group waited for CPU (cpu.pressure some avg10)";
+    CGROUP_MEMORY_PRESSURE = "cgroup.memory.pressure", Ratio, -5, "share of the last 10 s some task of the group stalled on memory (memory.pressure some avg10)";
+    CGROUP_IO_PRESSURE = "cgroup.io.pressure", Ratio, -5, "share of the last 10 s some task of the group waited for IO (io.pressure some avg10)";
+    CGROUP_PROCESSES = "cgroup.processes", Count, 0, "processes in the group (lines of cgroup.procs)";
+    APP_REQUESTS_PER_SECOND = "app.requests_per_second", PerSecond, -2, "requests per second, as the application reports it";
+    APP_LATENCY_P50 = "app.latency.p50", Seconds, -6, "median request latency, as the application reports it";
+    APP_LATENCY_P95 = "app.latency.p95", Seconds, -6, "95th percentile request latency, as the application reports it";
+    APP_LATENCY_P99 = "app.latency.p99", Seconds, -6, "99th percentile request latency, as the application reports it";
+    APP_QUEUE_DEPTH = "app.queue_depth", Count, -2, "requests waiting in the application's queue";
+    APP_UTILIZATION = "app.utilization", Ratio, -5, "busy share of the application's instances, as the application reports it";
+    APP_ERRORS_PER_SECOND = "app.errors_per_second", PerSecond, -2, "failed requests per second, as the application reports it";
+    APP_MALFORMED_LINES = "app.malformed_lines", Count, 0, "lines the agent's application endpoint refused (cumulative); resource `agent`";
 }
 
 /// Finds a registered metric by name.

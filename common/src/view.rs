@@ -100,15 +100,22 @@ impl SensorView {
             .map(|s| s.value)
     }
 
-    /// Mean CPU utilisation of a service set's members: a whole-host member
+    /// Mean utilisation of a service set's members: a whole-host member
     /// counts its host's `cpu` utilisation, a resource member the
-    /// `cpu.utilization` of that resource. `None` when no member has a reading.
+    /// `cpu.utilization` of that resource, or else the `app.utilization` its
+    /// application reports. `None` when no member has a reading.
     pub fn set_utilization(&self, set: &ServiceSetState) -> Option<f64> {
-        let metric = crate::metric::CPU_UTILIZATION.name;
+        let cpu = crate::metric::CPU_UTILIZATION.name;
+        let app = crate::metric::APP_UTILIZATION.name;
         let values: Vec<f64> = set
             .members
             .iter()
-            .filter_map(|m| self.value(&m.host, m.resource.as_deref().unwrap_or("cpu"), metric))
+            .filter_map(|m| match m.resource.as_deref() {
+                None => self.value(&m.host, "cpu", cpu),
+                Some(r) => self
+                    .value(&m.host, r, cpu)
+                    .or_else(|| self.value(&m.host, r, app)),
+            })
             .collect();
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     }

@@ -28,52 +28,13 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use vcp_common::metric::{Metric, Unit};
+use vcp_common::metric::Metric;
+pub use vcp_common::metric::{
+    APP_ERRORS_PER_SECOND, APP_LATENCY_P50, APP_LATENCY_P95, APP_LATENCY_P99, APP_MALFORMED_LINES,
+    APP_QUEUE_DEPTH, APP_REQUESTS_PER_SECOND, APP_UTILIZATION,
+};
 
 use super::{Emit, Sensor, SensorError};
-
-pub const APP_REQUESTS_PER_SECOND: Metric = Metric {
-    name: "app.requests_per_second",
-    unit: Unit::PerSecond,
-    exp: -2,
-    help: "requests per second, as the application reports it",
-};
-pub const APP_LATENCY_P50: Metric = Metric {
-    name: "app.latency.p50",
-    unit: Unit::Seconds,
-    exp: -6,
-    help: "median request latency, as the application reports it",
-};
-pub const APP_LATENCY_P95: Metric = Metric {
-    name: "app.latency.p95",
-    unit: Unit::Seconds,
-    exp: -6,
-    help: "95th percentile request latency, as the application reports it",
-};
-pub const APP_LATENCY_P99: Metric = Metric {
-    name: "app.latency.p99",
-    unit: Unit::Seconds,
-    exp: -6,
-    help: "99th percentile request latency, as the application reports it",
-};
-pub const APP_QUEUE_DEPTH: Metric = Metric {
-    name: "app.queue_depth",
-    unit: Unit::Count,
-    exp: -2,
-    help: "requests waiting in the application's queue",
-};
-pub const APP_ERRORS_PER_SECOND: Metric = Metric {
-    name: "app.errors_per_second",
-    unit: Unit::PerSecond,
-    exp: -2,
-    help: "failed requests per second, as the application reports it",
-};
-pub const APP_MALFORMED_LINES: Metric = Metric {
-    name: "app.malformed_lines",
-    unit: Unit::Count,
-    exp: 0,
-    help: "lines the agent's application endpoint refused (cumulative); resource `agent`",
-};
 
 /// The metrics applications may push (`app.malformed_lines` is the
 /// agent's own and is refused from applications).
@@ -84,6 +45,7 @@ pub const ACCEPTED: &[Metric] = &[
     APP_LATENCY_P99,
     APP_QUEUE_DEPTH,
     APP_ERRORS_PER_SECOND,
+    APP_UTILIZATION,
 ];
 
 /// Largest datagram accepted, in bytes.

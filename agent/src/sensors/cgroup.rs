@@ -18,58 +18,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vcp_common::metric::{Metric, Unit};
+use vcp_common::metric::Metric;
+pub use vcp_common::metric::{
+    CGROUP_CPU_PRESSURE, CGROUP_CPU_USAGE, CGROUP_IO_PRESSURE, CGROUP_IO_READ, CGROUP_IO_WRITE,
+    CGROUP_MEMORY_CURRENT, CGROUP_MEMORY_PRESSURE, CGROUP_PROCESSES,
+};
 
 use super::{parse_err, parse_u64, Emit, Sensor, SensorError};
 
-pub const CGROUP_CPU_USAGE: Metric = Metric {
-    name: "cgroup.cpu.usage",
-    unit: Unit::Count,
-    exp: -4,
-    help: "CPU cores the group used since the previous sample (cpu.stat usage_usec delta over elapsed time)",
-};
-pub const CGROUP_MEMORY_CURRENT: Metric = Metric {
-    name: "cgroup.memory.current",
-    unit: Unit::Bytes,
-    exp: 0,
-    help: "memory charged to the group (memory.current)",
-};
-pub const CGROUP_IO_READ: Metric = Metric {
-    name: "cgroup.io.read.bytes_per_second",
-    unit: Unit::BytesPerSecond,
-    exp: 0,
-    help: "bytes read per second, all devices (io.stat rbytes)",
-};
-pub const CGROUP_IO_WRITE: Metric = Metric {
-    name: "cgroup.io.write.bytes_per_second",
-    unit: Unit::BytesPerSecond,
-    exp: 0,
-    help: "bytes written per second, all devices (io.stat wbytes)",
-};
-pub const CGROUP_CPU_PRESSURE: Metric = Metric {
-    name: "cgroup.cpu.pressure",
-    unit: Unit::Ratio,
-    exp: -5,
-    help: "share of the last 10 s some task of the group waited for CPU (cpu.pressure some avg10)",
-};
-pub const CGROUP_MEMORY_PRESSURE: Metric = Metric {
-    name: "cgroup.memory.pressure",
-    unit: Unit::Ratio,
-    exp: -5,
-    help: "share of the last 10 s some task of the group stalled on memory (memory.pressure some avg10)",
-};
-pub const CGROUP_IO_PRESSURE: Metric = Metric {
-    name: "cgroup.io.pressure",
-    unit: Unit::Ratio,
-    exp: -5,
-    help: "share of the last 10 s some task of the group waited for IO (io.pressure some avg10)",
-};
-pub const CGROUP_PROCESSES: Metric = Metric {
-    name: "cgroup.processes",
-    unit: Unit::Count,
-    exp: 0,
-    help: "processes in the group (lines of cgroup.procs)",
-};
 /// Every metric this sensor emits.
 pub const METRICS: [Metric; 8] = [
     CGROUP_CPU_USAGE,

@@ -85,14 +85,63 @@ pub trait Sensor: Send {
 }
 
 /// The standard sensor set of a host, in order: cpu, memory, nic, gpu, status.
-pub fn standard(roots: &Roots, status: Arc<UplinkStatus>) -> Vec<Box<dyn Sensor>> {
-    vec![
+pub fn standard(
+    roots: &Roots,
+    status: Arc<UplinkStatus>,
+    extra: &VirtualSensors,
+) -> Vec<Box<dyn Sensor>> {
+    let mut sensors: Vec<Box<dyn Sensor>> = vec![
         Box::new(cpu::CpuSensor::new(roots.clone())),
         Box::new(memory::MemorySensor::new(roots.clone())),
         Box::new(nic::NicSensor::new(roots.clone())),
         Box::new(gpu::GpuSensor::new()),
         Box::new(status::StatusSensor::new(roots.clone(), status)),
-    ]
+    ];
+    if !extra.cgroups.is_empty() || extra.cgroup_slice.is_some() {
+        sensors.push(Box::new(cgroup::CgroupSensor::new(
+            extra.cgroup_root.clone(),
+            extra.cgroups.clone(),
+            extra.cgroup_slice.clone(),
+        )));
+    }
+    if let Some(port) = extra.app_port {
+        match app::AppSensor::bind(port, extra.app_default_resource.clone()) {
+            Ok(s) => {
+                tracing::info!(addr = ?s.local_addr().ok(), "application metrics endpoint listening");
+                sensors.push(Box::new(s));
+            }
+            Err(e) => tracing::warn!(port, error = %e, "application metrics endpoint not started"),
+        }
+    }
+    sensors
+}
+
+/// Sensors of virtual resources and applications, from the agent's config.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VirtualSensors {
+    /// The cgroup v2 mount.
+    pub cgroup_root: PathBuf,
+    /// Groups to read, relative to the root (e.g. `system.slice/web.service`).
+    pub cgroups: Vec<String>,
+    /// A slice whose direct child groups are all read.
+    pub cgroup_slice: Option<String>,
+    /// Loopback UDP port where applications push metrics (0: any free port).
+    pub app_port: Option<u16>,
+    /// Resource of application lines without a `#resource:` tag.
+    pub app_default_resource: Option<String>,
+}
+
+impl Default for VirtualSensors {
+    fn default() -> Self {
+        VirtualSensors {
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            cgroups: Vec::new(),
+            cgroup_slice: None,
+            app_port: None,
+            app_default_resource: None,
+        }
+    }
 }
 
 /// Reads a whole text file, mapping failure to [`SensorError::Io`].
@@ -124,7 +173,11 @@ mod tests {
 
     #[test]
     fn standard_set_in_order() {
-        let sensors = standard(&Roots::default(), Arc::new(UplinkStatus::default()));
+        let sensors = standard(
+            &Roots::default(),
+            Arc::new(UplinkStatus::default()),
+            &VirtualSensors::default(),
+        );
         let names: Vec<&str> = sensors.iter().map(|s| s.name()).collect();
         assert_eq!(names, ["cpu", "memory", "nic", "gpu", "status"]);
     }

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use vcp_common::metric::CPU_UTILIZATION;
+use vcp_common::metric::{APP_UTILIZATION, CPU_UTILIZATION};
 use vcp_common::module::{
     param, Cmp, Condition, Goal, Kind, ModuleLogic, ModuleSpec, Objective, Proposal,
     SensorSelector, Solicitation, Target,
@@ -65,7 +65,10 @@ impl ModuleLogic for PredictiveAutoscaler {
             kind: Kind::Autoscaling,
             vendor: self.vendor.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
-            inputs: vec![SensorSelector::metric(CPU_UTILIZATION.name)],
+            inputs: vec![
+                SensorSelector::metric(CPU_UTILIZATION.name),
+                SensorSelector::metric(APP_UTILIZATION.name),
+            ],
             outputs: vec![param::INSTANCES.into()],
             goals: vec![Goal {
                 metric: param::INSTANCES.into(),

@@ -25,7 +25,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
-use vcp_common::metric::CPU_UTILIZATION;
+use vcp_common::metric::{APP_UTILIZATION, CPU_UTILIZATION};
 use vcp_common::module::{
     param, Cmp, Condition, Goal, Kind, ModuleLogic, ModuleSpec, Objective, Proposal,
     SensorSelector, Solicitation, Target,
@@ -130,7 +130,11 @@ impl ModuleLogic for Autoscaling {
         };
         builtin_spec(
             Kind::Autoscaling,
-            vec![SensorSelector::metric(CPU_UTILIZATION.name)],
+            // Hosts' CPU, or what a member application reports of itself.
+            vec![
+                SensorSelector::metric(CPU_UTILIZATION.name),
+                SensorSelector::metric(APP_UTILIZATION.name),
+            ],
             &[param::INSTANCES],
             vec![goal],
             50,
