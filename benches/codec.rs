@@ -22,22 +22,18 @@ const NICS: usize = 8;
 const GPUS: usize = 8;
 const SAMPLES: usize = 10;
 
-/// splitmix64.
-struct Rng(u64);
+/// Seeded randomness for the SIMULATED inputs.
+struct Rng(rand::rngs::SmallRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn seeded(seed: u64) -> Self {
+        Rng(rand::SeedableRng::seed_from_u64(seed))
     }
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        rand::Rng::random(&mut self.0)
     }
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
+        rand::Rng::random_range(&mut self.0, lo..=hi)
     }
     /// A random walk step of `v` within `[lo, hi]`.
     fn walk(&mut self, v: f64, step: f64, lo: f64, hi: f64) -> f64 {
@@ -161,7 +157,7 @@ impl LargeHost {
         add("host", &metric::STATUS_DROPPED, Source::Const(0.0));
         add("host", &metric::STATUS_SPOOLED, Source::Spooled);
 
-        let mut rng = Rng(0x5eed);
+        let mut rng = Rng::seeded(0x5eed);
         let core_load = (0..CORES).map(|_| 0.2 + 0.7 * rng.unit()).collect();
         let nic_bps = (0..NICS)
             .map(|n| {

@@ -35,25 +35,21 @@ use vcp_supervisor::solicit::RoundCore;
 
 const SIZES: [usize; 3] = [2, 8, 64];
 
-/// splitmix64.
-struct Rng(u64);
+/// Seeded randomness for the SIMULATED inputs.
+struct Rng(rand::rngs::SmallRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn seeded(seed: u64) -> Self {
+        Rng(rand::SeedableRng::seed_from_u64(seed))
     }
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        rand::Rng::random(&mut self.0)
     }
 }
 
 /// `n` competing bids: module 0 is the default one.
 fn bids(n: usize) -> Vec<Bid> {
-    let mut rng = Rng(n as u64);
+    let mut rng = Rng::seeded(n as u64);
     (0..n)
         .map(|i| Bid {
             value: (1.0 + rng.unit() * 99.0).round(),

@@ -9,9 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{init_logs, wait_until};
-use vcp_common::module::{
-    param, Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
-};
+use vcp_common::module::{param, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::judge::module_key;
 use vcp_supervisor::ledger::{LedgerReader, Period};
@@ -21,17 +19,7 @@ struct OneInstance;
 
 impl ModuleLogic for OneInstance {
     fn spec(&self) -> ModuleSpec {
-        ModuleSpec {
-            id: vcp::scenario::CUSTOM_MODULE.into(),
-            kind: Kind::Autoscaling,
-            vendor: "predictive-labs".into(),
-            version: "0".into(),
-            inputs: vec![SensorSelector::metric("app.*")],
-            outputs: vec![param::INSTANCES.into()],
-            goals: vec![],
-            deadline_ms: 50,
-            custom_sensors: vec![],
-        }
+        common::autoscaler_spec(vcp::scenario::CUSTOM_MODULE, "predictive-labs")
     }
     fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
         s.view

@@ -11,47 +11,14 @@ use common::{init_logs, wait_until};
 use vcp::loopback::Loopback;
 use vcp_agent::actuators::ActuatorConfig;
 use vcp_agent::Agent;
-use vcp_common::module::{
-    param, Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
-};
+use vcp_common::module::{param, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::dispatch::DeliveryCounts;
 
 const MODULE: &str = "acme-counter";
 
-/// Operator set on agent-1, Acme's on agent-2, Acme's autoscaling by
-/// `MODULE`, every 200 ms.
 fn scenario() -> SupervisorFile {
-    let text = format!(
-        r#"
-[[customers]]
-id = "acme"
-[[vendors]]
-id = "v"
-[[service_sets]]
-id = "ops-web"
-customer = "operator"
-instances = {{ min = 1, max = 8, initial = 2 }}
-members = [{{ host = "agent-1" }}]
-[[service_sets]]
-id = "acme-shop"
-customer = "acme"
-instances = {{ min = 1, max = 12, initial = 2 }}
-members = [{{ host = "agent-2" }}]
-[[custom_modules]]
-id = "{MODULE}"
-kind = "autoscaling"
-vendor = "v"
-customer = "acme"
-[[control_planes]]
-customer = "acme"
-modules = {{ autoscaling = {{ mode = "replace", module = "{MODULE}" }} }}
-[solicitation.autoscaling]
-cadence_ms = 200
-deadline_ms = 50
-"#
-    );
-    SupervisorFile::parse(&text, std::path::Path::new("test.toml")).unwrap()
+    common::acme_scenario(MODULE, "replace", "")
 }
 
 /// Proposes 1, 2, 3, 4, 5, 1, … instances: every decision is a change.
@@ -59,17 +26,7 @@ struct Counter;
 
 impl ModuleLogic for Counter {
     fn spec(&self) -> ModuleSpec {
-        ModuleSpec {
-            id: MODULE.into(),
-            kind: Kind::Autoscaling,
-            vendor: "v".into(),
-            version: "0".into(),
-            inputs: vec![SensorSelector::metric("cpu.*")],
-            outputs: vec![param::INSTANCES.into()],
-            goals: vec![],
-            deadline_ms: 50,
-            custom_sensors: vec![],
-        }
+        common::autoscaler_spec(MODULE, "v")
     }
     fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
         vec![Proposal {

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use common::{init_logs, wait_until};
 use vcp::loopback::Loopback;
-use vcp_common::module::{
-    param, Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
-};
+use vcp_common::module::{param, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::judge::module_key;
 
@@ -54,17 +52,7 @@ struct Flaky {
 
 impl ModuleLogic for Flaky {
     fn spec(&self) -> ModuleSpec {
-        ModuleSpec {
-            id: MODULE.into(),
-            kind: Kind::Autoscaling,
-            vendor: "v".into(),
-            version: "0".into(),
-            inputs: vec![SensorSelector::metric("cpu.*")],
-            outputs: vec![param::INSTANCES.into()],
-            goals: vec![],
-            deadline_ms: 50,
-            custom_sensors: vec![],
-        }
+        common::autoscaler_spec(MODULE, "v")
     }
     fn solicit(&mut self, _: &Solicitation) -> Vec<Proposal> {
         self.round += 1;

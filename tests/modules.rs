@@ -10,44 +10,19 @@ use std::time::Duration;
 use common::{init_logs, wait_until};
 use vcp::loopback::{Loopback, LoopbackOptions, RemoteModule};
 use vcp_client::module::{serve, ModuleError};
-use vcp_common::module::{
-    param, Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
-};
+use vcp_common::module::{param, Kind, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::control::ModuleSummary;
 
 const MODULE: &str = "acme-test";
 
-/// Operator set on agent-1, Acme's on agent-2; Acme's autoscaling is
-/// `MODULE` (replacing the default), solicited every 200 ms with 50 ms.
+/// The shared Acme scenario, with constraints: instances clipped to 1..12
+/// and at most 4 per round, LB weights above 1 rejected.
 fn scenario() -> SupervisorFile {
-    let text = format!(
+    common::acme_scenario(
+        MODULE,
+        "replace",
         r#"
-[[customers]]
-id = "acme"
-[[vendors]]
-id = "v"
-[[service_sets]]
-id = "ops-web"
-customer = "operator"
-instances = {{ min = 1, max = 8, initial = 2 }}
-members = [{{ host = "agent-1" }}]
-[[service_sets]]
-id = "acme-shop"
-customer = "acme"
-instances = {{ min = 1, max = 12, initial = 2 }}
-members = [{{ host = "agent-2" }}]
-[[custom_modules]]
-id = "{MODULE}"
-kind = "autoscaling"
-vendor = "v"
-customer = "acme"
-[[control_planes]]
-customer = "acme"
-modules = {{ autoscaling = {{ mode = "replace", module = "{MODULE}" }} }}
-[solicitation.autoscaling]
-cadence_ms = 200
-deadline_ms = 50
 [[constraints]]
 parameter = "instances"
 min = 1
@@ -58,9 +33,8 @@ on_violation = "clip"
 parameter = "lb.weight"
 max = 1.0
 on_violation = "reject"
-"#
-    );
-    SupervisorFile::parse(&text, std::path::Path::new("test.toml")).unwrap()
+"#,
+    )
 }
 
 async fn start(dir: &std::path::Path) -> Loopback {
@@ -71,15 +45,8 @@ async fn start(dir: &std::path::Path) -> Loopback {
 
 fn spec(id: &str, outputs: &[&str]) -> ModuleSpec {
     ModuleSpec {
-        id: id.into(),
-        kind: Kind::Autoscaling,
-        vendor: "v".into(),
-        version: "0".into(),
-        inputs: vec![SensorSelector::metric("*")],
         outputs: outputs.iter().map(|s| s.to_string()).collect(),
-        goals: vec![],
-        deadline_ms: 50,
-        custom_sensors: vec![],
+        ..common::autoscaler_spec(id, "v")
     }
 }
 

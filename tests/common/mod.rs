@@ -48,3 +48,60 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// Operator set `ops-web` on agent-1, Acme's `acme-shop` on agent-2 (whole
+/// hosts), and Acme's virtual control plane using custom module `module`
+/// for autoscaling in `mode` (`replace` or `complement`), solicited every
+/// 200 ms with a 50 ms deadline. `extra` is appended (more tables).
+pub fn acme_scenario(
+    module: &str,
+    mode: &str,
+    extra: &str,
+) -> vcp_supervisor::config::SupervisorFile {
+    let text = format!(
+        r#"
+[[customers]]
+id = "acme"
+[[vendors]]
+id = "v"
+[[service_sets]]
+id = "ops-web"
+customer = "operator"
+instances = {{ min = 1, max = 8, initial = 2 }}
+members = [{{ host = "agent-1" }}]
+[[service_sets]]
+id = "acme-shop"
+customer = "acme"
+instances = {{ min = 1, max = 12, initial = 2 }}
+members = [{{ host = "agent-2" }}]
+[[custom_modules]]
+id = "{module}"
+kind = "autoscaling"
+vendor = "v"
+customer = "acme"
+[[control_planes]]
+customer = "acme"
+modules = {{ autoscaling = {{ mode = "{mode}", module = "{module}" }} }}
+[solicitation.autoscaling]
+cadence_ms = 200
+deadline_ms = 50
+{extra}"#
+    );
+    vcp_supervisor::config::SupervisorFile::parse(&text, std::path::Path::new("test.toml")).unwrap()
+}
+
+/// The spec of a test autoscaler `id` that may request instances.
+pub fn autoscaler_spec(id: &str, vendor: &str) -> vcp_common::module::ModuleSpec {
+    use vcp_common::module::{param, Kind, ModuleSpec, SensorSelector};
+    ModuleSpec {
+        id: id.into(),
+        kind: Kind::Autoscaling,
+        vendor: vendor.into(),
+        version: "0".into(),
+        inputs: vec![SensorSelector::metric("*")],
+        outputs: vec![param::INSTANCES.into()],
+        goals: vec![],
+        deadline_ms: 50,
+        custom_sensors: vec![],
+    }
+}
