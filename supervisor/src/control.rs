@@ -31,6 +31,7 @@ struct Known {
     plane: Arc<ControlPlane>,
     remote: bool,
     stats: Arc<ModuleStats>,
+    since: std::time::Instant,
 }
 
 /// One module's request statistics, for reports.
@@ -50,6 +51,8 @@ pub struct ModuleSummary {
     pub busy: u64,
     pub faults: u64,
     pub requests: u64,
+    /// Requests per second since the module was first registered.
+    pub rate_per_second: f64,
     pub late: u64,
     pub rejected: u64,
     pub clipped: u64,
@@ -234,6 +237,7 @@ impl Control {
                 plane: instance.plane.clone(),
                 remote: instance.remote,
                 stats: instance.stats.clone(),
+                since: std::time::Instant::now(),
             });
         }
         drop(known);
@@ -278,6 +282,7 @@ impl Control {
             .map(|k| {
                 let s = &k.stats;
                 let t = s.totals();
+                let secs = k.since.elapsed().as_secs_f64().max(1e-3);
                 ModuleSummary {
                     id: k.id.clone(),
                     kind: k.kind,
@@ -292,12 +297,20 @@ impl Control {
                     busy: g(&s.busy),
                     faults: g(&s.faults),
                     requests: t.requests,
+                    rate_per_second: t.requests as f64 / secs,
                     late: t.late,
                     rejected: t.rejected,
                     clipped: t.clipped,
                     bytes: t.bytes,
                     cpu_ns: g(&s.cpu_ns),
-                    parameters: s.params(),
+                    parameters: s
+                        .params()
+                        .into_iter()
+                        .map(|p| ParamSummary {
+                            rate_per_second: p.requests as f64 / secs,
+                            ..p
+                        })
+                        .collect(),
                     last_violation: s.last_violation.load_full().map(|v| v.to_string()),
                     last_fault: s.last_fault.load_full().map(|v| v.to_string()),
                 }

@@ -8,7 +8,7 @@
 //!
 //! One task owns all of this state; rounds hand it decisions on a channel.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,7 +75,9 @@ struct Dispatcher {
     next_id: u64,
     /// The last value handed out per (target, parameter).
     last: HashMap<(Target, String), f64>,
-    outbox: HashMap<String, VecDeque<Pending>>,
+    /// Per host, what waits for delivery: one configuration per
+    /// (target, parameter), the newest.
+    outbox: HashMap<String, HashMap<(Target, String), Pending>>,
     in_flight: HashMap<u64, (String, Pending)>,
     online: HashMap<String, mpsc::Sender<Configure>>,
     counts: HashMap<(Arc<str>, Arc<str>), DeliveryCounts>,
@@ -175,7 +177,9 @@ impl Dispatcher {
                     .collect();
                 for id in back {
                     if let Some((a, p)) = self.in_flight.remove(&id) {
-                        self.outbox.entry(a).or_default().push_front(p);
+                        // Unless a newer value already waits.
+                        let key = (p.configure.target.clone(), p.configure.parameter.clone());
+                        self.outbox.entry(a).or_default().entry(key).or_insert(p);
                     }
                 }
             }
@@ -222,15 +226,11 @@ impl Dispatcher {
             module,
             since_ms: now,
         };
-        let queue = self.outbox.entry(host).or_default();
-        let superseded = queue
-            .iter()
-            .position(|p| {
-                p.configure.target == pending.configure.target
-                    && p.configure.parameter == pending.configure.parameter
-            })
-            .and_then(|i| queue.remove(i));
-        queue.push_back(pending);
+        let key = (
+            pending.configure.target.clone(),
+            pending.configure.parameter.clone(),
+        );
+        let superseded = self.outbox.entry(host).or_default().insert(key, pending);
         if let Some(old) = superseded {
             self.count(&old.module).superseded += 1;
         }
@@ -243,18 +243,35 @@ impl Dispatcher {
             let Some(queue) = self.outbox.get_mut(agent) else {
                 continue;
             };
-            while let Some(p) = queue.pop_front() {
+            let mut full = false;
+            queue.retain(|_, p| {
+                if full {
+                    return true;
+                }
                 match tx.try_send(p.configure.clone()) {
-                    Ok(()) => sent.push((agent.clone(), p)),
+                    Ok(()) => {
+                        sent.push((
+                            agent.clone(),
+                            p.configure.clone(),
+                            p.module.clone(),
+                            p.since_ms,
+                        ));
+                        false
+                    }
                     Err(_) => {
-                        queue.push_front(p);
-                        break;
+                        full = true;
+                        true
                     }
                 }
-            }
+            });
         }
-        for (agent, p) in sent {
-            self.count(&p.module).sent += 1;
+        for (agent, configure, module, since_ms) in sent {
+            self.count(&module).sent += 1;
+            let p = Pending {
+                configure,
+                module,
+                since_ms,
+            };
             self.in_flight.insert(p.configure.id, (agent, p));
         }
         self.publish();
@@ -265,21 +282,22 @@ impl Dispatcher {
         let ttl = self.ttl_ms;
         let mut expired = Vec::new();
         for (agent, queue) in &mut self.outbox {
-            while queue.front().is_some_and(|p| now - p.since_ms > ttl) {
-                if let Some(p) = queue.pop_front() {
-                    expired.push((agent.clone(), p));
+            queue.retain(|_, p| {
+                let keep = now - p.since_ms <= ttl;
+                if !keep {
+                    expired.push((agent.clone(), p.configure.target.clone(), p.module.clone()));
                 }
-            }
+                keep
+            });
         }
-        for (agent, p) in expired {
-            let c = self.count(&p.module);
+        for (agent, target, module) in expired {
+            let c = self.count(&module);
             c.expired += 1;
             c.last_failure = Some(format!(
-                "{}: expired: host {agent} offline for {} s",
-                p.configure.target,
+                "{target}: expired: host {agent} offline for {} s",
                 ttl / 1000
             ));
-            warn!(%agent, target = %p.configure.target, "configuration expired: host offline");
+            warn!(%agent, %target, "configuration expired: host offline");
         }
     }
 

@@ -41,10 +41,12 @@ pub struct ModuleStats {
 }
 
 /// A copy of one parameter's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ParamSummary {
     pub parameter: String,
     pub requests: u64,
+    /// Requests per second over the module's life (set by reports).
+    pub rate_per_second: f64,
     pub late: u64,
     pub rejected: u64,
     pub clipped: u64,
@@ -100,6 +102,7 @@ impl ModuleStats {
             .map(|(p, c)| ParamSummary {
                 parameter: p.clone(),
                 requests: get(&c.requests),
+                rate_per_second: 0.0,
                 late: get(&c.late),
                 rejected: get(&c.rejected),
                 clipped: get(&c.clipped),
