@@ -204,7 +204,7 @@ fn round(c: &mut Criterion) {
                     core.admit(slot, &modules[slot], proposals, &settings, 0);
                 }
                 let deadline = Instant::now() + Duration::from_millis(50);
-                let decisions = core.decide(1, &modules, &reputation, &settings, deadline);
+                let (decisions, _) = core.decide(1, &modules, &reputation, &settings, deadline);
                 assert_eq!(decisions.len(), TARGETS);
                 decisions
             },

@@ -106,7 +106,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             id: format!("simulated-{m}"),
             salt: m * 7,
         };
-        control.add_builtin(plane.clone(), Box::new(logic), m == 0);
+        control.add_builtin(plane.clone(), Box::new(logic), m == 0, false);
     }
     println!(
         "bench-rounds: {} simulated modules x {} targets, a round every {} ms with a {} ms deadline, {} rounds",

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{init_logs, wait_until};
 use vcp_client::predictive::PredictiveAutoscaler;
+use vcp_common::module::{param, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::ledger::{LedgerReader, Period, Statement};
 
@@ -17,18 +18,24 @@ fn lines_of<'a>(s: &'a Statement, kind: &str) -> Vec<&'a vcp_supervisor::ledger:
 }
 
 async fn run(scenario: String) -> (LedgerReader, tempfile::TempDir) {
+    run_with(
+        scenario,
+        PredictiveAutoscaler::new(vcp::scenario::CUSTOM_MODULE, "predictive-labs"),
+    )
+    .await
+}
+
+async fn run_with<M: ModuleLogic + 'static>(
+    scenario: String,
+    module: M,
+) -> (LedgerReader, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = common::fast(3, dir.path());
     opts.control = SupervisorFile::parse(&scenario, std::path::Path::new("scenario.toml")).unwrap();
     let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 3, opts)
         .await
         .unwrap();
-    let m = fleet
-        .spawn_module(PredictiveAutoscaler::new(
-            vcp::scenario::CUSTOM_MODULE,
-            "predictive-labs",
-        ))
-        .unwrap();
+    let m = fleet.spawn_module(module).unwrap();
     let control = fleet.supervisor().control.clone();
     // Two goal windows (2 s each) with the module deciding.
     wait_until("goal windows", Duration::from_secs(30), || {
@@ -146,4 +153,58 @@ async fn a_broken_goal_earns_nothing_and_costs_the_penalty() {
     assert!(penalties
         .iter()
         .all(|l| l.amount == 500_000 && l.counterparty == "customer:acme"));
+}
+
+/// Keeps two instances: cheaper than the default autoscaler would run.
+struct TwoInstances;
+
+impl ModuleLogic for TwoInstances {
+    fn spec(&self) -> ModuleSpec {
+        common::autoscaler_spec(vcp::scenario::CUSTOM_MODULE, "predictive-labs")
+    }
+    fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
+        s.view
+            .service_sets
+            .iter()
+            .map(|set| Proposal {
+                target: Target::ServiceSet(set.id.clone()),
+                parameter: param::INSTANCES.into(),
+                value: 2.0,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savings_measured_against_the_default_module_in_the_shadow() {
+    init_logs();
+    // A lenient goal (p95 below 10 s) that two instances meet, and savings
+    // measured against what the default autoscaler would have run.
+    let scenario = vcp::scenario::toml(3)
+        .replace(
+            "baseline = { prior_period_cost = 456000 }",
+            "baseline = \"default_module\"",
+        )
+        .replace("value = 0.1", "value = 10.0");
+    assert!(scenario.contains("\"default_module\""));
+    let (ledger, _dir) = run_with(scenario, TwoInstances).await;
+    check_sums(&ledger);
+    let acme = ledger.statement("customer:acme", &Period::All).unwrap();
+    assert!(
+        !acme.lines.iter().any(|l| l.module == "default-autoscaling"),
+        "the shadow default module costs the customer nothing"
+    );
+    // The default autoscaler, in the shadow, scales the set out beyond two
+    // instances; the vendor's share of the difference is paid.
+    let vendor = ledger
+        .statement("vendor:predictive-labs", &Period::All)
+        .unwrap();
+    assert!(
+        vendor
+            .lines
+            .iter()
+            .any(|l| l.kind == "savings_share" && l.amount < 0),
+        "savings against the default module's baseline: {:?}",
+        vendor.lines.iter().map(|l| &l.kind).collect::<Vec<_>>()
+    );
 }

@@ -61,7 +61,6 @@ struct Biller {
     modules: HashMap<(String, String), ModuleSummary>,
     goals: HashMap<String, (u64, u64)>,
     period: String,
-    warned_default_baseline: bool,
 }
 
 /// Starts the biller task; runs every `interval` and on request.
@@ -80,7 +79,6 @@ pub fn start(
         modules: HashMap::new(),
         goals: HashMap::new(),
         period,
-        warned_default_baseline: false,
     };
     let task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
@@ -165,7 +163,7 @@ impl Biller {
             .control
             .modules()
             .into_iter()
-            .filter(|m| m.customer != OPERATOR)
+            .filter(|m| m.customer != OPERATOR && !m.shadow)
         {
             let key = (m.control_plane.clone(), m.id.clone());
             let usage = delta(&m, self.modules.get(&key));
@@ -188,8 +186,13 @@ impl Biller {
             .control
             .settings
             .value(&Target::ServiceSet(set.id.clone()), param::INSTANCES)
-            .unwrap_or(f64::from(set.instances.initial))
-            .max(0.0);
+            .unwrap_or(f64::from(set.instances.initial));
+        self.usage_at(set, instances, secs)
+    }
+
+    /// The set's usage over `secs` had it run `instances` instances.
+    fn usage_at(&self, set: &ServiceSetDef, instances: f64, secs: f64) -> ResourceUsage {
+        let instances = instances.max(0.0);
         let size = set.instance.unwrap_or_default();
         let hosts = self.control.fleet.view.hosts();
         let nic_rate: f64 = set
@@ -261,12 +264,18 @@ impl Biller {
                             ((i128::from(c) * i128::from((secs * 1000.0) as i64))
                                 / i128::from(period_ms)) as i64
                         }
+                        // What the set would have cost at the instances the
+                        // default module, running in the shadow, asked for.
                         Baseline::DefaultModule => {
-                            if !self.warned_default_baseline {
-                                warn!(module = %contract.module, "a default-module baseline needs the default module's cost, which is not measured yet; no savings are charged");
-                                self.warned_default_baseline = true;
-                            }
-                            continue;
+                            let target = Target::ServiceSet(set.id.clone());
+                            let Some(n) = self
+                                .control
+                                .settings
+                                .shadow_value(&target, param::INSTANCES)
+                            else {
+                                continue; // no shadow decision yet: no verdict
+                            };
+                            resource_cost(sheet, &self.usage_at(set, n, secs))
                         }
                     };
                     let Some(vendor) = self

@@ -30,6 +30,7 @@ struct Known {
     kind: Kind,
     plane: Arc<ControlPlane>,
     remote: bool,
+    shadow: bool,
     stats: Arc<ModuleStats>,
     since: std::time::Instant,
 }
@@ -44,6 +45,8 @@ pub struct ModuleSummary {
     /// The custom module's vendor; `None` for the operator's modules.
     pub vendor: Option<String>,
     pub remote: bool,
+    /// A default module running in the shadow (never in force, never billed).
+    pub shadow: bool,
     pub connected: bool,
     pub solicitations: u64,
     pub responses: u64,
@@ -171,7 +174,11 @@ impl Control {
             for kind in Kind::ALL {
                 if plane.modules(kind).contains(&ModuleRef::Default) {
                     if let Some(logic) = control.file.builtin.module(kind) {
-                        control.add_builtin(plane.clone(), logic, true);
+                        control.add_builtin(plane.clone(), logic, true, false);
+                    }
+                } else if control.needs_shadow(plane, kind) {
+                    if let Some(logic) = control.file.builtin.module(kind) {
+                        control.add_builtin(plane.clone(), logic, true, true);
                     }
                 }
             }
@@ -181,13 +188,16 @@ impl Control {
 
     /// Starts a built-in module serving `plane`. Besides the defaults, tests
     /// use it to add misbehaving modules.
+    /// A `shadow` module is solicited but never takes effect; what it would
+    /// have done is kept (see `Settings::shadow_value`).
     pub fn add_builtin(
         &self,
         plane: Arc<ControlPlane>,
         logic: Box<dyn ModuleLogic>,
         is_default: bool,
+        shadow: bool,
     ) -> Arc<ModuleInstance> {
-        let (instance, inbox) = ModuleInstance::new(
+        let (mut instance, inbox) = ModuleInstance::new(
             logic.spec(),
             plane,
             is_default,
@@ -195,6 +205,7 @@ impl Control {
             self.file.module_limits,
             None,
         );
+        instance.shadow = shadow;
         let instance = Arc::new(instance);
         self.lock_tasks().push(tokio::spawn(run_builtin(
             logic,
@@ -236,6 +247,7 @@ impl Control {
                 kind: instance.kind(),
                 plane: instance.plane.clone(),
                 remote: instance.remote,
+                shadow: instance.shadow,
                 stats: instance.stats.clone(),
                 since: std::time::Instant::now(),
             });
@@ -250,6 +262,21 @@ impl Control {
             .iter()
             .find(|k| k.id == id && k.plane.id == plane)
             .map(|k| k.stats.clone())
+    }
+
+    /// Whether a plane that replaced the default module of `kind` has a
+    /// contract whose savings are measured against that default module,
+    /// which then runs in the shadow.
+    fn needs_shadow(&self, plane: &ControlPlane, kind: Kind) -> bool {
+        plane.modules(kind).iter().any(|m| match m {
+            ModuleRef::Custom(id) => self.file.contracts.iter().any(|c| {
+                c.control_plane == plane.id
+                    && &c.module == id
+                    && c.cost_benefit
+                        .is_some_and(|cb| cb.baseline == crate::pricing::Baseline::DefaultModule)
+            }),
+            ModuleRef::Default => false,
+        })
     }
 
     pub fn custom(&self, id: &str) -> Option<&CustomModuleConfig> {
@@ -290,6 +317,7 @@ impl Control {
                     customer: k.plane.customer.clone(),
                     vendor: self.custom(&k.id).map(|c| c.vendor.get_ref().clone()),
                     remote: k.remote,
+                    shadow: k.shadow,
                     connected: live.iter().any(|(id, p)| *id == k.id && *p == k.plane.id),
                     solicitations: g(&s.solicitations),
                     responses: g(&s.responses),

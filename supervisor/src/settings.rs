@@ -87,6 +87,8 @@ impl SettingsMap {
 #[derive(Debug, Default)]
 pub struct Settings {
     map: ArcSwap<SettingsMap>,
+    /// What shadow modules would have decided (never in force).
+    shadow: ArcSwap<SettingsMap>,
 }
 
 impl Settings {
@@ -106,6 +108,25 @@ impl Settings {
             }
             next
         });
+    }
+
+    /// Records what shadow modules would have decided.
+    pub fn apply_shadow(&self, decisions: &[Arc<Decision>]) {
+        if decisions.is_empty() {
+            return;
+        }
+        self.shadow.rcu(|m| {
+            let mut next = SettingsMap::clone(m);
+            for d in decisions {
+                next.insert(d.clone());
+            }
+            next
+        });
+    }
+
+    /// The value a shadow module would have put in force.
+    pub fn shadow_value(&self, target: &Target, parameter: &str) -> Option<f64> {
+        self.shadow.load().get(target, parameter).map(|d| d.value)
     }
 
     pub fn value(&self, target: &Target, parameter: &str) -> Option<f64> {

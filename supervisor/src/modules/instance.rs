@@ -86,6 +86,10 @@ pub struct ModuleInstance {
     /// The operator's built-in module for its kind.
     pub is_default: bool,
     pub remote: bool,
+    /// Runs in the shadow: solicited like the others, its requests never
+    /// take effect but are kept as what it would have done (the baseline
+    /// of cost-benefit contracts measured against the default module).
+    pub shadow: bool,
     pub limits: ModuleLimits,
     pub stats: Arc<ModuleStats>,
     inbox: mpsc::Sender<Ask>,
@@ -123,6 +127,7 @@ impl ModuleInstance {
                 plane,
                 is_default,
                 remote,
+                shadow: false,
                 limits,
                 stats,
                 inbox,

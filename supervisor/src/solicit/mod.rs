@@ -165,8 +165,26 @@ impl RoundCore {
         reputation: &ReputationSnapshot<ModuleKey>,
         settings: &SettingsMap,
         deadline: Instant,
-    ) -> Vec<Decision> {
+    ) -> (Vec<Decision>, Vec<Decision>) {
         let t = Instant::now();
+        // Shadow modules' requests are kept as they are, not mediated.
+        let mut shadow = Vec::new();
+        self.requests.retain(|r| match modules.get(r.slot) {
+            Some(m) if m.shadow => {
+                shadow.push(Decision {
+                    round,
+                    target: r.target.clone(),
+                    parameter: Arc::from(r.parameter.as_str()),
+                    value: r.value,
+                    module: m.name.clone(),
+                    control_plane: m.plane_id.clone(),
+                    contenders: 1,
+                    influences: Vec::new(),
+                });
+                false
+            }
+            _ => true,
+        });
         self.weights.clear();
         self.weights
             .extend(modules.iter().map(|m| reputation.get(&m.key)));
@@ -194,7 +212,7 @@ impl RoundCore {
                 m.stats.cpu_ns.fetch_add(share, Ordering::Relaxed);
             }
         }
-        decisions
+        (decisions, shadow)
     }
 
     /// Drops rate-limiter state of modules that are gone.
@@ -335,9 +353,11 @@ impl Solicitor {
             });
         }
         let reputation = self.ctx.judge.reputation.load();
-        let decisions = self
-            .core
-            .decide(round, &modules, &reputation, &settings, deadline);
+        let (decisions, shadow) =
+            self.core
+                .decide(round, &modules, &reputation, &settings, deadline);
+        let shadow: Vec<Arc<Decision>> = shadow.into_iter().map(Arc::new).collect();
+        self.ctx.settings.apply_shadow(&shadow);
         let decisions: Vec<Arc<Decision>> = decisions.into_iter().map(Arc::new).collect();
         self.ctx.settings.apply(&decisions);
         self.stats
