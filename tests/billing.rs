@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{init_logs, wait_until};
 use vcp_client::predictive::PredictiveAutoscaler;
-use vcp_common::module::{param, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
+use vcp_common::module::ModuleLogic;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::ledger::{LedgerReader, Period, Statement};
 
@@ -155,26 +155,6 @@ async fn a_broken_goal_earns_nothing_and_costs_the_penalty() {
         .all(|l| l.amount == 500_000 && l.counterparty == "customer:acme"));
 }
 
-/// Keeps two instances: cheaper than the default autoscaler would run.
-struct TwoInstances;
-
-impl ModuleLogic for TwoInstances {
-    fn spec(&self) -> ModuleSpec {
-        common::autoscaler_spec(vcp::scenario::CUSTOM_MODULE, "predictive-labs")
-    }
-    fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
-        s.view
-            .service_sets
-            .iter()
-            .map(|set| Proposal {
-                target: Target::ServiceSet(set.id.clone()),
-                parameter: param::INSTANCES.into(),
-                value: 2.0,
-            })
-            .collect()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn savings_measured_against_the_default_module_in_the_shadow() {
     init_logs();
@@ -187,7 +167,7 @@ async fn savings_measured_against_the_default_module_in_the_shadow() {
         )
         .replace("value = 0.1", "value = 10.0");
     assert!(scenario.contains("\"default_module\""));
-    let (ledger, _dir) = run_with(scenario, TwoInstances).await;
+    let (ledger, _dir) = run_with(scenario, common::FixedInstances(2.0)).await;
     check_sums(&ledger);
     let acme = ledger.statement("customer:acme", &Period::All).unwrap();
     assert!(

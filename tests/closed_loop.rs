@@ -9,30 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::{init_logs, wait_until};
-use vcp_common::module::{param, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::judge::module_key;
 use vcp_supervisor::ledger::{LedgerReader, Period};
-
-/// Under-provisions: one instance, whatever the load.
-struct OneInstance;
-
-impl ModuleLogic for OneInstance {
-    fn spec(&self) -> ModuleSpec {
-        common::autoscaler_spec(vcp::scenario::CUSTOM_MODULE, "predictive-labs")
-    }
-    fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
-        s.view
-            .service_sets
-            .iter()
-            .map(|set| Proposal {
-                target: Target::ServiceSet(set.id.clone()),
-                parameter: param::INSTANCES.into(),
-                value: 1.0,
-            })
-            .collect()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_autoscaler_loses_reputation_and_its_savings_share() {
@@ -44,7 +23,7 @@ async fn a_bad_autoscaler_loses_reputation_and_its_savings_share() {
     let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 2, opts)
         .await
         .unwrap();
-    let m = fleet.spawn_module(OneInstance).unwrap();
+    let m = fleet.spawn_module(common::FixedInstances(1.0)).unwrap();
     let control = fleet.supervisor().control.clone();
     let goals = |set: &str| {
         control

@@ -105,3 +105,28 @@ pub fn autoscaler_spec(id: &str, vendor: &str) -> vcp_common::module::ModuleSpec
         custom_sensors: vec![],
     }
 }
+
+/// A custom autoscaler (the demo's `acme-predictive` id) that asks the same
+/// number of instances for every service set it sees.
+pub struct FixedInstances(pub f64);
+
+impl vcp_common::module::ModuleLogic for FixedInstances {
+    fn spec(&self) -> vcp_common::module::ModuleSpec {
+        autoscaler_spec(vcp::scenario::CUSTOM_MODULE, "predictive-labs")
+    }
+    fn solicit(
+        &mut self,
+        s: &vcp_common::module::Solicitation,
+    ) -> Vec<vcp_common::module::Proposal> {
+        use vcp_common::module::{param, Proposal, Target};
+        s.view
+            .service_sets
+            .iter()
+            .map(|set| Proposal {
+                target: Target::ServiceSet(set.id.clone()),
+                parameter: param::INSTANCES.into(),
+                value: self.0,
+            })
+            .collect()
+    }
+}
