@@ -31,6 +31,9 @@ pub fn module_key(plane: &str, module: &str) -> ModuleKey {
     Arc::from(format!("{plane}/{module}"))
 }
 
+/// Evaluation windows of instance history kept per service set.
+const INSTANCE_HISTORY: usize = 720;
+
 /// A (target, parameter) whose decisions earn contribution.
 pub type TargetKey = (Target, String);
 
@@ -68,7 +71,7 @@ pub struct GoalRecord {
     pub service_set: String,
     pub windows: u64,
     pub met: u64,
-    /// Instances in force at each evaluation window.
+    /// Instances in force at each evaluation window (the latest 720).
     pub instances: Vec<f64>,
 }
 
@@ -226,27 +229,34 @@ impl Judge {
     fn evaluate(&mut self, now: i64) {
         let settings = self.settings.snapshot();
         for plane in &self.planes {
-            for set in plane
+            // One view per plane, with every metric its sets' goals name.
+            let mut inputs: Vec<SensorSelector> = Vec::new();
+            for g in plane.scope.service_sets.iter().flat_map(|s| &s.goals) {
+                if !inputs.iter().any(|i| i.metric == g.metric) {
+                    inputs.push(SensorSelector::metric(&g.metric));
+                }
+            }
+            if inputs.is_empty() {
+                continue;
+            }
+            let view = crate::solicit::view::build(
+                &self.fleet.view,
+                &plane.scope,
+                &inputs,
+                &settings,
+                now,
+            );
+            for (set, state) in plane
                 .scope
                 .service_sets
                 .iter()
-                .filter(|s| !s.goals.is_empty())
+                .zip(&view.service_sets)
+                .filter(|(s, _)| !s.goals.is_empty())
             {
-                let inputs: Vec<_> = set
-                    .goals
-                    .iter()
-                    .map(|g| SensorSelector::metric(&g.metric))
-                    .collect();
-                let view = crate::solicit::view::build(
-                    &self.fleet.view,
-                    &plane.scope,
-                    &inputs,
-                    &settings,
-                    now,
-                );
-                let Some(state) = view.service_sets.iter().find(|s| s.id == set.id) else {
+                // The view lists the scope's sets in order.
+                if state.id != set.id {
                     continue;
-                };
+                }
                 let met = match goals_met(&view, state, &set.goals) {
                     Some(m) => m,
                     None => continue, // no readings: no verdict
@@ -256,6 +266,9 @@ impl Judge {
                     g.windows += 1;
                     g.met += u64::from(met);
                     g.instances.push(instances);
+                    if g.instances.len() > INSTANCE_HISTORY {
+                        g.instances.remove(0);
+                    }
                 }
                 let target = (
                     Target::ServiceSet(set.id.clone()),
