@@ -169,22 +169,24 @@ impl RoundCore {
         let t = Instant::now();
         // Shadow modules' requests are kept as they are, not mediated.
         let mut shadow = Vec::new();
-        self.requests.retain(|r| match modules.get(r.slot) {
-            Some(m) if m.shadow => {
-                shadow.push(Decision {
-                    round,
-                    target: r.target.clone(),
-                    parameter: Arc::from(r.parameter.as_str()),
-                    value: r.value,
-                    module: m.name.clone(),
-                    control_plane: m.plane_id.clone(),
-                    contenders: 1,
-                    influences: Vec::new(),
-                });
-                false
-            }
-            _ => true,
-        });
+        if modules.iter().any(|m| m.shadow) {
+            self.requests.retain(|r| match modules.get(r.slot) {
+                Some(m) if m.shadow => {
+                    shadow.push(Decision {
+                        round,
+                        target: r.target.clone(),
+                        parameter: Arc::from(r.parameter.as_str()),
+                        value: r.value,
+                        module: m.name.clone(),
+                        control_plane: m.plane_id.clone(),
+                        contenders: 1,
+                        influences: Vec::new(),
+                    });
+                    false
+                }
+                _ => true,
+            });
+        }
         self.weights.clear();
         self.weights
             .extend(modules.iter().map(|m| reputation.get(&m.key)));
