@@ -56,7 +56,7 @@ impl ModuleLogic for Flaky {
     }
     fn solicit(&mut self, _: &Solicitation) -> Vec<Proposal> {
         self.round += 1;
-        if self.round % 2 == 0 {
+        if self.round.is_multiple_of(2) {
             std::thread::sleep(Duration::from_millis(120));
         }
         vec![Proposal {
