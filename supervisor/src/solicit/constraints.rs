@@ -41,15 +41,41 @@ impl Constraints {
         requested: f64,
         current: impl FnOnce() -> Option<f64>,
     ) -> Verdict {
+        self.rule(parameter).check(parameter, requested, current)
+    }
+
+    /// What applies to `parameter`, looked up once for a run of requests.
+    pub fn rule(&self, parameter: &str) -> Rule<'_> {
+        Rule {
+            integer: param::is_integer(parameter),
+            constraint: self.by_param.get(parameter),
+        }
+    }
+}
+
+/// The constraint of one parameter, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule<'a> {
+    integer: bool,
+    constraint: Option<&'a ParamConstraint>,
+}
+
+impl Rule<'_> {
+    pub fn check(
+        &self,
+        parameter: &str,
+        requested: f64,
+        current: impl FnOnce() -> Option<f64>,
+    ) -> Verdict {
         if !requested.is_finite() {
             return Verdict::Reject(format!("{parameter}: {requested} is not a finite number"));
         }
-        let requested = if param::is_integer(parameter) {
+        let requested = if self.integer {
             requested.round()
         } else {
             requested
         };
-        let Some(c) = self.by_param.get(parameter) else {
+        let Some(c) = self.constraint else {
             return Verdict::Accept(requested);
         };
         let mut value = requested;

@@ -13,7 +13,7 @@ use crate::modules::stats::ParamCounters;
 
 use crate::modules::instance::ModuleInstance;
 use crate::settings::SettingsMap;
-use crate::solicit::constraints::{Constraints, RateLimiter, Verdict};
+use crate::solicit::constraints::{Constraints, RateLimiter, Rule, Verdict};
 
 /// A request that passed admission.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,16 @@ fn record_violation(m: &ModuleInstance, what: &str, p: &Proposal, why: &str) {
     m.stats.last_violation.store(Some(Arc::new(reason)));
 }
 
+/// Counters and rules of the current run of one parameter.
+struct Run<'a> {
+    parameter: String,
+    counters: &'a ParamCounters,
+    declared: bool,
+    rule: Rule<'a>,
+    /// requests, bytes, rejected, clipped
+    n: [u64; 4],
+}
+
 /// Admits `proposals` of the module in `slot`, appending accepted requests
 /// to `out`. Counters are added once per run of one parameter, not per
 /// request.
@@ -60,25 +70,37 @@ pub fn admit(
     let granted = a.limiter.take(m.uid, &m.limits, a.now_ms, quota);
     // Pending counts for the current parameter run: requests, bytes,
     // rejected, clipped.
-    let mut run: Option<(&ParamCounters, [u64; 4])> = None;
-    let flush = |run: &mut Option<(&ParamCounters, [u64; 4])>| {
-        if let Some((c, [req, bytes, rej, clip])) = run.take() {
-            add(&c.requests, req);
-            add(&c.bytes, bytes);
-            add(&c.rejected, rej);
-            add(&c.clipped, clip);
+    // Answers usually repeat one parameter: what depends on it is looked
+    // up once per run of equal parameters.
+    let mut run: Option<Run<'_>> = None;
+    let flush = |run: &mut Option<Run<'_>>| {
+        if let Some(r) = run.take() {
+            let [req, bytes, rej, clip] = r.n;
+            add(&r.counters.requests, req);
+            add(&r.counters.bytes, bytes);
+            add(&r.counters.rejected, rej);
+            add(&r.counters.clipped, clip);
         }
     };
     for (i, p) in proposals.into_iter().enumerate() {
-        let (counters, declared) = m.stats.param(&p.parameter);
-        if !run
-            .as_ref()
-            .is_some_and(|(c, _)| std::ptr::eq(*c, counters))
-        {
+        if !run.as_ref().is_some_and(|r| r.parameter == p.parameter) {
             flush(&mut run);
-            run = Some((counters, [0; 4]));
+            let (counters, declared) = m.stats.param(&p.parameter);
+            run = Some(Run {
+                parameter: p.parameter.clone(),
+                counters,
+                declared,
+                rule: a.constraints.rule(&p.parameter),
+                n: [0; 4],
+            });
         }
-        let Some((_, n)) = run.as_mut() else { continue };
+        let Some(Run {
+            declared, rule, n, ..
+        }) = run.as_mut()
+        else {
+            continue;
+        };
+        let declared = *declared;
         n[0] += 1;
         n[1] += p.wire_size() as u64;
         let why = if !declared {
@@ -99,7 +121,7 @@ pub fn admit(
         }
         let settings = a.settings;
         let current = || settings.get(&p.target, &p.parameter).map(|d| d.value);
-        let value = match a.constraints.check(&p.parameter, p.value, current) {
+        let value = match rule.check(&p.parameter, p.value, current) {
             Verdict::Accept(v) => v,
             Verdict::Clip { value, reason } => {
                 n[3] += 1;
