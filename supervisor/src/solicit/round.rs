@@ -83,7 +83,7 @@ pub fn admit(
         }
     };
     for (i, p) in proposals.into_iter().enumerate() {
-        if !run.as_ref().is_some_and(|r| r.parameter == p.parameter) {
+        if run.as_ref().is_none_or(|r| r.parameter != p.parameter) {
             flush(&mut run);
             let (counters, declared) = m.stats.param(&p.parameter);
             run = Some(Run {
