@@ -91,7 +91,10 @@ async fn session<M: ModuleLogic + ?Sized>(
     let conn = ep.connect(c.supervisor, &c.server_name)?.await?;
     let (send, recv) = conn.open_bi().await?;
     let mut framed = Framed::new(send, recv, c.max_frame);
-    framed.write(&Frame::Register(logic.spec())).await?;
+    framed
+        .write(&Frame::Register(logic.spec()))
+        .await
+        .map_err(|e| lost(&conn, e))?;
     let registered = match tokio::time::timeout(HELLO_TIMEOUT, framed.read()).await {
         Err(_) => return Err(ModuleError::NoAnswer(HELLO_TIMEOUT)),
         Ok(r) => match r.map_err(|e| lost(&conn, e))? {
