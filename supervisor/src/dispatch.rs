@@ -41,8 +41,11 @@ pub enum DispatchMsg {
         agent: String,
         tx: mpsc::Sender<Configure>,
     },
+    /// The session that used `tx` ended (a newer session of the same agent
+    /// keeps its own channel).
     Disconnected {
         agent: String,
+        tx: mpsc::Sender<Configure>,
     },
     Applied {
         agent: String,
@@ -166,7 +169,10 @@ impl Dispatcher {
             DispatchMsg::Connected { agent, tx } => {
                 self.online.insert(agent, tx);
             }
-            DispatchMsg::Disconnected { agent } => {
+            DispatchMsg::Disconnected { agent, tx } => {
+                if !self.online.get(&agent).is_some_and(|t| t.same_channel(&tx)) {
+                    return; // a newer session already took over
+                }
                 self.online.remove(&agent);
                 // Unanswered deliveries go back to wait for the reconnect.
                 let back: Vec<u64> = self
@@ -398,6 +404,7 @@ mod tests {
     fn online_agents_get_configurations_and_outcomes_are_counted() {
         let mut d = dispatcher();
         let (tx, mut rx) = mpsc::channel(4);
+        let current = tx.clone();
         d.take(
             DispatchMsg::Connected {
                 agent: "h1".into(),
@@ -423,7 +430,25 @@ mod tests {
         // A disconnect returns unanswered deliveries to the outbox.
         d.take(DispatchMsg::Decisions(vec![decision(4.0)]), 2);
         d.flush();
-        d.take(DispatchMsg::Disconnected { agent: "h1".into() }, 3);
+        let stale = mpsc::channel(1).0;
+        d.take(
+            DispatchMsg::Disconnected {
+                agent: "h1".into(),
+                tx: stale,
+            },
+            3,
+        );
+        assert!(
+            d.online.contains_key("h1"),
+            "an older session's end does not unplug a newer one"
+        );
+        d.take(
+            DispatchMsg::Disconnected {
+                agent: "h1".into(),
+                tx: current.clone(),
+            },
+            3,
+        );
         assert_eq!(d.outbox["h1"].len(), 1);
         d.flush();
         let c = &d.published.load()[0];

@@ -98,6 +98,7 @@ fn now_ms() -> i64 {
 struct Online<'a> {
     dispatch: Option<&'a DispatchHandle>,
     agent: &'a str,
+    tx: tokio::sync::mpsc::Sender<vcp_common::frame::Configure>,
 }
 
 impl Drop for Online<'_> {
@@ -105,6 +106,7 @@ impl Drop for Online<'_> {
         if let Some(d) = self.dispatch {
             d.send(DispatchMsg::Disconnected {
                 agent: self.agent.to_owned(),
+                tx: self.tx.clone(),
             });
         }
     }
@@ -219,12 +221,13 @@ async fn session(
     if let Some(d) = dispatch {
         d.send(DispatchMsg::Connected {
             agent: agent.id.clone(),
-            tx: config_tx,
+            tx: config_tx.clone(),
         });
     }
     let _online = Online {
         dispatch,
         agent: &agent.id,
+        tx: config_tx,
     };
     loop {
         let (frame, wire) = tokio::select! {
