@@ -168,12 +168,7 @@ mod tests {
     use super::*;
 
     fn bid(value: f64, weight: f64, is_default: bool, module: u32) -> Bid {
-        Bid {
-            value,
-            weight,
-            is_default,
-            module,
-        }
+        Bid::test(value, weight, is_default, module)
     }
 
     fn custom_up_default_down() -> Rule {

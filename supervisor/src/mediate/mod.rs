@@ -59,6 +59,17 @@ pub struct Bid {
 }
 
 impl Bid {
+    /// A bid from its four fields (tests).
+    #[cfg(test)]
+    pub(crate) fn test(value: f64, weight: f64, is_default: bool, module: u32) -> Bid {
+        Bid {
+            value,
+            weight,
+            is_default,
+            module,
+        }
+    }
+
     /// The weight this bid counts with, or `None` if the bid is skipped
     /// (non-finite value or weight). Negative weights count as 0.
     pub fn effective_weight(&self) -> Option<f64> {
@@ -177,12 +188,7 @@ mod tests {
     use super::*;
 
     fn bid(value: f64, weight: f64, is_default: bool, module: u32) -> Bid {
-        Bid {
-            value,
-            weight,
-            is_default,
-            module,
-        }
+        Bid::test(value, weight, is_default, module)
     }
 
     #[test]
