@@ -57,8 +57,9 @@ pub fn add_service_host(
     Ok(SimService::start(cfg, Duration::from_millis(250))?)
 }
 
-/// The demo scenario's fleet: agent-1 hosts `ops-web`, agent-2 `acme-shop`
-/// (both simulated services), any further agents only report telemetry.
+/// The demo scenario's fleet: agent-1 hosts `ops-web`, agent-2 `acme-shop`,
+/// agent-3 `globex-api` (simulated services), any further agents only
+/// report telemetry.
 pub async fn start_scenario(
     dir: &Path,
     agents: usize,
@@ -74,7 +75,15 @@ pub async fn start_scenario(
             crate::scenario::CUSTOMER_SET,
         )?);
     }
-    for i in 3..=agents {
+    if agents >= 3 {
+        services.push(add_service_host(
+            &mut fleet,
+            dir,
+            "agent-3",
+            crate::scenario::GLOBEX_SET,
+        )?);
+    }
+    for i in 4..=agents {
         fleet.add_agent(&format!("agent-{i}"), |_| {})?;
     }
     Ok((fleet, services))

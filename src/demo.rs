@@ -38,6 +38,9 @@ pub struct DemoArgs {
     /// Milliseconds per batch.
     #[arg(long, default_value_t = 1000)]
     pub window_ms: u64,
+    /// TCP address of the HTTP API, metrics and dashboard.
+    #[arg(long, default_value = vcp_supervisor::api::DEFAULT_LISTEN)]
+    pub api_listen: std::net::SocketAddr,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -57,6 +60,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         window: Duration::from_millis(args.window_ms),
         spool_batches: 3600,
         control: scenario::control(args.agents)?,
+        api: Some(vcp_supervisor::ApiOptions::new(args.api_listen)),
     };
     // agent-1 and agent-2 each host a SIMULATED service (load curve,
     // queueing latency) whose instances the autoscalers set.
@@ -71,11 +75,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None
     };
     println!(
-        "vcp demo: supervisor on {} (QUIC, mutual TLS), {} agents reading this machine, SIMULATED services ops-web and acme-shop, store in {}",
+        "vcp demo: supervisor on {} (QUIC, mutual TLS), {} agents reading this machine, SIMULATED services {}, store in {}",
         fleet.addr,
         args.agents,
+        ["ops-web", scenario::CUSTOMER_SET, scenario::GLOBEX_SET][..args.agents.min(3)].join(", "),
         data_dir.display()
     );
+    print_api(&fleet, args.agents)?;
+    // Globex's module runs once Globex has provisioned its plane.
+    let mut globex_module = None;
     let started = Instant::now();
     let deadline = args.duration.map(|s| started + Duration::from_secs(s));
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -96,6 +104,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let (then, old) = history[0];
         let secs = now.0.duration_since(then).as_secs_f64().max(1e-3);
         let recent = (now.1 .0 - old.0, now.1 .1 - old.1);
+        let control = &fleet.supervisor().control;
+        if globex_module.is_none() && control.provisioned("globex").is_some() {
+            globex_module = Some(fleet.spawn_module(PredictiveAutoscaler::new(
+                scenario::GLOBEX_MODULE,
+                "predictive-labs",
+            ))?);
+        }
         let mut line = live_line(f, started.elapsed(), recent, secs);
         line.push_str(&instances_line(&fleet.supervisor().control));
         println!("{line}");
@@ -109,7 +124,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Err(e) = &charged {
         eprintln!("final billing run failed: {e}");
     }
-    if let Some(m) = module.take() {
+    for m in [module.take(), globex_module.take()].into_iter().flatten() {
         m.stop();
     }
     let stopped = fleet.stop().await;
@@ -136,6 +151,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         println!("report written to {}", path.display());
     }
+    Ok(())
+}
+
+/// Creates a token per demo account and prints how to reach the API.
+fn print_api(fleet: &crate::loopback::Loopback, agents: usize) -> anyhow::Result<()> {
+    use vcp_supervisor::accounts::Role;
+    let addr = fleet.api_addr();
+    let accounts = &fleet.supervisor().accounts;
+    let mut who = vec![("operator", Role::Operator), ("acme", Role::Customer)];
+    if agents >= 3 {
+        who.push(("globex", Role::Customer));
+    }
+    who.push(("predictive-labs", Role::Vendor));
+    println!(
+        "HTTP API on http://{addr}/v1 (OpenAPI: /v1/openapi.json), metrics on /metrics; tokens:"
+    );
+    let mut operator = String::new();
+    for (account, role) in who {
+        let token = accounts.create_token(account, role)?;
+        println!("  {:<9} {account:<16} {token}", role.as_str());
+        if role == Role::Operator {
+            operator = token;
+        }
+    }
+    println!("dashboard: http://{addr}/ui/login?token={operator}");
     Ok(())
 }
 

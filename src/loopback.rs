@@ -13,7 +13,7 @@ use vcp_client::module::ModuleConnect;
 use vcp_common::identity::{TlsMaterial, SUPERVISOR_NAME};
 use vcp_common::module::ModuleLogic;
 use vcp_supervisor::config::SupervisorFile;
-use vcp_supervisor::{Supervisor, SupervisorConfig};
+use vcp_supervisor::{ApiOptions, Supervisor, SupervisorConfig};
 
 use crate::certs::FleetCa;
 
@@ -27,6 +27,8 @@ pub struct LoopbackOptions {
     /// Control planes and modules; `SupervisorFile::default()` runs
     /// telemetry only.
     pub control: SupervisorFile,
+    /// The HTTP API (off when `None`).
+    pub api: Option<ApiOptions>,
 }
 
 /// A running loopback fleet.
@@ -36,7 +38,9 @@ pub struct Loopback {
     pub addr: SocketAddr,
     pub agents: Vec<(String, Agent)>,
     supervisor_tls: TlsMaterial,
-    opts: LoopbackOptions,
+    /// What the fleet was started with; a restarted supervisor takes the
+    /// options as they are then.
+    pub opts: LoopbackOptions,
 }
 
 /// What a stopped loopback fleet leaves for reports.
@@ -194,6 +198,15 @@ impl Loopback {
         Ok(RemoteModule::spawn(logic, connect))
     }
 
+    /// The address of the supervisor's HTTP API (panics if it has none).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.supervisor()
+            .api
+            .as_ref()
+            .expect("the supervisor runs its HTTP API")
+            .addr
+    }
+
     pub fn supervisor(&self) -> &Supervisor {
         self.supervisor
             .as_ref()
@@ -239,6 +252,7 @@ async fn start_supervisor(
         tls: tls.clone(),
         limits: Default::default(),
         control: opts.control.clone(),
+        api: opts.api.clone(),
     })
     .await
     .context("starting the supervisor")

@@ -35,6 +35,9 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Manage the bearer tokens of the HTTP API.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Write a fleet CA, the supervisor's certificate and one client
     /// certificate per agent, as PEM files.
     Certs {
@@ -52,6 +55,45 @@ enum Command {
         #[arg(long = "module")]
         module: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token for an account and print it (it is stored hashed and
+    /// cannot be shown again).
+    Create {
+        /// The account: `operator`, a customer id or a vendor id.
+        #[arg(long)]
+        account: String,
+        #[arg(long, value_enum)]
+        role: vcp_supervisor::accounts::Role,
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The supervisor's configuration: when given, the account must
+        /// exist there with that role.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn create_token(
+    account: &str,
+    role: vcp_supervisor::accounts::Role,
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use vcp_supervisor::accounts::{check_account, Accounts};
+    if let Some(path) = config {
+        let file = vcp_supervisor::config::SupervisorFile::load(&path)?;
+        check_account(&file, account, role).map_err(anyhow::Error::msg)?;
+    } else if role == vcp_supervisor::accounts::Role::Operator {
+        check_account(&Default::default(), account, role).map_err(anyhow::Error::msg)?;
+    }
+    let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
+    let token = Accounts::open(&dir)?.create_token(account, role)?;
+    println!("{token}");
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -103,6 +145,12 @@ fn main() -> anyhow::Result<()> {
             format,
             data_dir,
         } => statement(&account, &period, format, data_dir),
+        Command::Token(TokenCommand::Create {
+            account,
+            role,
+            data_dir,
+            config,
+        }) => create_token(&account, role, data_dir, config),
         Command::Certs {
             out,
             agents,

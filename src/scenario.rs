@@ -3,7 +3,10 @@
 //! plane, and customer Acme's `acme-shop` (a SIMULATED service on agent-2)
 //! under Acme's virtual control plane, whose autoscaling is done by a
 //! vendor's remote custom module (`acme-predictive`, the example predictive
-//! autoscaler). Both sets must keep their p95 latency below 100 ms.
+//! autoscaler). Customer Globex's `globex-api` (a SIMULATED service on
+//! agent-3) starts under the default plane; Globex may provision a virtual
+//! control plane with module `globex-predictive` through the API. Every
+//! set must keep its p95 latency below 100 ms.
 
 use std::path::Path;
 
@@ -13,6 +16,10 @@ use vcp_supervisor::config::SupervisorFile;
 pub const CUSTOM_MODULE: &str = "acme-predictive";
 /// The demo customer's service set.
 pub const CUSTOMER_SET: &str = "acme-shop";
+/// A second customer, with no virtual control plane until it provisions
+/// one through the API, and its service set and offered module.
+pub const GLOBEX_SET: &str = "globex-api";
+pub const GLOBEX_MODULE: &str = "globex-predictive";
 
 /// The scenario's configuration as TOML, for `agents` loopback agents.
 pub fn toml(agents: usize) -> String {
@@ -79,6 +86,31 @@ cost_benefit = {{ share = 0.5, baseline = {{ prior_period_cost = 456000 }}, pena
 customer = "acme"
 kind = "autoscaling"
 amount = 1000000
+"#
+        ));
+    }
+    if agents >= 3 {
+        text.push_str(&format!(
+            r#"
+# Globex runs under the operator's default plane until it provisions its
+# own virtual control plane through the API (see README).
+[[customers]]
+id = "globex"
+name = "Globex"
+
+[[service_sets]]
+id = "{GLOBEX_SET}"
+customer = "globex"
+instances = {{ min = 1, max = 12, initial = 2 }}
+instance = {{ cores = 1.0, memory_gib = 2.0 }}
+members = [{{ host = "agent-3", resource = "app/{GLOBEX_SET}" }}]
+goals = [{{ metric = "app.latency.p95", cmp = "below", value = 0.1 }}]
+
+[[custom_modules]]
+id = "{GLOBEX_MODULE}"
+kind = "autoscaling"
+vendor = "predictive-labs"
+customer = "globex"
 "#
         ));
     }

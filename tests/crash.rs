@@ -40,6 +40,7 @@ fn child_supervisor() {
             tls,
             limits: Default::default(),
             control: Default::default(),
+            api: None,
         })
         .await
         .unwrap();

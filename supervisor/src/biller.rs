@@ -224,7 +224,7 @@ impl Biller {
             .map(|p| p.range_ms())
             .map_or(3_600_000, |(a, b)| (b - a).max(1));
         let mut out = Vec::new();
-        for plane in &self.control.planes {
+        for plane in self.control.planes().iter() {
             for set in plane
                 .scope
                 .service_sets

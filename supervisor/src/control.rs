@@ -10,7 +10,7 @@ use vcp_common::module::{Kind, ModuleLogic};
 
 use crate::biller::{self, BillNow};
 use crate::config::{CustomModuleConfig, SupervisorFile};
-use crate::control_plane::{self, ControlPlane, ModuleRef};
+use crate::control_plane::{self, ControlPlane, ModuleRef, Planes};
 use crate::dispatch::{self, DispatchHandle};
 use crate::fleet::Fleet;
 use crate::judge::{self, module_key, Evidence, JudgeHandle};
@@ -19,6 +19,7 @@ use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::run_builtin;
 use crate::modules::stats::{ModuleStats, ParamSummary};
+use crate::provision::PlaneSpec;
 use crate::settings::Settings;
 use crate::solicit::constraints::Constraints;
 use crate::solicit::mediation::{Mediator, PolicyCounts, PolicyTable};
@@ -71,7 +72,10 @@ pub struct Control {
     pub file: SupervisorFile,
     pub fleet: Arc<Fleet>,
     biller: std::sync::OnceLock<tokio::sync::mpsc::Sender<BillNow>>,
-    pub planes: Vec<Arc<ControlPlane>>,
+    /// The control planes in force.
+    pub planes: Planes,
+    /// The planes provisioned at run time (in force), in order.
+    provisioned: Mutex<Vec<PlaneSpec>>,
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
     pub kinds: Vec<(Kind, Arc<KindStats>)>,
@@ -88,11 +92,19 @@ pub struct Control {
 impl Control {
     /// Builds the control planes of `file`, starts their default modules and
     /// the solicitors. Must run inside a tokio runtime.
-    pub fn start(file: SupervisorFile, fleet: Arc<Fleet>, ledger: Option<Ledger>) -> Arc<Control> {
-        let planes: Vec<_> = control_plane::build(&file)
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+    /// `provisioned` are the planes provisioned earlier through the API.
+    pub fn start(
+        file: SupervisorFile,
+        fleet: Arc<Fleet>,
+        ledger: Option<Ledger>,
+        provisioned: Vec<PlaneSpec>,
+    ) -> Arc<Control> {
+        let planes: Planes = Arc::new(arc_swap::ArcSwap::from_pointee(
+            control_plane::build(&file, &provisioned)
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        ));
         let registry = Arc::new(Registry::default());
         let settings = Arc::new(Settings::default());
         let (judge, judge_task) = judge::start(
@@ -148,6 +160,7 @@ impl Control {
         }
         let control = Arc::new(Control {
             planes,
+            provisioned: Mutex::new(provisioned),
             registry,
             settings,
             kinds,
@@ -166,24 +179,30 @@ impl Control {
             let _ = control.biller.set(tx);
             control.lock_tasks().push(task);
         }
-        for plane in control
-            .planes
-            .iter()
-            .filter(|_| control.file.default_modules)
-        {
-            for kind in Kind::ALL {
-                if plane.modules(kind).contains(&ModuleRef::Default) {
-                    if let Some(logic) = control.file.builtin.module(kind) {
-                        control.add_builtin(plane.clone(), logic, true, false);
-                    }
-                } else if control.needs_shadow(plane, kind) {
-                    if let Some(logic) = control.file.builtin.module(kind) {
-                        control.add_builtin(plane.clone(), logic, true, true);
-                    }
-                }
-            }
+        for plane in control.planes.load().iter() {
+            control.start_defaults(plane);
         }
         control
+    }
+
+    /// Starts the operator's default modules a plane uses (and those that
+    /// run in its shadow).
+    fn start_defaults(&self, plane: &Arc<ControlPlane>) {
+        if !self.file.default_modules {
+            return;
+        }
+        for kind in Kind::ALL {
+            let shadow = if plane.modules(kind).contains(&ModuleRef::Default) {
+                false
+            } else if self.needs_shadow(plane, kind) {
+                true
+            } else {
+                continue;
+            };
+            if let Some(logic) = self.file.builtin.module(kind) {
+                self.add_builtin(plane.clone(), logic, true, shadow);
+            }
+        }
     }
 
     /// Starts a built-in module serving `plane`. Besides the defaults, tests
@@ -197,13 +216,14 @@ impl Control {
         is_default: bool,
         shadow: bool,
     ) -> Arc<ModuleInstance> {
+        let plane_id = plane.id.clone();
         let (mut instance, inbox) = ModuleInstance::new(
             logic.spec(),
             plane,
             is_default,
             false,
             self.file.module_limits,
-            None,
+            self.known_stats(&logic.spec().id, &plane_id),
         );
         instance.shadow = shadow;
         let instance = Arc::new(instance);
@@ -231,7 +251,7 @@ impl Control {
             .registry
             .of(instance.kind())
             .iter()
-            .filter(|m| m.id() == instance.id() && Arc::ptr_eq(&m.plane, &instance.plane))
+            .filter(|m| m.id() == instance.id() && m.plane.id == instance.plane.id)
             .map(|m| m.uid)
             .collect();
         for uid in stale {
@@ -240,7 +260,7 @@ impl Control {
         let mut known = self.lock_known();
         if !known
             .iter()
-            .any(|k| k.id == instance.id() && Arc::ptr_eq(&k.plane, &instance.plane))
+            .any(|k| k.id == instance.id() && k.plane.id == instance.plane.id)
         {
             known.push(Known {
                 id: instance.id().to_owned(),
@@ -287,7 +307,87 @@ impl Control {
     }
 
     pub fn plane(&self, id: &str) -> Option<Arc<ControlPlane>> {
-        self.planes.iter().find(|p| p.id == id).cloned()
+        self.planes.load().iter().find(|p| p.id == id).cloned()
+    }
+
+    /// The control planes in force, default first.
+    pub fn planes(&self) -> Arc<Vec<Arc<ControlPlane>>> {
+        self.planes.load_full()
+    }
+
+    /// Brings a provisioned plane into force: its customer's service sets
+    /// leave the default plane, its default modules start, its custom
+    /// modules may register. Idempotent: the same spec again is a no-op.
+    pub fn activate(&self, spec: PlaneSpec) -> Result<Arc<ControlPlane>, String> {
+        let mut provisioned = self.lock_provisioned();
+        let id = control_plane::virtual_plane_id(&spec.customer);
+        if !provisioned.contains(&spec) {
+            if let Some(p) = self.plane(&id) {
+                return Err(format!(
+                    "customer {:?} already has control plane {:?}",
+                    spec.customer, p.id
+                ));
+            }
+            spec.validate(&self.file)?;
+            provisioned.push(spec);
+            self.reconcile(&provisioned);
+        }
+        self.plane(&id)
+            .ok_or_else(|| format!("control plane {id:?} did not come into force"))
+    }
+
+    /// Takes a provisioned plane out of force: its modules stop (remote
+    /// sessions are closed), its service sets return to the default plane.
+    /// Idempotent.
+    pub fn deactivate(&self, customer: &str) {
+        let mut provisioned = self.lock_provisioned();
+        let before = provisioned.len();
+        provisioned.retain(|p| p.customer != customer);
+        if provisioned.len() != before {
+            self.reconcile(&provisioned);
+        }
+    }
+
+    /// The provisioned plane of `customer`, if in force.
+    pub fn provisioned(&self, customer: &str) -> Option<PlaneSpec> {
+        self.lock_provisioned()
+            .iter()
+            .find(|p| p.customer == customer)
+            .cloned()
+    }
+
+    /// Replaces the planes in force with those `provisioned` implies. A
+    /// plane whose definition did not change keeps its instances; the
+    /// instances of a changed or removed plane retire and a changed or new
+    /// plane starts its default modules afresh (statistics carry over).
+    fn reconcile(&self, provisioned: &[PlaneSpec]) {
+        let old = self.planes.load_full();
+        let next: Vec<Arc<ControlPlane>> = control_plane::build(&self.file, provisioned)
+            .into_iter()
+            .map(|p| {
+                old.iter()
+                    .find(|o| ***o == p)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(p))
+            })
+            .collect();
+        self.planes.store(Arc::new(next.clone()));
+        for m in self.registry.all() {
+            if !next.iter().any(|p| Arc::ptr_eq(p, &m.plane)) {
+                self.registry.remove(m.kind(), m.uid);
+                m.retire();
+            }
+        }
+        for p in next
+            .iter()
+            .filter(|p| !old.iter().any(|o| Arc::ptr_eq(o, p)))
+        {
+            self.start_defaults(p);
+        }
+    }
+
+    fn lock_provisioned(&self) -> std::sync::MutexGuard<'_, Vec<PlaneSpec>> {
+        self.provisioned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Round counters per kind.

@@ -9,6 +9,7 @@ use vcp_common::module::{Kind, Target};
 use vcp_common::view::Member;
 
 use crate::config::{Instances, Mode, SupervisorFile, OPERATOR};
+use crate::provision::PlaneSpec;
 
 /// Id of the operator's default control plane.
 pub const DEFAULT_PLANE: &str = "default";
@@ -110,6 +111,8 @@ pub struct ControlPlane {
     pub scope: Arc<Scope>,
     /// Modules per kind, indexed by `Kind::index`.
     pub modules: [Vec<ModuleRef>; Kind::ALL.len()],
+    /// Provisioned at run time (through the API), not by the configuration.
+    pub provisioned: bool,
 }
 
 impl ControlPlane {
@@ -145,14 +148,22 @@ pub fn virtual_plane_id(customer: &str) -> String {
     format!("vcp-{customer}")
 }
 
-/// The control planes a (validated) configuration describes: the default
-/// plane first, then one per customer with a virtual control plane.
-pub fn build(cfg: &SupervisorFile) -> Vec<ControlPlane> {
-    let has_vcp = |customer: &str| {
-        cfg.control_planes
-            .iter()
-            .any(|c| c.customer.get_ref() == customer)
-    };
+/// The control planes in force, replaced as a whole when one is
+/// provisioned or removed; readers take a snapshot without locks.
+pub type Planes = Arc<arc_swap::ArcSwap<Vec<Arc<ControlPlane>>>>;
+
+/// The control planes a (validated) configuration and the planes
+/// provisioned at run time describe: the default plane first, then one per
+/// customer with a virtual control plane. The default plane holds the
+/// service sets of every customer without one.
+pub fn build(cfg: &SupervisorFile, provisioned: &[PlaneSpec]) -> Vec<ControlPlane> {
+    let specs: Vec<(PlaneSpec, bool)> = cfg
+        .control_planes
+        .iter()
+        .map(|c| (PlaneSpec::from(c), false))
+        .chain(provisioned.iter().map(|p| (p.clone(), true)))
+        .collect();
+    let has_vcp = |customer: &str| specs.iter().any(|(s, _)| s.customer == customer);
     let default_modules = || {
         std::array::from_fn(|i| {
             if Kind::ALL[i] == Kind::Provisioning {
@@ -174,15 +185,12 @@ pub fn build(cfg: &SupervisorFile) -> Vec<ControlPlane> {
             true,
         )),
         modules: default_modules(),
+        provisioned: false,
     }];
-    for cp in &cfg.control_planes {
-        let customer = cp.customer.get_ref().clone();
+    for (spec, provisioned) in specs {
         let mut modules: [Vec<ModuleRef>; Kind::ALL.len()] = default_modules();
-        for (kind, choice) in &cp.modules {
-            let custom = choice
-                .module
-                .as_ref()
-                .map(|m| ModuleRef::Custom(m.get_ref().clone()));
+        for (kind, choice) in &spec.modules {
+            let custom = choice.module.clone().map(ModuleRef::Custom);
             modules[kind.index()] = match (choice.mode, custom) {
                 (Mode::Replace, Some(c)) => vec![c],
                 (Mode::Complement, Some(c)) => vec![ModuleRef::Default, c],
@@ -190,17 +198,18 @@ pub fn build(cfg: &SupervisorFile) -> Vec<ControlPlane> {
             };
         }
         planes.push(ControlPlane {
-            id: virtual_plane_id(&customer),
+            id: virtual_plane_id(&spec.customer),
             scope: Arc::new(Scope::new(
                 cfg.service_sets
                     .iter()
-                    .filter(|s| s.customer.get_ref() == &customer)
+                    .filter(|s| s.customer.get_ref() == &spec.customer)
                     .map(set_def)
                     .collect(),
                 false,
             )),
-            customer,
+            customer: spec.customer,
             modules,
+            provisioned,
         });
     }
     planes
@@ -215,7 +224,7 @@ mod tests {
     fn example_builds_default_and_virtual_planes() {
         let cfg = SupervisorFile::parse(include_str!("../supervisor.example.toml"), Path::new("x"))
             .unwrap();
-        let planes = build(&cfg);
+        let planes = build(&cfg, &[]);
         assert_eq!(planes.len(), 2);
         let (def, acme) = (&planes[0], &planes[1]);
         assert_eq!(def.id, DEFAULT_PLANE);

@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use vcp_common::frame::{Applied, Configure};
 use vcp_common::module::Target;
 
-use crate::control_plane::ControlPlane;
+use crate::control_plane::Planes;
 use crate::settings::Decision;
 
 /// Outcomes of one module's configurations.
@@ -73,7 +73,7 @@ struct Pending {
 }
 
 struct Dispatcher {
-    planes: Vec<Arc<ControlPlane>>,
+    planes: Planes,
     ttl_ms: i64,
     next_id: u64,
     /// The last value handed out per (target, parameter).
@@ -94,10 +94,7 @@ fn unix_ms() -> i64 {
 }
 
 /// Starts the dispatcher task.
-pub fn start(
-    planes: Vec<Arc<ControlPlane>>,
-    ttl: Duration,
-) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
+pub fn start(planes: Planes, ttl: Duration) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let published = Arc::new(ArcSwap::from_pointee(Vec::new()));
     let mut d = Dispatcher {
@@ -142,6 +139,7 @@ impl Dispatcher {
             Target::Member { host, .. } | Target::Resource { host, .. } => Some(host.clone()),
             Target::ServiceSet(id) => self
                 .planes
+                .load()
                 .iter()
                 .find_map(|p| p.scope.set(id))
                 .and_then(|s| s.members.first())
@@ -320,7 +318,7 @@ impl Dispatcher {
 mod tests {
     use super::*;
     use crate::config::Instances;
-    use crate::control_plane::{Scope, ServiceSetDef};
+    use crate::control_plane::{ControlPlane, Scope, ServiceSetDef};
     use vcp_common::view::Member;
 
     fn dispatcher() -> Dispatcher {
@@ -344,9 +342,10 @@ mod tests {
             customer: "acme".into(),
             scope: Arc::new(Scope::new(vec![set], false)),
             modules: std::array::from_fn(|_| vec![]),
+            provisioned: false,
         });
         Dispatcher {
-            planes: vec![plane],
+            planes: Arc::new(arc_swap::ArcSwap::from_pointee(vec![plane])),
             ttl_ms: 60_000,
             next_id: 1,
             last: HashMap::new(),

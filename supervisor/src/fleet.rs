@@ -151,6 +151,12 @@ impl Fleet {
             .clone()
     }
 
+    /// Whether the agent of `id` has ever connected (now or in an earlier
+    /// run on the same store).
+    pub fn knows(&self, id: &str) -> bool {
+        self.agents().contains_key(id)
+    }
+
     /// Drops every connection handle, so that a stopped endpoint can
     /// release its socket.
     pub fn forget_connections(&self) {

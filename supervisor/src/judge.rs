@@ -17,7 +17,7 @@ use vcp_common::metric::CPU_UTILIZATION;
 use vcp_common::module::{param, Condition, SensorSelector, Target};
 
 use crate::contribution::Contribution;
-use crate::control_plane::ControlPlane;
+use crate::control_plane::Planes;
 use crate::fleet::Fleet;
 use crate::reputation::{
     shared, Components, Reputation, ReputationConfig, ReputationSnapshot, SharedReputation,
@@ -128,7 +128,7 @@ struct Judge {
     contribution: Contribution<ModuleKey, TargetKey>,
     shared: Arc<SharedReputation<ModuleKey>>,
     report: Arc<ArcSwap<JudgeReport>>,
-    planes: Vec<Arc<ControlPlane>>,
+    planes: Planes,
     fleet: Arc<Fleet>,
     settings: Arc<Settings>,
     goals: Vec<GoalRecord>,
@@ -138,7 +138,7 @@ struct Judge {
 pub fn start(
     config: ReputationConfig,
     window: Duration,
-    planes: Vec<Arc<ControlPlane>>,
+    planes: Planes,
     fleet: Arc<Fleet>,
     settings: Arc<Settings>,
 ) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
@@ -150,6 +150,7 @@ pub fn start(
     )));
     let report = Arc::new(ArcSwap::from_pointee(JudgeReport::default()));
     let goals = planes
+        .load()
         .iter()
         .flat_map(|p| p.scope.service_sets.iter())
         .filter(|s| !s.goals.is_empty())
@@ -228,7 +229,7 @@ impl Judge {
     /// the modules whose decisions for that set were in force.
     fn evaluate(&mut self, now: i64) {
         let settings = self.settings.snapshot();
-        for plane in &self.planes {
+        for plane in self.planes.load().iter() {
             // One view per plane, with every metric its sets' goals name.
             let mut inputs: Vec<SensorSelector> = Vec::new();
             for g in plane.scope.service_sets.iter().flat_map(|s| &s.goals) {

@@ -1,19 +1,24 @@
 //! The vcp supervisor: ingests agent telemetry into a lock-free fleet view
 //! and (in later stages) runs the control planes over it.
 
+pub mod accounts;
+pub mod api;
 pub mod biller;
 pub mod config;
 pub mod contribution;
 pub mod control;
 pub mod control_plane;
+pub mod dashboard;
 pub mod dispatch;
 pub mod fleet;
 pub mod ingest;
 pub mod judge;
 pub mod ledger;
 pub mod mediate;
+pub mod metrics;
 pub mod modules;
 pub mod pricing;
+pub mod provision;
 pub mod reputation;
 pub mod server;
 pub mod settings;
@@ -21,5 +26,6 @@ pub mod solicit;
 pub mod store;
 pub mod tls;
 pub mod view;
+pub mod workflow;
 
-pub use server::{Supervisor, SupervisorConfig};
+pub use server::{ApiOptions, Supervisor, SupervisorConfig};

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use vcp_common::identity::TlsMaterial;
 use vcp_supervisor::config::SupervisorFile;
-use vcp_supervisor::{Supervisor, SupervisorConfig};
+use vcp_supervisor::{ApiOptions, Supervisor, SupervisorConfig};
 
 /// Accepts agents over QUIC (mutual TLS against the fleet CA), ingests
 /// their telemetry exactly once and keeps the fleet view.
@@ -37,6 +37,13 @@ struct Cli {
     /// only ingests telemetry.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// TCP address of the HTTP API, metrics and dashboard (create tokens
+    /// with `vcp token create`).
+    #[arg(long, default_value = vcp_supervisor::api::DEFAULT_LISTEN)]
+    api_listen: SocketAddr,
+    /// Run without the HTTP API.
+    #[arg(long)]
+    no_api: bool,
 }
 
 #[tokio::main]
@@ -60,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         tls,
         limits: Default::default(),
         control,
+        api: (!cli.no_api).then(|| ApiOptions::new(cli.api_listen)),
     })
     .await
     .context("starting the supervisor")?;

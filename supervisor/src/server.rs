@@ -10,14 +10,19 @@ use tracing::{info, warn};
 use vcp_common::frame::{ALPN_AGENT, ALPN_MODULE};
 use vcp_common::identity::TlsMaterial;
 
+use crate::accounts::{Accounts, CONTROL_DB};
+use crate::api::{ApiServer, ApiState};
 use crate::config::SupervisorFile;
 use crate::control::Control;
 use crate::fleet::Fleet;
 use crate::ingest::{self, IngestLimits};
 use crate::ledger::Ledger;
 use crate::modules::remote;
+use crate::provision::store::PlaneStore;
+use crate::provision::tasks::{Provisioner, DEPROVISION, PROVISION};
 use crate::store::{Store, StoreError};
 use crate::tls::{server_config, TlsError};
+use crate::workflow::Engine;
 
 /// How to run a supervisor.
 #[derive(Debug, Clone)]
@@ -28,6 +33,26 @@ pub struct SupervisorConfig {
     pub limits: IngestLimits,
     /// Accounts, service sets, control planes and modules.
     pub control: SupervisorFile,
+    /// The provisioning API, metrics and dashboard (off when `None`).
+    pub api: Option<ApiOptions>,
+}
+
+/// Where and how the HTTP API runs.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    pub listen: SocketAddr,
+    /// For tests: a provisioning task of this name never finishes, as if
+    /// the supervisor died while running it.
+    pub hold_task: Option<String>,
+}
+
+impl ApiOptions {
+    pub fn new(listen: SocketAddr) -> ApiOptions {
+        ApiOptions {
+            listen,
+            hold_task: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +63,12 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
+    Accounts(#[from] crate::accounts::AccountsError),
+    #[error(transparent)]
+    Planes(#[from] crate::provision::store::PlaneStoreError),
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::WorkflowError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -50,6 +81,10 @@ pub enum StartError {
 pub struct Supervisor {
     pub fleet: Arc<Fleet>,
     pub control: Arc<Control>,
+    pub accounts: Arc<Accounts>,
+    pub engine: Arc<Engine>,
+    /// The HTTP API, when configured.
+    pub api: Option<ApiServer>,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -67,7 +102,44 @@ impl Supervisor {
             })?;
         info!(listen = %endpoint.local_addr().map_or(config.listen, |a| a), data_dir = %config.data_dir.display(), "supervisor listening");
         let (ledger, _) = Ledger::open(&config.data_dir)?;
-        let control = Control::start(config.control, fleet.clone(), Some(ledger));
+        let planes = Arc::new(PlaneStore::open(&config.data_dir)?);
+        let control = Control::start(
+            config.control,
+            fleet.clone(),
+            Some(ledger),
+            planes.active()?,
+        );
+        let accounts = Arc::new(Accounts::open(&config.data_dir)?);
+        // Workflows left unfinished by an earlier run resume here.
+        let engine = Engine::open(
+            &config.data_dir.join(CONTROL_DB),
+            vec![&PROVISION, &DEPROVISION],
+            Arc::new(Provisioner {
+                control: control.clone(),
+                store: planes.clone(),
+                hold: config.api.as_ref().and_then(|a| a.hold_task.clone()),
+            }),
+        )?;
+        let api = match &config.api {
+            Some(opts) => Some(
+                ApiServer::start(
+                    opts.listen,
+                    ApiState {
+                        control: control.clone(),
+                        accounts: accounts.clone(),
+                        planes,
+                        engine: engine.clone(),
+                        data_dir: config.data_dir.clone(),
+                    },
+                )
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: opts.listen,
+                    source,
+                })?,
+            ),
+            None => None,
+        };
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
             fleet.clone(),
@@ -77,6 +149,9 @@ impl Supervisor {
         Ok(Supervisor {
             fleet,
             control,
+            accounts,
+            engine,
+            api,
             endpoint,
             accept,
         })
@@ -95,6 +170,10 @@ impl Supervisor {
         );
         self.accept.abort();
         let _ = self.accept.await;
+        if let Some(api) = &self.api {
+            api.stop();
+        }
+        self.engine.stop();
         self.control.stop();
         self.fleet.forget_connections();
         self.endpoint.wait_idle().await;

@@ -2,6 +2,8 @@
 //! ephemeral ports and fast sampling.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::time::{Duration, Instant};
 
 use vcp::loopback::{Loopback, LoopbackOptions};
@@ -14,6 +16,7 @@ pub fn fast(agents: usize, dir: &std::path::Path) -> LoopbackOptions {
         window: Duration::from_millis(200),
         spool_batches: 10_000,
         control: Default::default(),
+        api: None,
     }
 }
 
@@ -129,4 +132,18 @@ impl vcp_common::module::ModuleLogic for FixedInstances {
             })
             .collect()
     }
+}
+
+/// The path of a program the tests need (CI installs it; so does the
+/// README's test command); fails the test with how to install it.
+pub fn require_tool(name: &str, debian_package: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain([std::path::PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: install Debian's `{debian_package}` package (scripts/test does)")
+        })
 }

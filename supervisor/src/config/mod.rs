@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use vcp_common::module::{Condition, Kind};
 
@@ -196,7 +196,7 @@ pub struct CustomModuleConfig {
 }
 
 /// What a virtual control plane does with one kind.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Use the operator's default module.
@@ -419,56 +419,18 @@ impl SupervisorFile {
                 ));
             }
             for (kind, choice) in &cp.modules {
-                let at = cp.customer.span().start;
-                match (choice.mode, &choice.module) {
-                    (Mode::Keep, None) => {}
-                    (Mode::Keep, Some(m)) => {
-                        return Err(err(
-                            m.span().start,
-                            format!(
-                                "{kind}: mode \"keep\" uses the default module; remove `module`"
-                            ),
-                        ))
-                    }
-                    (_, None) => {
-                        return Err(err(
-                            at,
-                            format!("{kind}: mode {:?} needs `module`", choice.mode),
-                        ))
-                    }
-                    (_, Some(m)) => {
-                        let Some(def) = self
-                            .custom_modules
-                            .iter()
-                            .find(|c| c.id.get_ref() == m.get_ref())
-                        else {
-                            return Err(err(
-                                m.span().start,
-                                format!("unknown custom module {:?}", m.get_ref()),
-                            ));
-                        };
-                        if def.kind != *kind {
-                            return Err(err(
-                                m.span().start,
-                                format!(
-                                    "module {:?} is a {} module, not {kind}",
-                                    m.get_ref(),
-                                    def.kind
-                                ),
-                            ));
-                        }
-                        if def.customer.get_ref() != cp.customer.get_ref() {
-                            return Err(err(
-                                m.span().start,
-                                format!(
-                                    "module {:?} belongs to customer {:?}",
-                                    m.get_ref(),
-                                    def.customer.get_ref()
-                                ),
-                            ));
-                        }
-                    }
-                }
+                let at = choice
+                    .module
+                    .as_ref()
+                    .map_or(cp.customer.span().start, |m| m.span().start);
+                crate::provision::check_choice(
+                    self,
+                    cp.customer.get_ref(),
+                    *kind,
+                    choice.mode,
+                    choice.module.as_ref().map(|m| m.get_ref().as_str()),
+                )
+                .map_err(|m| err(at, m))?;
             }
         }
         for f in &self.feedback {

@@ -93,6 +93,8 @@ pub struct ModuleInstance {
     pub limits: ModuleLimits,
     pub stats: Arc<ModuleStats>,
     inbox: mpsc::Sender<Ask>,
+    /// Signalled when the instance's control plane leaves force.
+    retired: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for ModuleInstance {
@@ -131,6 +133,7 @@ impl ModuleInstance {
                 limits,
                 stats,
                 inbox,
+                retired: tokio::sync::Notify::new(),
             },
             rx,
         )
@@ -142,6 +145,17 @@ impl ModuleInstance {
 
     pub fn kind(&self) -> Kind {
         self.spec.kind
+    }
+
+    /// Marks the instance retired: its control plane left force. A remote
+    /// session waiting in [`ModuleInstance::retired`] ends.
+    pub fn retire(&self) {
+        self.retired.notify_one();
+    }
+
+    /// Completes once the instance is retired.
+    pub async fn retired(&self) {
+        self.retired.notified().await
     }
 
     /// Offers a solicitation; `false` when the module is still busy with an

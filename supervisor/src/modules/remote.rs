@@ -51,6 +51,8 @@ pub enum RemoteError {
     WrongRound { expected: u64, got: u64 },
     #[error("the module ended the stream")]
     Ended,
+    #[error("control plane {0:?} was taken out of force")]
+    Retired(String),
 }
 
 impl RemoteError {
@@ -68,6 +70,7 @@ impl RemoteError {
             | RemoteError::Unknown(_)
             | RemoteError::WrongKind { .. }
             | RemoteError::Unused(_) => close::AUTH,
+            RemoteError::Retired(_) => close::NORMAL,
             _ => close::PROTOCOL,
         }
     }
@@ -155,7 +158,7 @@ async fn session(
     }
     check_spec(&spec)?;
     let plane = control
-        .planes
+        .planes()
         .iter()
         .find(|p| {
             p.modules(spec.kind)
@@ -197,6 +200,7 @@ async fn session(
                 }
                 pending = Some(ask);
             }
+            _ = instance.retired() => break Err(RemoteError::Retired(instance.plane.id.clone())),
             frame = framed.read() => match frame {
                 Ok(Some((Frame::Respond(r), _))) => match pending.take() {
                     Some(ask) if ask.solicitation.round == r.round => ask.deliver(Ok(r.proposals), &stats),
@@ -218,7 +222,12 @@ async fn session(
         }
     };
     control.registry.remove(instance.kind(), instance.uid);
-    if let Err(e) = &result {
+    if let Err(e) = result
+        .as_ref()
+        .err()
+        .filter(|e| !matches!(e, RemoteError::Retired(_)))
+        .map_or(Ok(()), Err)
+    {
         stats.faults.fetch_add(1, Ordering::Relaxed);
         stats.last_fault.store(Some(Arc::new(e.to_string())));
         if let Some(ask) = pending {

@@ -1,0 +1,82 @@
+//! The caller of a request: a bearer token in `Authorization`, or (for
+//! the dashboard) the `vcp_token` cookie. No token or an unknown one is
+//! 401; what the caller may do is checked by each handler.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::{ApiError, ApiState};
+use crate::accounts::{Principal, Role};
+
+/// The dashboard's cookie.
+pub const COOKIE: &str = "vcp_token";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+fn token_of(parts: &Parts) -> Option<&str> {
+    let headers = &parts.headers;
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
+        return v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim);
+    }
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let Some(token) = token_of(parts) else {
+            return Err(ApiError::unauthorized(
+                "missing bearer token (Authorization: Bearer <token>)",
+            ));
+        };
+        let accounts = state.accounts.clone();
+        let token = token.to_owned();
+        let found = tokio::task::spawn_blocking(move || accounts.authenticate(&token))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        found
+            .map(Caller)
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))
+    }
+}
+
+impl Caller {
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only the operator may do this"))
+        }
+    }
+
+    pub fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "a {} token may not do this",
+                self.role
+            )))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The provisioning API: JSON over HTTP under `/v1` (described by
+//! `/v1/openapi.json`), Prometheus metrics at `/metrics` and the dashboard
+//! under `/ui`. Every route but the OpenAPI document needs a bearer token;
+//! each checks the caller's role and ownership (see `auth`).
+
+mod auth;
+mod error;
+mod hosts;
+mod modules;
+mod planes;
+pub mod statements;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use auth::Caller;
+pub use error::ApiError;
+
+use crate::accounts::Accounts;
+use crate::control::Control;
+use crate::provision::store::PlaneStore;
+use crate::workflow::Engine;
+
+/// Default listen address of the API.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The OpenAPI document of `/v1`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub control: Arc<Control>,
+    pub accounts: Arc<Accounts>,
+    pub planes: Arc<PlaneStore>,
+    pub engine: Arc<Engine>,
+    /// The ledger's directory (statements are read from it).
+    pub data_dir: PathBuf,
+}
+
+/// The routes of the API, the metrics and the dashboard.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/control-planes", get(planes::list).post(planes::create))
+        .route(
+            "/v1/control-planes/{id}",
+            get(planes::get_one).delete(planes::delete),
+        )
+        .route("/v1/workflows", get(planes::workflows))
+        .route("/v1/workflows/{id}", get(planes::workflow))
+        .route("/v1/modules", get(modules::list))
+        .route("/v1/modules/{id}", get(modules::get_one))
+        .route("/v1/modules/{id}/feedback", post(modules::feedback))
+        .route("/v1/decisions", get(modules::decisions))
+        .route("/v1/statements/{account}", get(statements::get_one))
+        .route("/v1/hosts", get(hosts::list))
+        .route("/v1/hosts/{id}", get(hosts::get_one))
+        .route("/metrics", get(metrics))
+        .merge(crate::dashboard::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    caller: Caller,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let ledger = statements::ledger_metrics(&state).await?;
+    let text = crate::metrics::render(&state.control, ledger.as_ref());
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
+    ))
+}
+
+/// A running API server.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Binds `listen` and serves `state` until stopped.
+    pub async fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let app = router(state);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "API server stopped");
+            }
+        });
+        tracing::info!(%addr, "API listening");
+        Ok(ApiServer { addr, task })
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}

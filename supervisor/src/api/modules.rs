@@ -1,0 +1,136 @@
+//! `/v1/modules` (the catalog, with reputation and contribution), module
+//! feedback, and `/v1/decisions`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::parse_json;
+use super::views::{self, DecisionView, ModuleView};
+use super::{ApiError, ApiState, Caller};
+use crate::accounts::Role;
+use crate::control_plane::virtual_plane_id;
+use crate::judge::module_key;
+use crate::provision::store::{unix_ms, FeedbackRecord};
+
+pub async fn list(State(s): State<ApiState>, caller: Caller) -> Json<Vec<ModuleView>> {
+    Json(views::modules(&s.control, &caller))
+}
+
+pub async fn get_one(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ModuleView>, ApiError> {
+    views::modules(&s.control, &caller)
+        .into_iter()
+        .find(|m| m.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no module {id:?}")))
+}
+
+/// The body of `POST /v1/modules/{id}/feedback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Feedback {
+    /// 1 (bad) to 5 (excellent).
+    rating: f64,
+    #[serde(default)]
+    comment: String,
+    /// The plane the module serves; a customer's own by default.
+    #[serde(default)]
+    control_plane: Option<String>,
+}
+
+/// Longest feedback comment kept.
+const MAX_COMMENT: usize = 2000;
+
+pub async fn feedback(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<FeedbackRecord>), ApiError> {
+    caller.require_role(&[Role::Customer, Role::Operator])?;
+    let f: Feedback = parse_json(&body)?;
+    if !(1.0..=5.0).contains(&f.rating) {
+        return Err(ApiError::unprocessable(format!(
+            "rating {} is not in 1..=5",
+            f.rating
+        )));
+    }
+    if f.comment.chars().count() > MAX_COMMENT {
+        return Err(ApiError::unprocessable(format!(
+            "comment is longer than {MAX_COMMENT} characters"
+        )));
+    }
+    // The module must be one the caller sees (404 otherwise).
+    let _ = get_one(State(s.clone()), caller.clone(), Path(id.clone())).await?;
+    let plane = match (f.control_plane, caller.role) {
+        (Some(p), _) => p,
+        (None, Role::Customer) => {
+            let own = virtual_plane_id(&caller.account);
+            if s.control.plane(&own).is_some() {
+                own
+            } else {
+                crate::control_plane::DEFAULT_PLANE.to_owned()
+            }
+        }
+        (None, _) => {
+            return Err(ApiError::unprocessable(
+                "invalid request: missing field `control_plane`",
+            ))
+        }
+    };
+    let Some(p) = s.control.plane(&plane) else {
+        return Err(ApiError::not_found(format!("no control plane {plane:?}")));
+    };
+    // A customer rates modules of its own plane, or of the default plane
+    // when its service sets run there.
+    let concerns_caller = views::sees_plane(&caller, &p)
+        || p.scope
+            .service_sets
+            .iter()
+            .any(|x| x.customer == caller.account);
+    if !concerns_caller {
+        return Err(ApiError::not_found(format!("no control plane {plane:?}")));
+    }
+    if s.control.known_stats(&id, &plane).is_none() {
+        return Err(ApiError::unprocessable(format!(
+            "module {id:?} has not served control plane {plane:?}"
+        )));
+    }
+    s.control
+        .judge
+        .feedback(module_key(&plane, &id), f.rating)
+        .await
+        .map_err(ApiError::unprocessable)?;
+    let record = FeedbackRecord {
+        module: id,
+        control_plane: plane,
+        account: caller.account.clone(),
+        rating: f.rating,
+        comment: f.comment,
+        at_ms: unix_ms(),
+    };
+    s.planes.add_feedback(&record).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub async fn decisions(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<Limit>,
+) -> Result<Json<Vec<DecisionView>>, ApiError> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    views::decisions(&s.control, &caller, limit).map(Json)
+}

@@ -1,0 +1,170 @@
+//! `/v1/control-planes` and `/v1/workflows`: customers provision their
+//! virtual control planes through workflows.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use vcp_common::module::Kind;
+
+use super::error::parse_json;
+use super::views::{self, PlaneView};
+use super::{ApiError, ApiState, Caller};
+use crate::accounts::Role;
+use crate::control_plane::{virtual_plane_id, DEFAULT_PLANE};
+use crate::provision::{Choice, PlaneSpec};
+use crate::workflow::WorkflowView;
+
+pub async fn list(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<PlaneView>>, ApiError> {
+    views::planes(&s.control, &caller).map(Json)
+}
+
+pub async fn get_one(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PlaneView>, ApiError> {
+    views::planes(&s.control, &caller)?
+        .into_iter()
+        .find(|p| p.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no control plane {id:?}")))
+}
+
+/// The body of `POST /v1/control-planes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePlane {
+    /// The customer; a customer's token may leave it out.
+    #[serde(default)]
+    customer: Option<String>,
+    /// Per kind: keep the default, replace it or complement it with a
+    /// custom module. Kinds left out keep the default.
+    #[serde(default)]
+    modules: BTreeMap<Kind, Choice>,
+}
+
+/// What a request that starts a workflow returns (202).
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub workflow: String,
+    pub control_plane: String,
+    /// Where to follow the workflow.
+    pub status: String,
+}
+
+fn accepted(workflow: String, plane: String) -> (StatusCode, Json<Accepted>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            status: format!("/v1/workflows/{workflow}"),
+            workflow,
+            control_plane: plane,
+        }),
+    )
+}
+
+pub async fn create(
+    State(s): State<ApiState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    caller.require_role(&[Role::Customer, Role::Operator])?;
+    let req: CreatePlane = parse_json(&body)?;
+    let customer = match (req.customer, caller.role) {
+        (Some(c), Role::Customer) if c != caller.account => {
+            return Err(ApiError::forbidden(format!(
+                "a token of {:?} may not provision for {c:?}",
+                caller.account
+            )))
+        }
+        (None, Role::Customer) => caller.account.clone(),
+        (Some(c), _) => c,
+        (None, _) => {
+            return Err(ApiError::unprocessable(
+                "invalid request: missing field `customer`",
+            ))
+        }
+    };
+    let spec = PlaneSpec {
+        customer,
+        modules: req.modules,
+    };
+    spec.validate(&s.control.file)
+        .map_err(ApiError::unprocessable)?;
+    let id = virtual_plane_id(&spec.customer);
+    if s.control.plane(&id).is_some() {
+        return Err(ApiError::conflict(format!(
+            "customer {:?} already has control plane {id:?}",
+            spec.customer
+        )));
+    }
+    if let Some(r) = s.planes.get(&spec.customer).map_err(ApiError::internal)? {
+        return Err(ApiError::conflict(format!(
+            "control plane {id:?} is being provisioned by {}",
+            r.workflow
+        )));
+    }
+    let payload = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+    let wf = s
+        .engine
+        .submit("provision", &caller.account, &id, payload)
+        .map_err(ApiError::internal)?;
+    Ok(accepted(wf, id))
+}
+
+pub async fn delete(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let Json(plane) = get_one(State(s.clone()), caller.clone(), Path(id.clone())).await?;
+    if plane.id == DEFAULT_PLANE {
+        return Err(ApiError::conflict(
+            "the default control plane cannot be removed",
+        ));
+    }
+    let Some(spec) = s.control.provisioned(&plane.customer) else {
+        return Err(ApiError::conflict(format!(
+            "control plane {id:?} comes from the supervisor's configuration file; remove it there"
+        )));
+    };
+    let payload = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+    let wf = s
+        .engine
+        .submit("deprovision", &caller.account, &id, payload)
+        .map_err(ApiError::internal)?;
+    Ok(accepted(wf, id))
+}
+
+pub async fn workflows(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<WorkflowView>>, ApiError> {
+    let owner = (!caller.is_operator()).then_some(caller.account.as_str());
+    s.engine.list(owner).map(Json).map_err(ApiError::internal)
+}
+
+pub async fn workflow(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowView>, ApiError> {
+    match s.engine.get(&id).map_err(ApiError::internal)? {
+        Some(w)
+            if caller.is_operator()
+                || w.owner == caller.account
+                || (caller.role == Role::Customer
+                    && w.subject == virtual_plane_id(&caller.account)) =>
+        {
+            Ok(Json(w))
+        }
+        _ => Err(ApiError::not_found(format!("no workflow {id:?}"))),
+    }
+}

@@ -1,0 +1,177 @@
+//! The provisioning workflows: templates and what their tasks do.
+//!
+//! `provision`: validate → authorise → {register_modules ∥ subscribe_sensors}
+//! → activate. `deprovision`: deactivate → unregister_modules. Every task is
+//! idempotent (a task a crash interrupted runs again) and has an undo, so
+//! a failed workflow rolls back to where it started.
+
+use std::sync::Arc;
+
+use super::store::{PlaneState, PlaneStore};
+use super::PlaneSpec;
+use crate::config::OPERATOR as OPERATOR_ACCOUNT;
+use crate::control::Control;
+use crate::control_plane::virtual_plane_id;
+use crate::workflow::{Actions, BoxFuture, TaskDef, Template, WorkflowInfo};
+
+pub static PROVISION: Template = Template {
+    name: "provision",
+    tasks: &[
+        TaskDef {
+            name: "validate",
+            after: &[],
+        },
+        TaskDef {
+            name: "authorise",
+            after: &["validate"],
+        },
+        TaskDef {
+            name: "register_modules",
+            after: &["authorise"],
+        },
+        TaskDef {
+            name: "subscribe_sensors",
+            after: &["authorise"],
+        },
+        TaskDef {
+            name: "activate",
+            after: &["register_modules", "subscribe_sensors"],
+        },
+    ],
+};
+
+pub static DEPROVISION: Template = Template {
+    name: "deprovision",
+    tasks: &[
+        TaskDef {
+            name: "deactivate",
+            after: &[],
+        },
+        TaskDef {
+            name: "unregister_modules",
+            after: &["deactivate"],
+        },
+    ],
+};
+
+/// Runs the provisioning tasks against the live control planes.
+pub struct Provisioner {
+    pub control: Arc<Control>,
+    pub store: Arc<PlaneStore>,
+    /// For tests: a task of this name never finishes (as if the supervisor
+    /// died while running it).
+    pub hold: Option<String>,
+}
+
+fn spec_of(wf: &WorkflowInfo) -> Result<PlaneSpec, String> {
+    serde_json::from_value(wf.payload.clone()).map_err(|e| format!("bad control plane spec: {e}"))
+}
+
+impl Provisioner {
+    fn step(&self, wf: &WorkflowInfo, task: &str, undo: bool) -> Result<(), String> {
+        let spec = spec_of(wf)?;
+        let customer = spec.customer.as_str();
+        let store_err = |e: super::store::PlaneStoreError| e.to_string();
+        match (task, undo) {
+            ("validate", false) => spec.validate(&self.control.file),
+            ("authorise", false) => {
+                if wf.owner != customer && wf.owner != OPERATOR_ACCOUNT {
+                    return Err(format!(
+                        "account {:?} may not provision a control plane for {customer:?}",
+                        wf.owner
+                    ));
+                }
+                let id = virtual_plane_id(customer);
+                match self.control.plane(&id) {
+                    Some(p) if !p.provisioned => Err(format!(
+                        "customer {customer:?} has control plane {id:?} from the configuration file"
+                    )),
+                    Some(_) if self.control.provisioned(customer).as_ref() != Some(&spec) => Err(
+                        format!("customer {customer:?} already has control plane {id:?}"),
+                    ),
+                    _ => Ok(()),
+                }
+            }
+            ("register_modules", false) => {
+                for m in spec.custom_modules() {
+                    if self.control.custom(m).is_none() {
+                        return Err(format!("module {m:?} is no longer configured"));
+                    }
+                }
+                self.store.register(&spec, &wf.id)
+            }
+            ("register_modules", true) | ("unregister_modules", false) => {
+                match self.store.get(customer).map_err(store_err)? {
+                    Some(r) if r.workflow == wf.id || task == "unregister_modules" => {
+                        self.store.remove(customer).map_err(store_err)
+                    }
+                    _ => Ok(()),
+                }
+            }
+            ("unregister_modules", true) => self.store.register(&spec, &wf.id),
+            ("subscribe_sensors", false) => self.subscribe(&spec),
+            ("activate", false) | ("deactivate", true) => {
+                self.control.activate(spec.clone())?;
+                self.store
+                    .set_state(customer, PlaneState::Active)
+                    .map_err(store_err)
+            }
+            ("activate", true) | ("deactivate", false) => {
+                if task == "deactivate" && self.control.provisioned(customer).is_none() {
+                    if let Some(p) = self.control.plane(&virtual_plane_id(customer)) {
+                        return Err(format!(
+                            "control plane {:?} comes from the configuration file; remove it there",
+                            p.id
+                        ));
+                    }
+                }
+                self.control.deactivate(customer);
+                self.store
+                    .set_state(customer, PlaneState::Registered)
+                    .map_err(store_err)
+            }
+            // Checks and subscriptions leave nothing to undo.
+            (_, true) => Ok(()),
+            (other, false) => Err(format!("unknown task {other:?}")),
+        }
+    }
+
+    /// Every host of the customer's service sets must have an agent that
+    /// reported: that is where the plane's sensors come from.
+    fn subscribe(&self, spec: &PlaneSpec) -> Result<(), String> {
+        let fleet = &self.control.fleet;
+        for set in self
+            .control
+            .file
+            .service_sets
+            .iter()
+            .filter(|s| s.customer.get_ref() == &spec.customer)
+        {
+            for m in &set.members {
+                if !fleet.knows(&m.host) {
+                    return Err(format!(
+                        "host {:?} of service set {:?} has no agent that ever reported: no sensors to subscribe",
+                        m.host,
+                        set.id.get_ref()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Actions for Provisioner {
+    fn run(&self, wf: &WorkflowInfo, task: &str) -> BoxFuture<'static, Result<(), String>> {
+        if self.hold.as_deref() == Some(task) {
+            return Box::pin(std::future::pending());
+        }
+        let r = self.step(wf, task, false);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn undo(&self, wf: &WorkflowInfo, task: &str) -> BoxFuture<'static, Result<(), String>> {
+        let r = self.step(wf, task, true);
+        Box::pin(std::future::ready(r))
+    }
+}
