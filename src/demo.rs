@@ -232,13 +232,21 @@ fn instances_line(control: &Control) -> String {
     } else {
         format!(" | instances: {}", sets.join(", "))
     };
-    // Reputation of the autoscalers.
+    // Reputation of the autoscalers; a default module outside the default
+    // plane is named with its plane.
     let judged = control.judge.report.load();
     let reps: Vec<_> = judged
         .reputation
         .iter()
-        .filter(|r| r.module.contains("autoscal") || r.module == scenario::CUSTOM_MODULE)
-        .map(|r| format!("{} {:.2}", r.module, r.components.score))
+        .filter(|r| r.module.contains("autoscal") || r.module.ends_with("-predictive"))
+        .map(|r| {
+            let plane = if r.module.starts_with("default-") && r.control_plane != "default" {
+                format!("@{}", r.control_plane)
+            } else {
+                String::new()
+            };
+            format!("{}{plane} {:.2}", r.module, r.components.score)
+        })
         .collect();
     if !reps.is_empty() {
         line.push_str(&format!(" | reputation: {}", reps.join(", ")));

@@ -69,6 +69,12 @@ pub enum StartError {
     Planes(#[from] crate::provision::store::PlaneStoreError),
     #[error(transparent)]
     Workflow(#[from] crate::workflow::WorkflowError),
+    #[error("binding the HTTP API on {addr}: {source} (choose another address with --api-listen)")]
+    ApiBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -133,7 +139,7 @@ impl Supervisor {
                     },
                 )
                 .await
-                .map_err(|source| StartError::Bind {
+                .map_err(|source| StartError::ApiBind {
                     addr: opts.listen,
                     source,
                 })?,

@@ -50,10 +50,7 @@ impl FromRequestParts<ApiState> for Caller {
         };
         let accounts = state.accounts.clone();
         let token = token.to_owned();
-        let found = tokio::task::spawn_blocking(move || accounts.authenticate(&token))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+        let found = super::blocking(move || accounts.authenticate(&token)).await?;
         found
             .map(Caller)
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))

@@ -64,7 +64,23 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(error::MAX_BODY))
         .with_state(state)
+}
+
+/// Runs `f` (SQLite work) on the blocking pool, off the async runtime;
+/// its error is an internal one.
+pub(crate) async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
 }
 
 async fn openapi() -> impl axum::response::IntoResponse {

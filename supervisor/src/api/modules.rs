@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::error::parse_json;
 use super::views::{self, DecisionView, ModuleView};
-use super::{ApiError, ApiState, Caller};
+use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
 use crate::control_plane::virtual_plane_id;
 use crate::judge::module_key;
@@ -115,7 +115,8 @@ pub async fn feedback(
         comment: f.comment,
         at_ms: unix_ms(),
     };
-    s.planes.add_feedback(&record).map_err(ApiError::internal)?;
+    let (planes, stored) = (s.planes.clone(), record.clone());
+    blocking(move || planes.add_feedback(&stored)).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 

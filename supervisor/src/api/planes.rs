@@ -12,7 +12,7 @@ use vcp_common::module::Kind;
 
 use super::error::parse_json;
 use super::views::{self, PlaneView};
-use super::{ApiError, ApiState, Caller};
+use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
 use crate::control_plane::{virtual_plane_id, DEFAULT_PLANE};
 use crate::provision::{Choice, PlaneSpec};
@@ -70,6 +70,20 @@ fn accepted(workflow: String, plane: String) -> (StatusCode, Json<Accepted>) {
     )
 }
 
+/// Starts a workflow of `template` on plane `plane`.
+async fn submit(
+    s: &ApiState,
+    template: &'static str,
+    caller: &Caller,
+    plane: String,
+    spec: &PlaneSpec,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let payload = serde_json::to_value(spec).map_err(ApiError::internal)?;
+    let (engine, owner, subject) = (s.engine.clone(), caller.account.clone(), plane.clone());
+    let wf = blocking(move || engine.submit(template, &owner, &subject, payload)).await?;
+    Ok(accepted(wf, plane))
+}
+
 pub async fn create(
     State(s): State<ApiState>,
     caller: Caller,
@@ -105,18 +119,14 @@ pub async fn create(
             spec.customer
         )));
     }
-    if let Some(r) = s.planes.get(&spec.customer).map_err(ApiError::internal)? {
+    let (planes, customer) = (s.planes.clone(), spec.customer.clone());
+    if let Some(r) = blocking(move || planes.get(&customer)).await? {
         return Err(ApiError::conflict(format!(
             "control plane {id:?} is being provisioned by {}",
             r.workflow
         )));
     }
-    let payload = serde_json::to_value(&spec).map_err(ApiError::internal)?;
-    let wf = s
-        .engine
-        .submit("provision", &caller.account, &id, payload)
-        .map_err(ApiError::internal)?;
-    Ok(accepted(wf, id))
+    submit(&s, "provision", &caller, id, &spec).await
 }
 
 pub async fn delete(
@@ -135,20 +145,18 @@ pub async fn delete(
             "control plane {id:?} comes from the supervisor's configuration file; remove it there"
         )));
     };
-    let payload = serde_json::to_value(&spec).map_err(ApiError::internal)?;
-    let wf = s
-        .engine
-        .submit("deprovision", &caller.account, &id, payload)
-        .map_err(ApiError::internal)?;
-    Ok(accepted(wf, id))
+    submit(&s, "deprovision", &caller, id, &spec).await
 }
 
 pub async fn workflows(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<WorkflowView>>, ApiError> {
-    let owner = (!caller.is_operator()).then_some(caller.account.as_str());
-    s.engine.list(owner).map(Json).map_err(ApiError::internal)
+    let owner = (!caller.is_operator()).then(|| caller.account.clone());
+    let engine = s.engine.clone();
+    blocking(move || engine.list(owner.as_deref()))
+        .await
+        .map(Json)
 }
 
 pub async fn workflow(
@@ -156,7 +164,8 @@ pub async fn workflow(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WorkflowView>, ApiError> {
-    match s.engine.get(&id).map_err(ApiError::internal)? {
+    let (engine, wf) = (s.engine.clone(), id.clone());
+    match blocking(move || engine.get(&wf)).await? {
         Some(w)
             if caller.is_operator()
                 || w.owner == caller.account

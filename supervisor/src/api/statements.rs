@@ -6,7 +6,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState, Caller};
+use super::{blocking, ApiError, ApiState, Caller};
 use crate::ledger::{self, Format, LedgerReader, Period, Statement};
 use crate::metrics::LedgerMetrics;
 
@@ -43,17 +43,15 @@ pub async fn statement(
     let period = Period::parse(&period).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let dir = s.data_dir.clone();
     let account = account.to_owned();
-    tokio::task::spawn_blocking(move || match LedgerReader::open(&dir) {
-        Ok(r) => r.statement(&account, &period).map_err(ApiError::internal),
+    blocking(move || match LedgerReader::open(&dir) {
+        Ok(r) => r.statement(&account, &period),
         // No ledger yet: nothing was charged.
         Err(ledger::LedgerError::NotFound { .. }) => {
             ledger::reader::build_statement(&account, &period.to_string(), Vec::new())
-                .map_err(ApiError::internal)
         }
-        Err(e) => Err(ApiError::internal(e)),
+        Err(e) => Err(e),
     })
     .await
-    .map_err(ApiError::internal)?
 }
 
 pub async fn get_one(
