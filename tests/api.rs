@@ -665,6 +665,20 @@ fn matrix(wf: &str) -> Vec<Row> {
             want: [401, 401, 409, 409, 404, 403],
         },
         Row {
+            doc: "/v1/service-sets",
+            method: "get",
+            path: "/v1/service-sets".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 403],
+        },
+        Row {
+            doc: "/v1/service-sets/{id}",
+            method: "get",
+            path: "/v1/service-sets/acme-shop".into(),
+            body: None,
+            want: [401, 401, 200, 200, 404, 403],
+        },
+        Row {
             doc: "/v1/workflows",
             method: "get",
             path: "/v1/workflows".into(),
@@ -883,6 +897,16 @@ async fn every_endpoint_checks_role_and_ownership() {
             assert_eq!(p["customer"], "acme", "acme sees another's record: {m}");
         }
     }
+    let (_, sets) = get(addr, "/v1/service-sets", &t.acme).await;
+    assert_eq!(ids(&sets, "id"), ["acme-shop"]);
+    assert_eq!(sets[0]["control_plane"], "vcp-acme");
+    let (_, sets) = get(addr, "/v1/service-sets", &t.operator).await;
+    assert_eq!(
+        ids(&sets, "id"),
+        // Planes in order: default, vcp-acme, then vcp-globex (the matrix's
+        // last row provisioned it).
+        ["ops-web", "initech-db", "acme-shop", "globex-api"]
+    );
     let (_, hosts) = get(addr, "/v1/hosts", &t.globex).await;
     assert_eq!(ids(&hosts, "id"), ["agent-1"]);
     for r in hosts[0]["readings"].as_object().unwrap().keys() {
@@ -939,4 +963,57 @@ async fn metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
     fleet.stop().await;
+}
+
+#[test]
+fn token_create_prints_a_token_that_authenticates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let vcp = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
+            .args(["token", "create", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = vcp(&["--account", "acme", "--role", "customer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let accounts = vcp_supervisor::accounts::Accounts::open(&data).unwrap();
+    let who = accounts.authenticate(&token).unwrap().unwrap();
+    assert_eq!((who.account.as_str(), who.role), ("acme", Role::Customer));
+
+    // The operator's account is "operator"; with a configuration, the
+    // account must exist there in that role.
+    let out = vcp(&["--account", "acme", "--role", "operator"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"operator\""));
+    let config = dir.path().join("sup.toml");
+    std::fs::write(&config, "[[customers]]\nid = \"acme\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let out = vcp(&[
+        "--account",
+        "globex",
+        "--role",
+        "customer",
+        "--config",
+        config,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no customer \"globex\""));
+    assert!(vcp(&[
+        "--account",
+        "acme",
+        "--role",
+        "customer",
+        "--config",
+        config
+    ])
+    .status
+    .success());
 }

@@ -8,6 +8,7 @@ mod error;
 mod hosts;
 mod modules;
 mod planes;
+mod sets;
 pub mod statements;
 pub mod views;
 
@@ -52,6 +53,8 @@ pub fn router(state: ApiState) -> Router {
             "/v1/control-planes/{id}",
             get(planes::get_one).delete(planes::delete),
         )
+        .route("/v1/service-sets", get(sets::list))
+        .route("/v1/service-sets/{id}", get(sets::get_one))
         .route("/v1/workflows", get(planes::workflows))
         .route("/v1/workflows/{id}", get(planes::workflow))
         .route("/v1/modules", get(modules::list))

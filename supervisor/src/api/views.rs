@@ -302,3 +302,54 @@ pub fn hosts(control: &Control, caller: &Principal) -> Result<Vec<HostView>, Api
     }
     Ok(out)
 }
+
+/// A service set, the plane it runs under and how its goals fare.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSetView {
+    pub id: String,
+    pub customer: String,
+    pub control_plane: String,
+    pub members: Vec<vcp_common::view::Member>,
+    pub instances: crate::config::Instances,
+    /// The instances decided and in force, once a module decided.
+    pub instances_in_force: Option<f64>,
+    pub goals: Vec<vcp_common::module::Condition>,
+    /// Evaluation windows judged, and those in which every goal held.
+    pub goal_windows: u64,
+    pub goal_windows_met: u64,
+}
+
+/// The service sets the caller may see: the operator every set, a
+/// customer its own; vendors none.
+pub fn service_sets(
+    control: &Control,
+    caller: &Principal,
+) -> Result<Vec<ServiceSetView>, ApiError> {
+    if caller.role == Role::Vendor {
+        return Err(ApiError::forbidden("vendors do not see service sets"));
+    }
+    let report = control.judge.report.load_full();
+    Ok(control
+        .planes()
+        .iter()
+        .flat_map(|p| p.scope.service_sets.iter().map(move |s| (p, s)))
+        .filter(|(_, s)| caller.is_operator() || s.customer == caller.account)
+        .map(|(p, s)| {
+            let goals = report.goals.iter().find(|g| g.service_set == s.id);
+            ServiceSetView {
+                id: s.id.clone(),
+                customer: s.customer.clone(),
+                control_plane: p.id.clone(),
+                members: s.members.clone(),
+                instances: s.instances,
+                instances_in_force: control.settings.value(
+                    &Target::ServiceSet(s.id.clone()),
+                    vcp_common::module::param::INSTANCES,
+                ),
+                goals: s.goals.clone(),
+                goal_windows: goals.map_or(0, |g| g.windows),
+                goal_windows_met: goals.map_or(0, |g| g.met),
+            }
+        })
+        .collect())
+}
