@@ -82,16 +82,16 @@ pub fn cost_chart(points: &[CostPoint]) -> Markup {
     let xs = Scale::new(first.at_ms as f64, last.at_ms as f64, x0, x1);
     // Larger values higher up: y decreases as the value grows.
     let ys = Scale::new(lo as f64, hi as f64, y_bottom, y_top);
-    let mut coords: Vec<(f64, f64)> = points
+    let dots: Vec<(f64, f64)> = points
         .iter()
         .map(|p| (xs.map(p.at_ms as f64), ys.map(p.cumulative as f64)))
         .collect();
-    if let [only] = coords[..] {
+    let line = match dots[..] {
         // One point: a level line across the plot through it.
-        coords = vec![(x0, only.1), only, (x1, only.1)];
-        coords.dedup();
-    }
-    let polyline: Vec<String> = coords
+        [only] => vec![(x0, only.1), only, (x1, only.1)],
+        _ => dots.clone(),
+    };
+    let polyline: Vec<String> = line
         .iter()
         .map(|(x, y)| format!("{},{}", c(*x), c(*y)))
         .collect();
@@ -101,7 +101,7 @@ pub fn cost_chart(points: &[CostPoint]) -> Markup {
             aria-label=(format!("cumulative cost from {} to {}", format::money(first.cumulative), format::money(last.cumulative))) {
             (axes)
             polyline class="cost" fill="none" points=(polyline.join(" ")) {}
-            @for (p, (x, y)) in points.iter().zip(points.iter().map(|p| (xs.map(p.at_ms as f64), ys.map(p.cumulative as f64)))) {
+            @for (p, (x, y)) in points.iter().zip(dots) {
                 circle class="cost" cx=(c(x)) cy=(c(y)) r="2.5" {
                     title { (time_label(p.at_ms)) ": " (format::money(p.cumulative)) }
                 }

@@ -160,10 +160,10 @@ pub async fn post(
 
 pub async fn logout() -> Response {
     let mut r = see_other("/ui/login");
-    r.headers_mut().insert(
-        SET_COOKIE,
-        HeaderValue::from_static("vcp_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    let cleared = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&cleared) {
+        r.headers_mut().insert(SET_COOKIE, v);
+    }
     r
 }
 

@@ -28,7 +28,8 @@ mod login;
 mod pages;
 mod statement;
 
-use axum::extract::FromRequestParts;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -117,6 +118,12 @@ fn with_page_headers(mut r: Response) -> Response {
 /// An HTML page with status 200.
 fn html(page: maud::Markup) -> Response {
     with_page_headers(Html(page.into_string()).into_response())
+}
+
+/// A page's query parameters; a malformed query is a 400.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// An error as an HTML page with the error's status.

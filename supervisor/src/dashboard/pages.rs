@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::format::{self, MISSING};
 use super::{error_page, html, layout, Viewer};
 use crate::api::views::{self, DecisionView, HostView, ModuleInPlane, ModuleView, PlaneView};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiState;
 
 /// The page `title` at `active`, for `viewer`.
 fn page(viewer: &Viewer, title: &str, active: &str, body: Markup) -> Response {
@@ -197,14 +197,9 @@ pub async fn decisions(
     viewer: Viewer,
     params: Result<Query<DecisionParams>, QueryRejection>,
 ) -> Response {
-    let limit = match params {
+    let limit = match super::query(params) {
         Ok(q) => q.limit.unwrap_or(100).min(10_000),
-        Err(e) => {
-            return error_page(
-                Some(viewer.principal()),
-                ApiError::bad_request(e.body_text()),
-            )
-        }
+        Err(e) => return error_page(Some(viewer.principal()), e),
     };
     match views::decisions(&s.control, &viewer, limit) {
         Ok(d) => page(&viewer, "Decisions", "/ui/decisions", decisions_body(&d)),

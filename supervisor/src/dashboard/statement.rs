@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{chart, error_page, format, html, layout, Viewer};
 use crate::api::statements::{self, cost_series};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiState;
 use crate::ledger::Statement;
 
 /// The most lines the table shows (the newest); the chart, subtotals and
@@ -33,9 +33,9 @@ pub async fn page(
     params: Result<Query<StatementParams>, QueryRejection>,
 ) -> Response {
     let who = viewer.principal();
-    let params = match params {
-        Ok(q) => q.0,
-        Err(e) => return error_page(Some(who), ApiError::bad_request(e.body_text())),
+    let params = match super::query(params) {
+        Ok(q) => q,
+        Err(e) => return error_page(Some(who), e),
     };
     let account = params
         .account

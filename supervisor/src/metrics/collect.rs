@@ -407,38 +407,34 @@ pub(super) fn judge(f: &mut Families, control: &Control) {
     for r in &report.reputation {
         fam.add(id(&r.module, &r.control_plane), r.components.score);
     }
-    let fam = f.gauge(
-        "vcp_reputation_component",
-        "A reputation component of the module instance, in [0, 1] (the prior without evidence).",
-    );
-    for r in &report.reputation {
-        let c = &r.components;
-        for (name, v) in [
-            ("feedback", c.feedback),
-            ("goal", c.goal),
-            ("deadline", c.deadline),
-            ("efficiency", c.efficiency),
-        ] {
-            let mut l = id(&r.module, &r.control_plane);
-            l.push(("component", name.to_owned()));
-            fam.add(l, v);
-        }
-    }
-    let fam = f.gauge(
-        "vcp_reputation_evidence_weight",
-        "Decayed count of observations behind a reputation component of the module instance.",
-    );
-    for r in &report.reputation {
-        let e = &r.components.evidence;
-        for (name, v) in [
-            ("feedback", e.feedback),
-            ("goal", e.goal),
-            ("deadline", e.deadline),
-            ("efficiency", e.efficiency),
-        ] {
-            let mut l = id(&r.module, &r.control_plane);
-            l.push(("component", name.to_owned()));
-            fam.add(l, v);
+    type Parts = fn(&crate::reputation::Components) -> [f64; 4];
+    let per_component: [(&'static str, &'static str, Parts); 2] = [
+        (
+            "vcp_reputation_component",
+            "A reputation component of the module instance, in [0, 1] (the prior without evidence).",
+            |c| [c.feedback, c.goal, c.deadline, c.efficiency],
+        ),
+        (
+            "vcp_reputation_evidence_weight",
+            "Decayed count of observations behind a reputation component of the module instance.",
+            |c| {
+                let e = &c.evidence;
+                [e.feedback, e.goal, e.deadline, e.efficiency]
+            },
+        ),
+    ];
+    for (name, help, parts) in per_component {
+        let fam = f.gauge(name, help);
+        for r in &report.reputation {
+            let values = parts(&r.components);
+            for (component, v) in ["feedback", "goal", "deadline", "efficiency"]
+                .into_iter()
+                .zip(values)
+            {
+                let mut l = id(&r.module, &r.control_plane);
+                l.push(("component", component.to_owned()));
+                fam.add(l, v);
+            }
         }
     }
     let fam = f.counter(
@@ -502,4 +498,3 @@ pub(super) fn ledger_metrics(f: &mut Families, l: &LedgerMetrics) {
         fam.add(labels(&[("account", account)]), *balance);
     }
 }
-

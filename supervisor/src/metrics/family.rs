@@ -138,7 +138,12 @@ impl Family {
 pub(super) struct Families(pub(super) Vec<Family>);
 
 impl Families {
-    pub(super) fn family(&mut self, name: &'static str, help: &'static str, samples: Samples) -> &mut Family {
+    pub(super) fn family(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        samples: Samples,
+    ) -> &mut Family {
         self.0.push(Family {
             name,
             help,
@@ -234,4 +239,3 @@ impl Collector for Families {
         Ok(())
     }
 }
-

@@ -20,7 +20,6 @@
 //! Labels: `host`, `kind`, `policy`, `module`, `control_plane`,
 //! `service_set`, `account`, `component`.
 
-
 mod collect;
 mod family;
 #[cfg(test)]
@@ -97,4 +96,3 @@ fn collect(control: &Control, ledger: Option<&LedgerMetrics>) -> Families {
     }
     f
 }
-

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::solicit::histogram::Histogram;
 use crate::config::SupervisorFile;
 use crate::fleet::Fleet;
 use crate::ledger::{Charge, Ledger};
+use crate::solicit::histogram::Histogram;
 use crate::store::Store;
 
 /// Runs `promtool check metrics` on `text`; the error says what is wrong.

@@ -138,9 +138,12 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut changed = self.shared.changed.subscribe();
         loop {
-            let view = self
-                .get(id)?
-                .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))?;
+            let (shared, wf) = (self.shared.clone(), id.to_owned());
+            let view = tokio::task::spawn_blocking(move || shared.store.load(&wf))
+                .await
+                .map_err(|_| WorkflowError::Stopped)??
+                .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))?
+                .view();
             if view.state.is_final() {
                 return Ok(view);
             }
@@ -196,29 +199,47 @@ struct Runner {
 }
 
 impl Runner {
-    async fn run(mut self) {
+    async fn run(self) {
+        let shared = self.shared.clone();
+        let mut runner = self;
         let mut refresh = true;
         loop {
-            if let Err(e) = self.step(refresh) {
-                // Memory and database may disagree now: stop, as a crash
-                // would; the next open resumes from the database.
-                error!(error = %e, "workflow runner stopped");
-                self.shared.halt();
-                return;
-            }
+            runner = match runner.off_runtime(move |r| r.step(refresh)).await {
+                Ok(r) => r,
+                Err(e) => return Self::stopped(&shared, e),
+            };
             refresh = false;
             tokio::select! {
-                _ = self.shared.wake.notified() => refresh = true,
+                _ = shared.wake.notified() => refresh = true,
                 _ = tokio::time::sleep(POLL) => refresh = true,
-                Some(joined) = self.flights.join_next_with_id() => {
-                    if let Err(e) = self.landed(joined) {
-                        error!(error = %e, "workflow runner stopped");
-                        self.shared.halt();
-                        return;
-                    }
+                Some(joined) = runner.flights.join_next_with_id() => {
+                    runner = match runner.off_runtime(move |r| r.landed(joined)).await {
+                        Ok(r) => r,
+                        Err(e) => return Self::stopped(&shared, e),
+                    };
                 }
             }
         }
+    }
+
+    /// Runs `f` on the blocking pool: every transition is a SQLite commit
+    /// with an fsync (and may wait for the database's lock), which must not
+    /// stall the async runtime.
+    async fn off_runtime(
+        mut self,
+        f: impl FnOnce(&mut Runner) -> Result<(), WorkflowError> + Send + 'static,
+    ) -> Result<Runner, String> {
+        tokio::task::spawn_blocking(move || f(&mut self).map(|()| self))
+            .await
+            .map_err(|e| format!("the runner panicked: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Memory and database may disagree now: stop, as a crash would; the
+    /// next open resumes from the database.
+    fn stopped(shared: &Shared, error: String) {
+        error!(%error, "workflow runner stopped");
+        shared.halt();
     }
 
     /// Adopts new unfinished workflows (if `refresh`) and advances them all.
@@ -266,8 +287,7 @@ impl Runner {
                 wf.info.template
             );
             warn!(id, %reason, "workflow abandoned");
-            wf.abandon(reason, now_ms());
-            Effects::default()
+            wf.abandon(reason, now_ms())
         };
         self.active.insert(id.to_owned(), wf);
         self.apply(id, fx)
@@ -287,9 +307,15 @@ impl Runner {
             debug!(id, task = %name, ?op, "task launched");
             let actions = self.shared.actions.clone();
             let handle = self.flights.spawn(async move {
-                match op {
-                    Op::Run => actions.run(&info, &name).await,
-                    Op::Undo => actions.undo(&info, &name).await,
+                // The call may block (it may do I/O before it returns its
+                // future): the blocking pool takes it; a panic is an error.
+                let call = tokio::task::spawn_blocking(move || match op {
+                    Op::Run => actions.run(&info, &name),
+                    Op::Undo => actions.undo(&info, &name),
+                });
+                match call.await {
+                    Ok(action) => action.await,
+                    Err(e) => Err(format!("the task panicked: {e}")),
                 }
             });
             let flight = Flight {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{TaskDef, TaskState, TaskView, WorkflowInfo, WorkflowState, WorkflowView};
+use super::{Task, TaskDef, TaskState, WorkflowInfo, WorkflowState, WorkflowView};
 
 /// A workflow in memory, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,20 +14,6 @@ pub struct Workflow {
     pub finished_ms: Option<i64>,
     /// In template order.
     pub tasks: Vec<Task>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Task {
-    pub name: String,
-    pub after: Vec<String>,
-    pub state: TaskState,
-    pub attempts: u32,
-    pub error: Option<String>,
-    pub started_ms: Option<i64>,
-    pub finished_ms: Option<i64>,
-    /// Rank of this task's completion among the workflow's (1, 2, …); a
-    /// rollback undoes done tasks from the highest rank down.
-    pub done_order: Option<u32>,
 }
 
 /// Which action of a task to launch.
@@ -212,13 +198,29 @@ impl Workflow {
     }
 
     /// Ends an unfinished workflow that cannot go on (e.g. its template is
-    /// gone) in `rollback_failed`; what was done stays done.
-    pub fn abandon(&mut self, reason: String, now_ms: i64) {
+    /// gone) in `rollback_failed`: what was done stays done, what was in
+    /// flight is failed (it will not run again), the rest is skipped, so no
+    /// task of a final workflow shows as running.
+    pub fn abandon(&mut self, reason: String, now_ms: i64) -> Effects {
+        let mut fx = Effects::default();
+        for (i, t) in self.tasks.iter_mut().enumerate() {
+            match t.state {
+                TaskState::Running | TaskState::Undoing => {
+                    t.state = TaskState::Failed;
+                    t.error = Some("interrupted, not resumed: the workflow was abandoned".into());
+                    t.finished_ms = Some(now_ms);
+                }
+                TaskState::Pending => t.state = TaskState::Skipped,
+                _ => continue,
+            }
+            fx.changed.push(i);
+        }
         self.error = Some(match self.error.take() {
             Some(cause) => format!("{cause}; {reason}"),
             None => reason,
         });
         self.finish(WorkflowState::RollbackFailed, now_ms);
+        fx
     }
 
     pub fn view(&self) -> WorkflowView {
@@ -232,19 +234,7 @@ impl Workflow {
             error: self.error.clone(),
             created_ms: info.created_ms,
             finished_ms: self.finished_ms,
-            tasks: self
-                .tasks
-                .iter()
-                .map(|t| TaskView {
-                    name: t.name.clone(),
-                    after: t.after.clone(),
-                    state: t.state,
-                    attempts: t.attempts,
-                    error: t.error.clone(),
-                    started_ms: t.started_ms,
-                    finished_ms: t.finished_ms,
-                })
-                .collect(),
+            tasks: self.tasks.clone(),
         }
     }
 }

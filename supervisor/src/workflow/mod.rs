@@ -15,6 +15,9 @@
 //!   in reverse order of completion. A failed undo ends in `rollback_failed`.
 //! - Storage: one SQLite file (WAL, `synchronous=FULL`); one [`Engine`] per
 //!   file at a time. Ids are `wf-<n>`, from a counter kept in the database.
+//!   The runner does its database work on the blocking pool, never on the
+//!   async runtime; [`Engine::submit`], [`Engine::get`] and
+//!   [`Engine::list`] block, so async callers use `spawn_blocking`.
 //! - Crashes: on [`Engine::open`] unfinished workflows resume. A task left
 //!   `running` runs again (so [`Actions::run`] must be idempotent) and a task
 //!   left `undoing` is undone again (so must [`Actions::undo`] be); a
@@ -51,6 +54,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// done task, in reverse order of completion); it is also re-run after a
 /// crash, so it must be idempotent too. Errors are human-readable strings;
 /// a panic counts as an error.
+///
+/// The engine makes the call itself on tokio's blocking pool, so work done
+/// before the future is returned may block (SQLite, fsync); the returned
+/// future runs on the async runtime and must not block.
 pub trait Actions: Send + Sync + 'static {
     fn run(&self, wf: &WorkflowInfo, task: &str) -> BoxFuture<'static, Result<(), String>>;
     fn undo(&self, wf: &WorkflowInfo, task: &str) -> BoxFuture<'static, Result<(), String>>;
@@ -142,12 +149,15 @@ impl TaskState {
     }
 }
 
+/// The value of `all` whose name is `s`.
+fn parse_state<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Option<T> {
+    all.iter().copied().find(|v| name(*v) == s)
+}
+
 impl std::str::FromStr for WorkflowState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        parse_state(&Self::ALL, Self::as_str, s)
             .ok_or_else(|| format!("unknown workflow state {s:?}"))
     }
 }
@@ -155,10 +165,7 @@ impl std::str::FromStr for WorkflowState {
 impl std::str::FromStr for TaskState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("unknown task state {s:?}"))
+        parse_state(&Self::ALL, Self::as_str, s).ok_or_else(|| format!("unknown task state {s:?}"))
     }
 }
 
@@ -176,11 +183,13 @@ pub struct WorkflowView {
     pub created_ms: i64,
     pub finished_ms: Option<i64>,
     /// In template order.
-    pub tasks: Vec<TaskView>,
+    pub tasks: Vec<Task>,
 }
 
+/// A task of a workflow: what the state machine keeps, the database
+/// stores and the API shows (all but `done_order`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskView {
+pub struct Task {
     pub name: String,
     pub after: Vec<String>,
     pub state: TaskState,
@@ -190,6 +199,11 @@ pub struct TaskView {
     /// Of the latest run (or undo, once undoing).
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
+    /// Rank of this task's completion among the workflow's (1, 2, …); a
+    /// rollback undoes done tasks from the highest rank down. Internal to
+    /// the engine: not in the API's JSON.
+    #[serde(skip)]
+    pub done_order: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]

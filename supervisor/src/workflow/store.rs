@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::machine::{Task, Workflow};
-use super::{sql, Template, WorkflowError, WorkflowInfo};
+use super::machine::Workflow;
+use super::{sql, Task, Template, WorkflowError, WorkflowInfo};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS counters (
