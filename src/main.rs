@@ -84,6 +84,11 @@ fn create_token(
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use vcp_supervisor::accounts::{check_account, Accounts};
+    if account == vcp_supervisor::config::OPERATOR
+        && role != vcp_supervisor::accounts::Role::Operator
+    {
+        anyhow::bail!("account {account:?} is the operator's: use --role operator");
+    }
     if let Some(path) = config {
         let file = vcp_supervisor::config::SupervisorFile::load(&path)?;
         check_account(&file, account, role).map_err(anyhow::Error::msg)?;

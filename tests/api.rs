@@ -494,6 +494,27 @@ async fn bad_input_gets_a_clear_error_and_creates_nothing() {
     )
     .await;
     assert_eq!(status, 409);
+    // The dashboard's cookie reads but does not change anything.
+    let (status, err) = tokio::task::spawn_blocking({
+        let cookie = format!("vcp_token={}", t.globex);
+        move || {
+            common::http::request(
+                addr,
+                "POST",
+                "/v1/control-planes",
+                &[("Cookie", cookie.as_str())],
+                Some(b"{}"),
+            )
+        }
+    })
+    .await
+    .map(|r| (r.status, r.body))
+    .unwrap();
+    assert_eq!(status, 401, "{err}");
+    // Bad query parameters get a JSON error naming them.
+    let (status, err) = get(addr, "/v1/decisions?limit=lots", &t.acme).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("limit"), "{err}");
     // Feedback out of range, unknown module, bad statement period/format.
     let fb = |m: &str, body: &'static str| {
         let path = format!("/v1/modules/{m}/feedback");
@@ -571,6 +592,14 @@ async fn feedback_moves_reputation_and_statements_read_the_ledger() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // At most 10 ratings a minute per account and module.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let body = Some(r#"{"rating": 3}"#);
+        let path = "/v1/modules/acme-predictive/feedback";
+        statuses.push(call(addr, "POST", path, Some(&t.acme), body).await.0);
+    }
+    assert_eq!(statuses, [201, 201, 201, 201, 201, 429]);
     // Globex may not rate Acme's module, nor may a vendor rate at all.
     let (status, _) = call(
         addr,
@@ -683,14 +712,14 @@ fn matrix(wf: &str) -> Vec<Row> {
             method: "get",
             path: "/v1/workflows".into(),
             body: None,
-            want: [401, 401, 200, 200, 200, 200],
+            want: [401, 401, 200, 200, 200, 403],
         },
         Row {
             doc: "/v1/workflows/{id}",
             method: "get",
             path: format!("/v1/workflows/{wf}"),
             body: None,
-            want: [401, 401, 200, 404, 200, 404],
+            want: [401, 401, 200, 404, 200, 403],
         },
         Row {
             doc: "/v1/modules",

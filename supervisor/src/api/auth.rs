@@ -1,5 +1,5 @@
 //! The caller of a request: a bearer token in `Authorization`, or (for
-//! the dashboard) the `vcp_token` cookie. No token or an unknown one is
+//! the dashboard, and only for GET) the `vcp_token` cookie. No token or an unknown one is
 //! 401; what the caller may do is checked by each handler.
 
 use axum::extract::FromRequestParts;
@@ -30,6 +30,14 @@ fn token_of(parts: &Parts) -> Option<&str> {
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
             .map(str::trim);
+    }
+    // The dashboard's cookie only reads: a request that changes something
+    // must carry the token itself (no cross-site request can).
+    if !matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return None;
     }
     headers
         .get_all(axum::http::header::COOKIE)

@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod extract;
 mod hosts;
 mod modules;
 mod planes;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use auth::Caller;
+pub use auth::{Caller, COOKIE};
 pub use error::ApiError;
 
 use crate::accounts::Accounts;

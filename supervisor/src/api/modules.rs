@@ -2,12 +2,13 @@
 //! feedback, and `/v1/decisions`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::parse_json;
+use super::extract::Params;
 use super::views::{self, DecisionView, ModuleView};
 use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
@@ -43,6 +44,10 @@ struct Feedback {
     #[serde(default)]
     control_plane: Option<String>,
 }
+
+/// Ratings one account may give one module in one plane per window.
+const FEEDBACK_PER_WINDOW: usize = 10;
+const FEEDBACK_WINDOW_MS: i64 = 60_000;
 
 /// Longest feedback comment kept.
 const MAX_COMMENT: usize = 2000;
@@ -102,11 +107,6 @@ pub async fn feedback(
             "module {id:?} has not served control plane {plane:?}"
         )));
     }
-    s.control
-        .judge
-        .feedback(module_key(&plane, &id), f.rating)
-        .await
-        .map_err(ApiError::unprocessable)?;
     let record = FeedbackRecord {
         module: id,
         control_plane: plane,
@@ -115,8 +115,36 @@ pub async fn feedback(
         comment: f.comment,
         at_ms: unix_ms(),
     };
+    // Stored first (and counted): a rating that reached the judge is on
+    // record, and one account cannot flood a module's reputation.
     let (planes, stored) = (s.planes.clone(), record.clone());
-    blocking(move || planes.add_feedback(&stored)).await?;
+    let recent = blocking(move || {
+        let recent = planes.feedback_since(
+            &stored.account,
+            &stored.module,
+            &stored.control_plane,
+            stored.at_ms - FEEDBACK_WINDOW_MS,
+        )?;
+        if recent < FEEDBACK_PER_WINDOW {
+            planes.add_feedback(&stored)?;
+        }
+        Ok::<_, crate::provision::store::PlaneStoreError>(recent)
+    })
+    .await?;
+    if recent >= FEEDBACK_PER_WINDOW {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "at most {FEEDBACK_PER_WINDOW} ratings of {:?} a minute per account",
+                record.module
+            ),
+        ));
+    }
+    s.control
+        .judge
+        .feedback(module_key(&record.control_plane, &record.module), f.rating)
+        .await
+        .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -130,8 +158,7 @@ pub struct Limit {
 pub async fn decisions(
     State(s): State<ApiState>,
     caller: Caller,
-    Query(q): Query<Limit>,
+    Params(q): Params<Limit>,
 ) -> Result<Json<Vec<DecisionView>>, ApiError> {
-    let limit = q.limit.unwrap_or(100).min(10_000);
-    views::decisions(&s.control, &caller, limit).map(Json)
+    views::decisions(&s.control, &caller, q.limit).map(Json)
 }

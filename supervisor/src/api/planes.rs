@@ -15,6 +15,7 @@ use super::views::{self, PlaneView};
 use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
 use crate::control_plane::{virtual_plane_id, DEFAULT_PLANE};
+use crate::provision::tasks::Payload;
 use crate::provision::{Choice, PlaneSpec};
 use crate::workflow::WorkflowView;
 
@@ -76,9 +77,9 @@ async fn submit(
     template: &'static str,
     caller: &Caller,
     plane: String,
-    spec: &PlaneSpec,
+    payload: Payload,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let payload = serde_json::to_value(spec).map_err(ApiError::internal)?;
+    let payload = serde_json::to_value(payload).map_err(ApiError::internal)?;
     let (engine, owner, subject) = (s.engine.clone(), caller.account.clone(), plane.clone());
     let wf = blocking(move || engine.submit(template, &owner, &subject, payload)).await?;
     Ok(accepted(wf, plane))
@@ -121,12 +122,26 @@ pub async fn create(
     }
     let (planes, customer) = (s.planes.clone(), spec.customer.clone());
     if let Some(r) = blocking(move || planes.get(&customer)).await? {
-        return Err(ApiError::conflict(format!(
-            "control plane {id:?} is being provisioned by {}",
-            r.workflow
-        )));
+        // A record whose workflow ended without the plane in force (its
+        // rollback failed) is stale; anything else is in progress.
+        let (engine, wf) = (s.engine.clone(), r.workflow.clone());
+        let running = blocking(move || engine.get(&wf))
+            .await?
+            .is_some_and(|w| !w.state.is_final());
+        if running {
+            return Err(ApiError::conflict(format!(
+                "control plane {id:?} is being provisioned by {}",
+                r.workflow
+            )));
+        }
+        let (planes, customer) = (s.planes.clone(), spec.customer.clone());
+        blocking(move || planes.remove(&customer)).await?;
     }
-    submit(&s, "provision", &caller, id, &spec).await
+    let payload = Payload {
+        spec,
+        provisioned_by: None,
+    };
+    submit(&s, "provision", &caller, id, payload).await
 }
 
 pub async fn delete(
@@ -145,18 +160,51 @@ pub async fn delete(
             "control plane {id:?} comes from the supervisor's configuration file; remove it there"
         )));
     };
-    submit(&s, "deprovision", &caller, id, &spec).await
+    let (planes, customer) = (s.planes.clone(), plane.customer.clone());
+    let provisioned_by = blocking(move || planes.get(&customer))
+        .await?
+        .map(|r| r.workflow);
+    submit(
+        &s,
+        "deprovision",
+        &caller,
+        id,
+        Payload {
+            spec,
+            provisioned_by,
+        },
+    )
+    .await
+}
+
+/// Whether the caller may see workflow `w`: the operator all, a customer
+/// those it started and those on its plane; vendors start none.
+fn may_see(caller: &Caller, w: &WorkflowView) -> Result<bool, ApiError> {
+    match caller.role {
+        Role::Operator => Ok(true),
+        Role::Customer => {
+            Ok(w.owner == caller.account || w.subject == virtual_plane_id(&caller.account))
+        }
+        Role::Vendor => Err(ApiError::forbidden(
+            "vendors do not provision control planes",
+        )),
+    }
 }
 
 pub async fn workflows(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<WorkflowView>>, ApiError> {
-    let owner = (!caller.is_operator()).then(|| caller.account.clone());
+    caller.require_role(&[Role::Operator, Role::Customer])?;
     let engine = s.engine.clone();
-    blocking(move || engine.list(owner.as_deref()))
-        .await
-        .map(Json)
+    let all = blocking(move || engine.list(None)).await?;
+    let mut mine = Vec::new();
+    for w in all {
+        if may_see(&caller, &w)? {
+            mine.push(w);
+        }
+    }
+    Ok(Json(mine))
 }
 
 pub async fn workflow(
@@ -165,15 +213,9 @@ pub async fn workflow(
     Path(id): Path<String>,
 ) -> Result<Json<WorkflowView>, ApiError> {
     let (engine, wf) = (s.engine.clone(), id.clone());
+    caller.require_role(&[Role::Operator, Role::Customer])?;
     match blocking(move || engine.get(&wf)).await? {
-        Some(w)
-            if caller.is_operator()
-                || w.owner == caller.account
-                || (caller.role == Role::Customer
-                    && w.subject == virtual_plane_id(&caller.account)) =>
-        {
-            Ok(Json(w))
-        }
+        Some(w) if may_see(&caller, &w)? => Ok(Json(w)),
         _ => Err(ApiError::not_found(format!("no workflow {id:?}"))),
     }
 }

@@ -1,11 +1,12 @@
 //! `/v1/statements/{account}`: an account's cost statement for a period,
 //! as JSON or CSV, read from the ledger.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::extract::Params;
 use super::{blocking, ApiError, ApiState, Caller};
 use crate::ledger::{self, Format, LedgerReader, Period, Statement};
 use crate::metrics::LedgerMetrics;
@@ -58,7 +59,7 @@ pub async fn get_one(
     State(s): State<ApiState>,
     caller: Caller,
     Path(account): Path<String>,
-    Query(q): Query<StatementQuery>,
+    Params(q): Params<StatementQuery>,
 ) -> Result<Response, ApiError> {
     let format = match q.format.as_deref() {
         None | Some("json") => Format::Json,

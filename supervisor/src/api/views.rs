@@ -204,13 +204,18 @@ pub fn target_label(t: &Target) -> String {
     }
 }
 
+/// Decisions listed when the caller gives no limit, and the most listed.
+pub const DECISIONS_DEFAULT: usize = 100;
+pub const DECISIONS_MAX: usize = 10_000;
+
 /// The newest decisions in force in the planes the caller sees, newest
-/// round first.
+/// round first: `limit` of them (default 100, at most 10,000).
 pub fn decisions(
     control: &Control,
     caller: &Principal,
-    limit: usize,
+    limit: Option<usize>,
 ) -> Result<Vec<DecisionView>, ApiError> {
+    let limit = limit.unwrap_or(DECISIONS_DEFAULT).min(DECISIONS_MAX);
     let visible: Vec<String> = planes(control, caller)?.into_iter().map(|p| p.id).collect();
     let snapshot = control.settings.snapshot();
     let mut out: Vec<DecisionView> = snapshot

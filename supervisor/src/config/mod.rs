@@ -358,6 +358,18 @@ impl SupervisorFile {
             .iter()
             .map(|v| v.id.get_ref().as_str())
             .collect();
+        // Tokens name accounts by id: a vendor and a customer sharing one
+        // would be told apart by role alone.
+        if let Some(v) = self
+            .vendors
+            .iter()
+            .find(|v| customers.contains(v.id.get_ref().as_str()))
+        {
+            return Err(err(
+                v.id.span().start,
+                format!("vendor {:?} has the id of a customer", v.id.get_ref()),
+            ));
+        }
         let known = |set: &HashSet<&str>, id: &Spanned<String>, what: &str| {
             if set.contains(id.get_ref().as_str()) {
                 Ok(())

@@ -54,3 +54,14 @@ fn control_plane_references_are_checked() {
         .to_string()
         .contains("needs `module`"));
 }
+
+#[test]
+fn a_vendor_may_not_share_a_customer_id() {
+    let e = parse("[[customers]]\nid = \"acme\"\n[[vendors]]\nid = \"acme\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("sup.toml:4: vendor \"acme\" has the id of a customer"),
+        "{e}"
+    );
+}

@@ -42,7 +42,7 @@ use crate::api::{ApiError, ApiState, Caller};
 pub use chart::cost_chart;
 
 /// The cookie holding the dashboard's token (the API's `Caller` reads it).
-pub const COOKIE: &str = "vcp_token";
+pub use crate::api::COOKIE;
 
 /// The dashboard's routes, merged into the API's router.
 pub fn routes() -> Router<ApiState> {

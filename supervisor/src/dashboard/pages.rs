@@ -198,7 +198,7 @@ pub async fn decisions(
     params: Result<Query<DecisionParams>, QueryRejection>,
 ) -> Response {
     let limit = match super::query(params) {
-        Ok(q) => q.limit.unwrap_or(100).min(10_000),
+        Ok(q) => q.limit,
         Err(e) => return error_page(Some(viewer.principal()), e),
     };
     match views::decisions(&s.control, &viewer, limit) {

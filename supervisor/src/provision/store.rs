@@ -95,24 +95,31 @@ impl PlaneStore {
     /// Records the plane of `spec.customer` as registered by `workflow`.
     /// Fails if another workflow holds the customer's plane.
     pub fn register(&self, spec: &PlaneSpec, workflow: &str) -> Result<(), String> {
-        if let Some(r) = self.get(&spec.customer).map_err(|e| e.to_string())? {
-            if r.workflow != workflow {
-                return Err(format!(
-                    "customer {:?} already has a control plane (provisioned by {})",
-                    spec.customer, r.workflow
-                ));
-            }
-            return Ok(());
-        }
         let json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
-        self.conn()
-            .execute(
-                "INSERT INTO control_planes (customer, spec, state, workflow, updated_ms)
-                 VALUES (?1, ?2, 'registered', ?3, ?4)",
-                params![spec.customer, json, workflow, unix_ms()],
+        // Insert-if-absent and read back the holder under one lock: two
+        // workflows racing for a customer cannot both win.
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO control_planes (customer, spec, state, workflow, updated_ms)
+             VALUES (?1, ?2, 'registered', ?3, ?4)",
+            params![spec.customer, json, workflow, unix_ms()],
+        )
+        .map_err(|e| e.to_string())?;
+        let holder: String = conn
+            .query_row(
+                "SELECT workflow FROM control_planes WHERE customer = ?1",
+                params![spec.customer],
+                |r| r.get(0),
             )
             .map_err(|e| e.to_string())?;
-        Ok(())
+        if holder == workflow {
+            Ok(())
+        } else {
+            Err(format!(
+                "customer {:?} already has a control plane (provisioned by {holder})",
+                spec.customer
+            ))
+        }
     }
 
     pub fn set_state(&self, customer: &str, state: PlaneState) -> Result<(), PlaneStoreError> {
@@ -196,28 +203,21 @@ impl PlaneStore {
         Ok(())
     }
 
-    /// The newest `limit` feedback records on `module`.
-    pub fn feedback(
+    /// How many ratings `account` gave `module` in `plane` since `since_ms`.
+    pub fn feedback_since(
         &self,
+        account: &str,
         module: &str,
-        limit: usize,
-    ) -> Result<Vec<FeedbackRecord>, PlaneStoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT module, control_plane, account, rating, comment, at_ms FROM feedback
-             WHERE module = ?1 ORDER BY id DESC LIMIT ?2",
+        plane: &str,
+        since_ms: i64,
+    ) -> Result<usize, PlaneStoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM feedback
+             WHERE account = ?1 AND module = ?2 AND control_plane = ?3 AND at_ms >= ?4",
+            params![account, module, plane, since_ms],
+            |r| r.get(0),
         )?;
-        let rows = stmt.query_map(params![module, limit as i64], |r| {
-            Ok(FeedbackRecord {
-                module: r.get(0)?,
-                control_plane: r.get(1)?,
-                account: r.get(2)?,
-                rating: r.get(3)?,
-                comment: r.get(4)?,
-                at_ms: r.get(5)?,
-            })
-        })?;
-        rows.collect::<Result<_, _>>().map_err(Into::into)
+        Ok(n as usize)
     }
 }
 

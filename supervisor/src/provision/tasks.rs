@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::store::{PlaneState, PlaneStore};
 use super::PlaneSpec;
 use crate::config::OPERATOR as OPERATOR_ACCOUNT;
@@ -63,15 +65,35 @@ pub struct Provisioner {
     pub hold: Option<String>,
 }
 
-fn spec_of(wf: &WorkflowInfo) -> Result<PlaneSpec, String> {
-    serde_json::from_value(wf.payload.clone()).map_err(|e| format!("bad control plane spec: {e}"))
+/// What a provisioning workflow carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payload {
+    pub spec: PlaneSpec,
+    /// For `deprovision`: the workflow that provisioned the plane to
+    /// remove (a plane provisioned again since is left alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_by: Option<String>,
 }
 
 impl Provisioner {
     fn step(&self, wf: &WorkflowInfo, task: &str, undo: bool) -> Result<(), String> {
-        let spec = spec_of(wf)?;
+        let Payload {
+            spec,
+            provisioned_by,
+        } = serde_json::from_value(wf.payload.clone())
+            .map_err(|e| format!("bad workflow payload: {e}"))?;
         let customer = spec.customer.as_str();
+        // The workflow the plane's record belongs to.
+        let record_of = provisioned_by.as_deref().unwrap_or(&wf.id);
         let store_err = |e: super::store::PlaneStoreError| e.to_string();
+        let ours = || -> Result<bool, String> {
+            Ok(self
+                .store
+                .get(customer)
+                .map_err(store_err)?
+                .is_some_and(|r| r.workflow == record_of))
+        };
         match (task, undo) {
             ("validate", false) => spec.validate(&self.control.file),
             ("authorise", false) => {
@@ -92,23 +114,20 @@ impl Provisioner {
                     _ => Ok(()),
                 }
             }
-            ("register_modules", false) => {
+            ("register_modules", false) | ("unregister_modules", true) => {
                 for m in spec.custom_modules() {
                     if self.control.custom(m).is_none() {
                         return Err(format!("module {m:?} is no longer configured"));
                     }
                 }
-                self.store.register(&spec, &wf.id)
+                self.store.register(&spec, record_of)
             }
             ("register_modules", true) | ("unregister_modules", false) => {
-                match self.store.get(customer).map_err(store_err)? {
-                    Some(r) if r.workflow == wf.id || task == "unregister_modules" => {
-                        self.store.remove(customer).map_err(store_err)
-                    }
-                    _ => Ok(()),
+                if ours()? {
+                    self.store.remove(customer).map_err(store_err)?;
                 }
+                Ok(())
             }
-            ("unregister_modules", true) => self.store.register(&spec, &wf.id),
             ("subscribe_sensors", false) => self.subscribe(&spec),
             ("activate", false) | ("deactivate", true) => {
                 self.control.activate(spec.clone())?;
@@ -117,12 +136,22 @@ impl Provisioner {
                     .map_err(store_err)
             }
             ("activate", true) | ("deactivate", false) => {
-                if task == "deactivate" && self.control.provisioned(customer).is_none() {
-                    if let Some(p) = self.control.plane(&virtual_plane_id(customer)) {
-                        return Err(format!(
-                            "control plane {:?} comes from the configuration file; remove it there",
-                            p.id
-                        ));
+                if task == "deactivate" {
+                    if self.control.provisioned(customer).is_none() {
+                        if let Some(p) = self.control.plane(&virtual_plane_id(customer)) {
+                            return Err(format!(
+                                "control plane {:?} comes from the configuration file; remove it there",
+                                p.id
+                            ));
+                        }
+                    }
+                    if let Some(r) = self.store.get(customer).map_err(store_err)? {
+                        if r.workflow != record_of {
+                            return Err(format!(
+                                "the control plane was provisioned again by {} since its removal was asked",
+                                r.workflow
+                            ));
+                        }
                     }
                 }
                 self.control.deactivate(customer);
