@@ -6,63 +6,14 @@ use super::{LedgerMetrics, ROUND_BUCKETS_US};
 use crate::control::{Control, ModuleSummary};
 use crate::solicit::histogram::Histogram;
 
-/// The non-empty buckets of `h` as (upper bound µs, samples), ascending,
-/// recovered through `quantile_us` (the histogram exposes nothing finer):
-/// for each bucket, the highest rank whose quantile is that bucket's bound,
-/// found by galloping then bisecting. Rounds may record meanwhile; the
-/// result is then a near-snapshot, and stays ordered and consistent.
-pub(super) fn buckets_of(h: &Histogram) -> Vec<(u64, u64)> {
-    let n = h.count();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    if n == 0 {
-        return out;
-    }
-    // `quantile_us` takes rank ceil(q · count); (r − ½)/n lands on rank r.
-    let at = |r: u64| h.quantile_us((r as f64 - 0.5) / n as f64);
-    let mut r = 1;
-    while r <= n {
-        let Some(bound) = at(r) else { break };
-        let within = |rank: u64| at(rank).is_some_and(|b| b <= bound);
-        // Invariant: rank `lo` is within the bound, rank `hi` is not (or is past n).
-        let (mut lo, mut step) = (r, 1);
-        let mut hi = loop {
-            let probe = lo.saturating_add(step);
-            if probe > n {
-                break n + 1;
-            }
-            if !within(probe) {
-                break probe;
-            }
-            lo = probe;
-            step = step.saturating_mul(2);
-        };
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if within(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        let samples = lo - r + 1;
-        match out.last_mut() {
-            // Only when recording shifted the ranks under us.
-            Some((last, c)) if *last >= bound => *c += samples,
-            _ => out.push((bound, samples)),
-        }
-        r = lo + 1;
-    }
-    out
-}
-
 /// `h` as a Prometheus histogram in seconds with [`ROUND_BUCKETS_US`]
 /// bounds. A sample counts toward `le` when its whole 5 % bucket lies at or
-/// below `le`; the sum takes each sample at its bucket's upper bound, so it
-/// overstates by less than 5 %.
+/// below `le` (so a count may sit one bound higher than exact); the sum is
+/// exact.
 pub(super) fn round_histogram(h: &Histogram) -> HistogramValue {
-    let steps = buckets_of(h);
+    let steps = h.buckets();
     let count: u64 = steps.iter().map(|(_, c)| c).sum();
-    let sum_us: f64 = steps.iter().map(|(b, c)| *b as f64 * *c as f64).sum();
+    let sum_us = h.sum_us() as f64;
     let mut buckets = Vec::with_capacity(ROUND_BUCKETS_US.len() + 1);
     let mut below = 0;
     for le in ROUND_BUCKETS_US {
@@ -244,7 +195,7 @@ pub(super) fn rounds(f: &mut Families, control: &Control) {
     }
     let hist = f.histogram(
         "vcp_round_own_time_seconds",
-        "The supervisor's own work per round (admission, mediation; not the wait for answers), per module kind. From a 5 % resolution histogram: a round counts toward le when its whole bucket is at or below le; the sum is at bucket upper bounds.",
+        "The supervisor's own work per round (admission, mediation; not the wait for answers), per module kind. From a 5 % resolution histogram: a round counts toward le when its whole bucket is at or below le; the sum is exact.",
     );
     for (l, _, s) in &kinds {
         hist.push((l.clone(), round_histogram(&s.own)));

@@ -275,9 +275,9 @@ fn promtool_is_there_and_complains() {
 }
 
 #[test]
-fn buckets_are_recovered_from_quantiles() {
+fn round_histogram_has_prometheus_buckets() {
     let h = Histogram::default();
-    assert!(buckets_of(&h).is_empty());
+    assert_eq!(round_histogram(&h).count, 0);
     for _ in 0..10 {
         h.record_us(100);
     }
@@ -285,14 +285,6 @@ fn buckets_are_recovered_from_quantiles() {
         h.record_us(1_000);
     }
     h.record_us(1_000_000);
-    let b = buckets_of(&h);
-    assert_eq!(b.iter().map(|(_, c)| *c).collect::<Vec<_>>(), [10, 5, 1]);
-    for ((bound, _), v) in b.iter().zip([100u64, 1_000, 1_000_000]) {
-        assert!(
-            *bound > v && (*bound as f64) < v as f64 * 1.06,
-            "{bound} for {v}"
-        );
-    }
     let r = round_histogram(&h);
     assert_eq!(r.count, 16);
     assert_eq!(r.buckets.iter().map(|(_, c)| c).sum::<u64>(), 16);
@@ -307,25 +299,11 @@ fn buckets_are_recovered_from_quantiles() {
     assert_eq!(upto(250e-6), 10);
     assert_eq!(upto(2.5e-3), 15);
     assert_eq!(upto(5.0), 16);
-    let exact = 10.0 * 100e-6 + 5.0 * 1e-3 + 1.0;
-    assert!(r.sum >= exact && r.sum < exact * 1.06, "{}", r.sum);
-}
-
-#[test]
-fn many_samples_are_recovered_quickly() {
-    let h = Histogram::default();
-    let mut n = 0;
-    for us in (1..200_000u64).step_by(7) {
-        for _ in 0..(us % 5 + 1) {
-            h.record_us(us);
-            n += 1;
-        }
-    }
-    let t = std::time::Instant::now();
-    let r = round_histogram(&h);
-    let took = t.elapsed();
-    assert_eq!(r.count, n);
-    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(
+        (r.sum - (10.0 * 100e-6 + 5.0 * 1e-3 + 1.0)).abs() < 1e-9,
+        "{}",
+        r.sum
+    );
 }
 
 #[test]

@@ -10,12 +10,15 @@ const GROWTH: f64 = 1.05;
 
 pub struct Histogram {
     counts: [AtomicU64; BUCKETS],
+    /// Sum of every recorded duration (µs), for a mean and Prometheus' `_sum`.
+    sum_us: AtomicU64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
         }
     }
 }
@@ -33,9 +36,33 @@ fn bucket(us: u64) -> usize {
     ((us as f64).ln() / GROWTH.ln()) as usize
 }
 
+/// The upper bound of bucket `b`, µs.
+fn upper_bound_us(b: usize) -> u64 {
+    GROWTH.powi(b as i32 + 1).ceil() as u64
+}
+
 impl Histogram {
     pub fn record_us(&self, us: u64) {
         self.counts[bucket(us).min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The sum of every recorded duration, µs (it would wrap only after
+    /// 584,000 years of recorded time).
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Ordering::Relaxed)
+    }
+
+    /// The non-empty buckets as (upper bound µs, samples), in order (the
+    /// narrowest buckets below 20 µs share rounded bounds). Read while
+    /// rounds record, it is a near-snapshot.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(b, c)| (upper_bound_us(b), c.load(Ordering::Relaxed)))
+            .filter(|&(_, c)| c > 0)
+            .collect()
     }
 
     pub fn count(&self) -> u64 {
@@ -54,7 +81,7 @@ impl Histogram {
         for (b, c) in self.counts.iter().enumerate() {
             seen += c.load(Ordering::Relaxed);
             if seen >= rank {
-                return Some(GROWTH.powi(b as i32 + 1).ceil() as u64);
+                return Some(upper_bound_us(b));
             }
         }
         None
@@ -76,6 +103,11 @@ mod tests {
         assert!((500..=530).contains(&p50), "{p50}");
         let p999 = h.quantile_us(0.999).unwrap();
         assert!((999..=1055).contains(&p999), "{p999}");
+        assert_eq!(h.sum_us(), 500_500);
+        let buckets = h.buckets();
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 1000);
+        assert!(buckets.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(buckets.iter().all(|&(bound, _)| bound >= 1));
         h.record_us(u64::MAX);
         assert_eq!(h.count(), 1001);
     }
