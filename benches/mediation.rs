@@ -145,6 +145,7 @@ fn round(c: &mut Criterion) {
         customer: "operator".into(),
         scope: Arc::new(Scope::new(sets, true)),
         modules: std::array::from_fn(|_| vec![]),
+        provisioned: false,
     });
     let limits = ModuleLimits {
         rate_per_second: 1e9,

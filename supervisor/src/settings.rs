@@ -65,6 +65,12 @@ impl SettingsMap {
         self.by_param.get(parameter)?.get(target).map(|b| &*b.0)
     }
 
+    /// The decisions in force of one parameter, looked up once for many
+    /// targets.
+    pub fn of(&self, parameter: &str) -> ParamSettings<'_> {
+        ParamSettings(self.by_param.get(parameter).map(|m| &**m))
+    }
+
     pub fn insert(&mut self, d: Arc<Decision>) {
         let set = self.by_param.entry(d.parameter.clone()).or_default();
         Arc::make_mut(set).replace(ByTarget(d));
@@ -81,6 +87,16 @@ impl SettingsMap {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// One parameter's decisions in force (see [`SettingsMap::of`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSettings<'a>(Option<&'a HashSet<ByTarget>>);
+
+impl<'a> ParamSettings<'a> {
+    pub fn get(&self, target: &Target) -> Option<&'a Decision> {
+        self.0?.get(target).map(|b| &*b.0)
     }
 }
 

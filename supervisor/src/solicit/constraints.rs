@@ -78,31 +78,42 @@ impl Rule<'_> {
         let Some(c) = self.constraint else {
             return Verdict::Accept(requested);
         };
-        let mut value = requested;
-        let mut reasons = Vec::new();
-        if let Some(min) = c.min.filter(|m| value < *m) {
-            reasons.push(format!("{parameter}: {requested} below the minimum {min}"));
-            value = min;
-        }
-        if let Some(max) = c.max.filter(|m| value > *m) {
-            reasons.push(format!("{parameter}: {requested} above the maximum {max}"));
+        // Most requests pass: the reasons are only written for those that
+        // do not.
+        let below = c.min.filter(|m| requested < *m);
+        let mut value = below.unwrap_or(requested);
+        let above = c.max.filter(|m| value > *m);
+        if let Some(max) = above {
             value = max;
         }
-        if let (Some(step), Some(cur)) = (c.max_step, c.max_step.and_then(|_| current())) {
-            if (value - cur).abs() > step {
-                reasons.push(format!(
-                    "{parameter}: step from {cur} to {value} exceeds {step} per round"
-                ));
-                value = if value > cur { cur + step } else { cur - step };
-            }
+        let step = match (c.max_step, c.max_step.and_then(|_| current())) {
+            (Some(step), Some(cur)) if (value - cur).abs() > step => Some((step, cur, value)),
+            _ => None,
+        };
+        if let Some((step, cur, from)) = step {
+            value = if from > cur { cur + step } else { cur - step };
         }
-        match (reasons.is_empty(), c.on_violation) {
-            (true, _) => Verdict::Accept(value),
-            (false, OnViolation::Clip) => Verdict::Clip {
+        if below.is_none() && above.is_none() && step.is_none() {
+            return Verdict::Accept(value);
+        }
+        let mut reasons = Vec::new();
+        if let Some(min) = below {
+            reasons.push(format!("{parameter}: {requested} below the minimum {min}"));
+        }
+        if let Some(max) = above {
+            reasons.push(format!("{parameter}: {requested} above the maximum {max}"));
+        }
+        if let Some((step, cur, from)) = step {
+            reasons.push(format!(
+                "{parameter}: step from {cur} to {from} exceeds {step} per round"
+            ));
+        }
+        match c.on_violation {
+            OnViolation::Clip => Verdict::Clip {
                 value,
                 reason: reasons.join("; "),
             },
-            (false, OnViolation::Reject) => Verdict::Reject(reasons.join("; ")),
+            OnViolation::Reject => Verdict::Reject(reasons.join("; ")),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod constraints;
 pub mod histogram;
+pub mod intern;
 pub mod mediation;
 pub mod policy;
 pub mod round;
@@ -127,6 +128,7 @@ impl RoundCore {
     /// Starts a round's admission.
     pub fn begin(&mut self) {
         self.requests.clear();
+        self.mediator.interner.begin();
     }
 
     /// Requests admitted so far this round.
@@ -148,6 +150,7 @@ impl RoundCore {
             constraints: &self.constraints,
             limiter: &mut self.limiter,
             settings,
+            interner: &mut self.mediator.interner,
             now_ms,
         };
         admit(slot, m, proposals, &mut admission, &mut self.requests);
@@ -170,12 +173,13 @@ impl RoundCore {
         // Shadow modules' requests are kept as they are, not mediated.
         let mut shadow = Vec::new();
         if modules.iter().any(|m| m.shadow) {
+            let interner = &self.mediator.interner;
             self.requests.retain(|r| match modules.get(r.slot) {
                 Some(m) if m.shadow => {
                     shadow.push(Decision {
                         round,
-                        target: r.target.clone(),
-                        parameter: Arc::from(r.parameter.as_str()),
+                        target: interner.target(r.target).clone(),
+                        parameter: interner.param_name(r.param),
                         value: r.value,
                         module: m.name.clone(),
                         control_plane: m.plane_id.clone(),
@@ -193,13 +197,14 @@ impl RoundCore {
         let mut decisions = Vec::new();
         self.mediator.mediate(
             round,
-            &mut self.requests,
+            &self.requests,
             modules,
             &self.weights,
             settings,
             deadline,
             &mut decisions,
         );
+        self.mediator.interner.release();
         let spent = t.elapsed().as_nanos() as u64;
         self.per_slot.clear();
         self.per_slot.resize(modules.len(), 0);

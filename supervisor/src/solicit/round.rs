@@ -7,23 +7,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tracing::debug;
-use vcp_common::module::{Proposal, Target};
+use vcp_common::module::Proposal;
 
 use crate::modules::stats::ParamCounters;
 
 use crate::modules::instance::ModuleInstance;
-use crate::settings::SettingsMap;
+use crate::settings::{ParamSettings, SettingsMap};
 use crate::solicit::constraints::{Constraints, RateLimiter, Rule, Verdict};
+use crate::solicit::intern::Interner;
 
-/// A request that passed admission.
-#[derive(Debug, Clone, PartialEq)]
+/// A request that passed admission. Its parameter and target are ids in
+/// the round's [`Interner`].
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Request {
     pub slot: usize,
-    pub target: Target,
-    pub parameter: String,
+    /// The parameter's ordinal.
+    pub param: u32,
+    /// The target's id.
+    pub target: u32,
     pub value: f64,
-    /// Grouping key set by the mediator: (parameter ordinal, target hash).
-    pub group: (u32, u64),
 }
 
 /// What the caller needs besides the accepted requests.
@@ -31,6 +33,7 @@ pub struct Admission<'a> {
     pub constraints: &'a Constraints,
     pub limiter: &'a mut RateLimiter,
     pub settings: &'a SettingsMap,
+    pub interner: &'a mut Interner,
     pub now_ms: i64,
 }
 
@@ -52,6 +55,9 @@ struct Run<'a> {
     counters: &'a ParamCounters,
     declared: bool,
     rule: Rule<'a>,
+    /// The parameter's ordinal (when declared).
+    ordinal: u32,
+    current: ParamSettings<'a>,
     /// requests, bytes, rejected, clipped
     n: [u64; 4],
 }
@@ -62,12 +68,15 @@ struct Run<'a> {
 pub fn admit(
     slot: usize,
     m: &ModuleInstance,
-    proposals: Vec<Proposal>,
+    mut proposals: Vec<Proposal>,
     a: &mut Admission<'_>,
     out: &mut Vec<Request>,
 ) {
     let quota = (m.limits.max_requests_per_round as usize).min(proposals.len());
     let granted = a.limiter.take(m.uid, &m.limits, a.now_ms, quota);
+    let (constraints, settings) = (a.constraints, a.settings);
+    let scope = &*m.plane.scope;
+    let bit = a.interner.scope_bit(&m.plane.scope);
     // Pending counts for the current parameter run: requests, bytes,
     // rejected, clipped.
     // Answers usually repeat one parameter: what depends on it is looked
@@ -82,7 +91,7 @@ pub fn admit(
             add(&r.counters.clipped, clip);
         }
     };
-    for (i, p) in proposals.into_iter().enumerate() {
+    for (i, p) in proposals.drain(..).enumerate() {
         if run.as_ref().is_none_or(|r| r.parameter != p.parameter) {
             flush(&mut run);
             let (counters, declared) = m.stats.param(&p.parameter);
@@ -90,12 +99,23 @@ pub fn admit(
                 parameter: p.parameter.clone(),
                 counters,
                 declared,
-                rule: a.constraints.rule(&p.parameter),
+                rule: constraints.rule(&p.parameter),
+                ordinal: if declared {
+                    a.interner.param(&p.parameter)
+                } else {
+                    0
+                },
+                current: settings.of(&p.parameter),
                 n: [0; 4],
             });
         }
         let Some(Run {
-            declared, rule, n, ..
+            declared,
+            rule,
+            ordinal,
+            current,
+            n,
+            ..
         }) = run.as_mut()
         else {
             continue;
@@ -103,9 +123,18 @@ pub fn admit(
         let declared = *declared;
         n[0] += 1;
         n[1] += p.wire_size() as u64;
+        // Targets seen before are checked against the scope once.
+        let found = if declared {
+            a.interner.find_at(slot, i, &p.target)
+        } else {
+            None
+        };
         let why = if !declared {
             Some("parameter not declared in the module's outputs")
-        } else if !m.plane.scope.covers(&p.target) {
+        } else if !match found {
+            Some(id) => a.interner.covered(id, scope, bit),
+            None => scope.covers(&p.target),
+        } {
             Some("target outside the control plane's resources")
         } else if i >= quota {
             Some("over the module's quota of requests per round")
@@ -119,9 +148,8 @@ pub fn admit(
             record_violation(m, "rejected", &p, why);
             continue;
         }
-        let settings = a.settings;
-        let current = || settings.get(&p.target, &p.parameter).map(|d| d.value);
-        let value = match rule.check(&p.parameter, p.value, current) {
+        let in_force = || current.get(&p.target).map(|d| d.value);
+        let value = match rule.check(&p.parameter, p.value, in_force) {
             Verdict::Accept(v) => v,
             Verdict::Clip { value, reason } => {
                 n[3] += 1;
@@ -134,13 +162,26 @@ pub fn admit(
                 continue;
             }
         };
+        let target = match found {
+            Some(id) => {
+                a.interner.hold(id, p.target);
+                id
+            }
+            None => {
+                let id = a.interner.intern(p.target);
+                a.interner.set_covered(id, bit);
+                a.interner.hint(slot, i, id);
+                id
+            }
+        };
+        a.interner.spend(p.parameter);
         out.push(Request {
             slot,
-            target: p.target,
-            parameter: p.parameter,
+            param: *ordinal,
+            target,
             value,
-            group: (0, 0),
         });
     }
     flush(&mut run);
+    a.interner.spend_buffer(proposals);
 }

@@ -56,12 +56,20 @@ pub fn build(
             })
         })
         .collect();
+    // Instances in force: the parameter's map is looked up once, and one
+    // key buffer serves every service set (no allocation per set).
+    let in_force = settings.of(param::INSTANCES);
+    let mut key = Target::ServiceSet(String::new());
     let service_sets = scope
         .service_sets
         .iter()
         .map(|s| {
-            let instances = settings
-                .get(&Target::ServiceSet(s.id.clone()), param::INSTANCES)
+            if let Target::ServiceSet(id) = &mut key {
+                id.clear();
+                id.push_str(&s.id);
+            }
+            let instances = in_force
+                .get(&key)
                 .map_or(s.instances.initial, |d| d.value.max(0.0) as u32);
             ServiceSetState {
                 id: s.id.clone(),

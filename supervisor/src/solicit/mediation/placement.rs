@@ -11,6 +11,7 @@ use crate::judge::ModuleKey;
 use crate::mediate::optimise::{self, place, Problem, Search};
 use crate::modules::instance::ModuleInstance;
 use crate::settings::{Decision, SettingsMap};
+use crate::solicit::intern::Interner;
 use crate::solicit::round::Request;
 
 impl Mediator {
@@ -19,6 +20,7 @@ impl Mediator {
         &mut self,
         round: u64,
         reqs: &[Request],
+        targets: &Interner,
         run: &[u32],
         modules: &[Arc<ModuleInstance>],
         weights: &[f64],
@@ -27,7 +29,7 @@ impl Mediator {
         deadline: Instant,
         out: &mut Vec<Decision>,
     ) {
-        let set_of = |i: &u32| match &reqs[*i as usize].target {
+        let set_of = |i: &u32| match targets.target(reqs[*i as usize].target) {
             Target::Member { service_set, .. } => Some(service_set.as_str()),
             _ => None,
         };
@@ -38,6 +40,7 @@ impl Mediator {
             if let Some(set) = set {
                 let group = Placement {
                     reqs,
+                    targets,
                     group: &run[start..end],
                 };
                 self.place_set(
@@ -62,23 +65,23 @@ impl Mediator {
         out: &mut Vec<Decision>,
     ) {
         self.hosts.clear();
-        for r in group.iter() {
-            if let Target::Member { host, .. } = &r.target {
+        for (_, t) in group.iter() {
+            if let Target::Member { host, .. } = t {
                 if !self.hosts.contains(host) {
                     self.hosts.push(host.clone());
                 }
             }
         }
         self.hosts.sort();
-        let mut slots: Vec<usize> = group.iter().map(|r| r.slot).collect();
+        let mut slots: Vec<usize> = group.iter().map(|(r, _)| r.slot).collect();
         slots.sort_unstable();
         slots.dedup();
         let h = self.hosts.len();
         self.flat.clear();
         self.flat.resize(slots.len() * h, 0);
-        for r in group.iter() {
+        for (r, t) in group.iter() {
             let (Target::Member { host, .. }, Some(m)) =
-                (&r.target, slots.iter().position(|s| *s == r.slot))
+                (t, slots.iter().position(|s| *s == r.slot))
             else {
                 continue;
             };
@@ -167,11 +170,16 @@ impl Mediator {
 #[derive(Clone, Copy)]
 struct Placement<'a> {
     reqs: &'a [Request],
+    targets: &'a Interner,
     group: &'a [u32],
 }
 
 impl<'a> Placement<'a> {
-    fn iter(self) -> impl Iterator<Item = &'a Request> {
-        self.group.iter().map(move |&i| &self.reqs[i as usize])
+    /// The requests with their targets.
+    fn iter(self) -> impl Iterator<Item = (&'a Request, &'a Target)> {
+        self.group.iter().map(move |&i| {
+            let r = &self.reqs[i as usize];
+            (r, self.targets.target(r.target))
+        })
     }
 }
