@@ -1,0 +1,315 @@
+//! The access matrix over every endpoint, and what each caller sees.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{self, wait_until, FixedInstances};
+use crate::*;
+
+const WHO: [&str; 6] = ["none", "bad", "operator", "acme", "globex", "vendor"];
+
+/// One request of the access matrix.
+struct Row {
+    /// The path as documented, and the method.
+    doc: &'static str,
+    method: &'static str,
+    path: String,
+    body: Option<&'static str>,
+    /// The status each of `WHO` gets.
+    want: [u16; 6],
+}
+
+/// Order matters only for the last row, which creates.
+fn matrix(wf: &str) -> Vec<Row> {
+    let fb = Some(r#"{"rating": 4, "control_plane": "vcp-acme"}"#);
+    vec![
+        Row {
+            doc: "/v1/openapi.json",
+            method: "get",
+            path: "/v1/openapi.json".into(),
+            body: None,
+            want: [200, 200, 200, 200, 200, 200],
+        },
+        Row {
+            doc: "/v1/control-planes",
+            method: "get",
+            path: "/v1/control-planes".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 403],
+        },
+        Row {
+            doc: "/v1/control-planes/{id}",
+            method: "get",
+            path: "/v1/control-planes/vcp-acme".into(),
+            body: None,
+            want: [401, 401, 200, 200, 404, 403],
+        },
+        Row {
+            doc: "/v1/control-planes/{id}",
+            method: "delete",
+            path: "/v1/control-planes/vcp-acme".into(),
+            body: None,
+            want: [401, 401, 409, 409, 404, 403],
+        },
+        Row {
+            doc: "/v1/service-sets",
+            method: "get",
+            path: "/v1/service-sets".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 403],
+        },
+        Row {
+            doc: "/v1/service-sets/{id}",
+            method: "get",
+            path: "/v1/service-sets/acme-shop".into(),
+            body: None,
+            want: [401, 401, 200, 200, 404, 403],
+        },
+        Row {
+            doc: "/v1/workflows",
+            method: "get",
+            path: "/v1/workflows".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 403],
+        },
+        Row {
+            doc: "/v1/workflows/{id}",
+            method: "get",
+            path: format!("/v1/workflows/{wf}"),
+            body: None,
+            want: [401, 401, 200, 404, 200, 403],
+        },
+        Row {
+            doc: "/v1/modules",
+            method: "get",
+            path: "/v1/modules".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 200],
+        },
+        Row {
+            doc: "/v1/modules/{id}",
+            method: "get",
+            path: "/v1/modules/globex-scaler".into(),
+            body: None,
+            want: [401, 401, 200, 404, 200, 200],
+        },
+        Row {
+            doc: "/v1/modules/{id}",
+            method: "get",
+            path: "/v1/modules/default-autoscaling".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 404],
+        },
+        Row {
+            doc: "/v1/modules/{id}/feedback",
+            method: "post",
+            path: "/v1/modules/acme-predictive/feedback".into(),
+            body: fb,
+            want: [401, 401, 201, 201, 404, 403],
+        },
+        Row {
+            doc: "/v1/decisions",
+            method: "get",
+            path: "/v1/decisions".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 403],
+        },
+        Row {
+            doc: "/v1/statements/{account}",
+            method: "get",
+            path: "/v1/statements/customer:acme".into(),
+            body: None,
+            want: [401, 401, 200, 200, 404, 404],
+        },
+        Row {
+            doc: "/v1/statements/{account}",
+            method: "get",
+            path: "/v1/statements/vendor:v".into(),
+            body: None,
+            want: [401, 401, 200, 404, 404, 200],
+        },
+        Row {
+            doc: "/v1/hosts",
+            method: "get",
+            path: "/v1/hosts".into(),
+            body: None,
+            want: [401, 401, 200, 200, 200, 403],
+        },
+        Row {
+            doc: "/v1/hosts/{id}",
+            method: "get",
+            path: "/v1/hosts/agent-2".into(),
+            body: None,
+            want: [401, 401, 200, 200, 404, 403],
+        },
+        Row {
+            doc: "/metrics",
+            method: "get",
+            path: "/metrics".into(),
+            body: None,
+            want: [401, 401, 200, 403, 403, 403],
+        },
+        // Creates globex's plane (once): the operator then gets 409.
+        Row {
+            doc: "/v1/control-planes",
+            method: "post",
+            path: "/v1/control-planes".into(),
+            body: Some(r#"{"customer": "globex"}"#),
+            want: [401, 401, 202, 403, 409, 403],
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_checks_role_and_ownership() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fleet, t) = start(dir.path(), None).await;
+    let addr = fleet.api_addr();
+    let control = fleet.supervisor().control.clone();
+    let module = fleet.spawn_module(FixedInstances(2.0)).unwrap();
+    wait_until(
+        "acme-predictive registered",
+        Duration::from_secs(20),
+        || {
+            control
+                .modules()
+                .iter()
+                .any(|m| m.id == "acme-predictive" && m.connected)
+        },
+    )
+    .await;
+    // Globex provisions a plane (all defaults) and removes it again.
+    let (status, a) = call(
+        addr,
+        "POST",
+        "/v1/control-planes",
+        Some(&t.globex),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(status, 202, "{a}");
+    let wf = a["workflow"].as_str().unwrap().to_owned();
+    finished(addr, &wf, &t.globex).await;
+    let (status, a) = call(
+        addr,
+        "DELETE",
+        "/v1/control-planes/vcp-globex",
+        Some(&t.globex),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{a}");
+    finished(addr, a["workflow"].as_str().unwrap(), &t.globex).await;
+
+    let tokens: [Option<&str>; 6] = [
+        None,
+        Some("vcp_0000000000000000000000000000000000000000000000000000000000000000"),
+        Some(&t.operator),
+        Some(&t.acme),
+        Some(&t.globex),
+        Some(&t.vendor),
+    ];
+    let rows = matrix(&wf);
+    for Row {
+        method,
+        path,
+        body,
+        want,
+        ..
+    } in &rows
+    {
+        for (i, token) in tokens.iter().enumerate() {
+            let (status, resp) = call(addr, &method.to_uppercase(), path, *token, *body).await;
+            assert_eq!(status, want[i], "{} {method} {path}: {resp}", WHO[i]);
+            if status == 202 {
+                finished(addr, resp["workflow"].as_str().unwrap(), &t.operator).await;
+            }
+            if status >= 400 {
+                assert!(
+                    resp["error"].is_string(),
+                    "{} {method} {path}: error body {resp}",
+                    WHO[i]
+                );
+            }
+        }
+    }
+    // The matrix covers every documented operation, and only those.
+    let (_, doc) = call(addr, "GET", "/v1/openapi.json", None, None).await;
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "parameters")
+                .map(|m| (p.clone(), m.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    documented.push(("/metrics".into(), "get".into()));
+    documented.sort();
+    let mut tested: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.doc.to_owned(), r.method.to_owned()))
+        .collect();
+    tested.sort();
+    tested.dedup();
+    assert_eq!(documented, tested);
+
+    // What each sees.
+    let ids = |v: &Value, key: &str| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[key].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, planes) = get(addr, "/v1/control-planes", &t.acme).await;
+    assert_eq!(ids(&planes, "id"), ["vcp-acme"]);
+    let (_, mods) = get(addr, "/v1/modules", &t.vendor).await;
+    assert_eq!(
+        ids(&mods, "id"),
+        ["acme-predictive", "globex-scaler", "initech-scaler"]
+    );
+    let (_, mods) = get(addr, "/v1/modules", &t.acme).await;
+    let acme_mods = ids(&mods, "id");
+    assert!(
+        acme_mods.contains(&"acme-predictive".to_owned())
+            && !acme_mods.contains(&"globex-scaler".to_owned())
+    );
+    for m in mods.as_array().unwrap() {
+        for p in m["planes"].as_array().unwrap() {
+            assert_eq!(p["customer"], "acme", "acme sees another's record: {m}");
+        }
+    }
+    let (_, sets) = get(addr, "/v1/service-sets", &t.acme).await;
+    assert_eq!(ids(&sets, "id"), ["acme-shop"]);
+    assert_eq!(sets[0]["control_plane"], "vcp-acme");
+    let (_, sets) = get(addr, "/v1/service-sets", &t.operator).await;
+    assert_eq!(
+        ids(&sets, "id"),
+        // Planes in order: default, vcp-acme, then vcp-globex (the matrix's
+        // last row provisioned it).
+        ["ops-web", "initech-db", "acme-shop", "globex-api"]
+    );
+    let (_, hosts) = get(addr, "/v1/hosts", &t.globex).await;
+    assert_eq!(ids(&hosts, "id"), ["agent-1"]);
+    for r in hosts[0]["readings"].as_object().unwrap().keys() {
+        assert!(r == "cpu" || r.starts_with("cpu/"), "globex sees {r}");
+    }
+    let (_, hosts) = get(addr, "/v1/hosts", &t.operator).await;
+    assert_eq!(ids(&hosts, "id"), ["agent-1", "agent-2"]);
+    let mem = hosts[0]["memory_total_bytes"].as_f64().unwrap();
+    assert_eq!(mem, common::mem_total_bytes());
+    let (_, decisions) = get(addr, "/v1/decisions", &t.acme).await;
+    assert!(decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["control_plane"] == "vcp-acme"));
+    module.stop();
+    fleet.stop().await;
+}
