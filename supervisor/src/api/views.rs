@@ -215,7 +215,12 @@ pub fn decisions(
     caller: &Principal,
     limit: Option<usize>,
 ) -> Result<Vec<DecisionView>, ApiError> {
-    let limit = limit.unwrap_or(DECISIONS_DEFAULT).min(DECISIONS_MAX);
+    let limit = limit.unwrap_or(DECISIONS_DEFAULT);
+    if limit > DECISIONS_MAX {
+        return Err(ApiError::unprocessable(format!(
+            "limit {limit} is over {DECISIONS_MAX}"
+        )));
+    }
     let visible: Vec<String> = planes(control, caller)?.into_iter().map(|p| p.id).collect();
     let snapshot = control.settings.snapshot();
     let mut out: Vec<DecisionView> = snapshot
