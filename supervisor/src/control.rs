@@ -372,17 +372,19 @@ impl Control {
             })
             .collect();
         self.planes.store(Arc::new(next.clone()));
-        for m in self.registry.all() {
-            if !next.iter().any(|p| Arc::ptr_eq(p, &m.plane)) {
-                self.registry.remove(m.kind(), m.uid);
-                m.retire();
-            }
-        }
+        // New default instances first (each replaces its predecessor in the
+        // registry), so no round finds a plane without its defaults.
         for p in next
             .iter()
             .filter(|p| !old.iter().any(|o| Arc::ptr_eq(o, p)))
         {
             self.start_defaults(p);
+        }
+        for m in self.registry.all() {
+            if !next.iter().any(|p| Arc::ptr_eq(p, &m.plane)) {
+                self.registry.remove(m.kind(), m.uid);
+                m.retire();
+            }
         }
     }
 
