@@ -1,5 +1,6 @@
-//! The vcp supervisor: ingests agent telemetry into a lock-free fleet view
-//! and (in later stages) runs the control planes over it.
+//! The vcp supervisor: ingests agent telemetry into a lock-free fleet view,
+//! runs the control planes over it, bills them, and serves the provisioning
+//! API, metrics and dashboard.
 
 pub mod accounts;
 pub mod api;
