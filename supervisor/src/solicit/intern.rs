@@ -6,8 +6,10 @@
 //! change): a target seen before costs one hash lookup and no allocation.
 //! For each interned target the answers of the scopes it was checked
 //! against are kept (scopes are immutable snapshots, compared by pointer),
-//! so a request's scope check is a bit test. The tables are dropped and
-//! rebuilt when they grow well past what rounds use.
+//! so a request's scope check is a bit test. A scope's bit is freed when
+//! nobody else holds the scope, or given to another scope when it has not
+//! been asked for a round. The tables are dropped and rebuilt when they
+//! grow well past what rounds use.
 //!
 //! Each round also keeps one owned copy of every target it admitted (the
 //! first request's), which its decision takes, so deciding allocates no
@@ -49,8 +51,11 @@ pub(crate) fn target_hash(t: &Target) -> u64 {
 
 /// The most scopes whose answers are cached (one bit each).
 const SCOPES: usize = 64;
+/// The most parameter names kept: more (modules re-registering with new
+/// output names) and the names are forgotten at the next round's start.
+const PARAMS: usize = 1024;
 /// No id marker.
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Info {
@@ -67,9 +72,14 @@ struct Info {
 /// Targets and parameters by id; see the module docs.
 #[derive(Debug, Default)]
 pub struct Interner {
-    /// Parameter names by ordinal (never evicted: only declared outputs
-    /// are interned).
+    /// Parameter names by ordinal (declared outputs only; forgotten when
+    /// more than [`PARAMS`]).
     pub(crate) params: Vec<Arc<str>>,
+    param_ids: HashMap<Arc<str>, u32>,
+    /// Per ordinal, its place in the decision order: parameters are
+    /// decided in the order mediation first saw them ([`NONE`]: not yet).
+    ranks: Vec<u32>,
+    ranked: u32,
     targets: Vec<Target>,
     info: Vec<Info>,
     /// Lookup hash -> the first id with it (the others chain via `next`).
@@ -79,7 +89,10 @@ pub struct Interner {
     /// Ids interned since `ordered` was last brought up to date.
     fresh: Vec<u32>,
     merge: Vec<u32>,
-    scopes: Vec<Arc<Scope>>,
+    /// The scope of each cache bit, with the last round that asked it.
+    scopes: Vec<Option<(Arc<Scope>, u64)>>,
+    /// Rounds begun.
+    epoch: u64,
     /// This round's owned copy of each target, by id.
     owned: Vec<Option<Target>>,
     /// Ids with an owned copy this round.
@@ -103,13 +116,26 @@ pub struct Interner {
 impl Interner {
     /// The ordinal of parameter `p`, interning it.
     pub fn param(&mut self, p: &str) -> u32 {
-        match self.params.iter().position(|q| **q == *p) {
-            Some(o) => o as u32,
-            None => {
-                self.params.push(Arc::from(p));
-                (self.params.len() - 1) as u32
-            }
+        if let Some(&o) = self.param_ids.get(p) {
+            return o;
         }
+        let name: Arc<str> = Arc::from(p);
+        let o = self.params.len() as u32;
+        self.params.push(name.clone());
+        self.param_ids.insert(name, o);
+        self.ranks.push(NONE);
+        o
+    }
+
+    /// The decision-order rank of parameter `ordinal`, ranking it next if
+    /// mediation has not seen it yet.
+    pub(crate) fn rank(&mut self, ordinal: u32) -> u32 {
+        let r = &mut self.ranks[ordinal as usize];
+        if *r == NONE {
+            *r = self.ranked;
+            self.ranked += 1;
+        }
+        *r
     }
 
     pub fn param_name(&self, ordinal: u32) -> Arc<str> {
@@ -140,14 +166,28 @@ impl Interner {
         for id in self.held.drain(..) {
             self.owned[id as usize] = None;
         }
-        let stale_scope = self.scopes.iter().any(|s| Arc::strong_count(s) == 1);
-        if self.targets.len() > 2 * self.used + 1024 || stale_scope {
+        if self.params.len() > PARAMS {
+            self.params.clear();
+            self.param_ids.clear();
+            self.ranks.clear();
+            self.ranked = 0;
+        }
+        self.epoch += 1;
+        // A scope nobody else holds can never be asked about again.
+        for b in 0..self.scopes.len() {
+            if self.scopes[b]
+                .as_ref()
+                .is_some_and(|(s, _)| Arc::strong_count(s) == 1)
+            {
+                self.free_bit(b);
+            }
+        }
+        if self.targets.len() > 2 * self.used + 1024 {
             self.targets.clear();
             self.info.clear();
             self.by_hash.clear();
             self.ordered.clear();
             self.fresh.clear();
-            self.scopes.clear();
             self.owned.clear();
             self.hints.clear();
         }
@@ -265,15 +305,54 @@ impl Interner {
     }
 
     /// The cache bit of `scope`, if it has or gets one.
+    /// With more scopes than bits, a bit whose scope was not asked last
+    /// round or this one is given to the new scope; otherwise the new scope
+    /// is answered uncached.
     pub fn scope_bit(&mut self, scope: &Arc<Scope>) -> Option<u32> {
-        if let Some(b) = self.scopes.iter().position(|s| Arc::ptr_eq(s, scope)) {
+        let epoch = self.epoch;
+        let held = self
+            .scopes
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|(s, _)| Arc::ptr_eq(s, scope)));
+        if let Some(b) = held {
+            if let Some((_, asked)) = &mut self.scopes[b] {
+                *asked = epoch;
+            }
             return Some(b as u32);
         }
-        if self.scopes.len() >= SCOPES {
-            return None;
+        let free = self.scopes.iter().position(Option::is_none);
+        let b = match free {
+            Some(b) => b,
+            None if self.scopes.len() < SCOPES => {
+                self.scopes.push(None);
+                self.scopes.len() - 1
+            }
+            None => {
+                let (b, asked) = self
+                    .scopes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(b, s)| s.as_ref().map(|(_, asked)| (b, *asked)))
+                    .min_by_key(|(_, asked)| *asked)?;
+                if asked + 1 >= epoch {
+                    return None;
+                }
+                self.free_bit(b);
+                b
+            }
+        };
+        self.scopes[b] = Some((scope.clone(), epoch));
+        Some(b as u32)
+    }
+
+    /// Forgets the scope of bit `b` and its answers.
+    fn free_bit(&mut self, b: usize) {
+        let keep = !(1u64 << b);
+        for info in &mut self.info {
+            info.asked &= keep;
+            info.covered &= keep;
         }
-        self.scopes.push(scope.clone());
-        Some((self.scopes.len() - 1) as u32)
+        self.scopes[b] = None;
     }
 
     /// Whether `scope` (with cache bit `bit`) covers target `id`.
@@ -302,6 +381,12 @@ impl Interner {
             info.asked |= 1 << bit;
             info.covered |= 1 << bit;
         }
+    }
+
+    /// Tests: how many guesses the answer in `slot` keeps.
+    #[cfg(test)]
+    pub(crate) fn hint_len(&self, slot: usize) -> usize {
+        self.hints.get(slot).map_or(0, Vec::len)
     }
 
     /// Sets the decision-order hash of `id` (tests: forced collisions).
@@ -349,82 +434,5 @@ impl Interner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(s: &str) -> Target {
-        Target::ServiceSet(s.into())
-    }
-
-    #[test]
-    fn target_hash_distinguishes_field_boundaries() {
-        let a = Target::Member {
-            service_set: "ab".into(),
-            host: "c".into(),
-        };
-        let b = Target::Member {
-            service_set: "a".into(),
-            host: "bc".into(),
-        };
-        assert_ne!(target_hash(&a), target_hash(&b));
-        assert_eq!(target_hash(&a), target_hash(&a.clone()));
-    }
-
-    #[test]
-    fn equal_targets_share_an_id_and_order_follows_the_hash() {
-        let mut n = Interner::default();
-        let names: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
-        let ids: Vec<u32> = names.iter().map(|s| n.intern(set(s))).collect();
-        assert_eq!(n.intern(set("s7")), ids[7]);
-        assert_eq!(n.find(&set("s7")), Some(ids[7]));
-        assert_eq!(n.find(&set("nope")), None);
-        // New targets merge into the order.
-        n.intern(set("late"));
-        n.intern(set("later"));
-        let order: Vec<u64> = n
-            .ordered()
-            .to_vec()
-            .iter()
-            .map(|&i| target_hash(n.target(i)))
-            .collect();
-        assert_eq!(order.len(), 52);
-        assert!(order.windows(2).all(|w| w[0] <= w[1]));
-        // This round's copy is taken once, then cloned.
-        assert_eq!(n.take(ids[3]), set("s3"));
-        assert_eq!(n.take(ids[3]), set("s3"));
-    }
-
-    #[test]
-    fn hints_are_checked_and_relearned() {
-        let mut n = Interner::default();
-        let (a, b) = (n.intern(set("a")), n.intern(set("b")));
-        assert_eq!(n.find_at(0, 0, &set("a")), Some(a));
-        // The slot's answer changed order: the stale guess is not trusted.
-        assert_eq!(n.find_at(0, 0, &set("b")), Some(b));
-        assert_eq!(n.hints[0][0], b);
-        assert_eq!(n.find_at(3, 1, &set("nope")), None);
-        assert_eq!(n.hints[3][1], NONE);
-    }
-
-    #[test]
-    fn colliding_lookup_hashes_chain() {
-        let mut n = Interner::default();
-        let (a, b) = (set("a"), set("b"));
-        // Force both under one lookup hash.
-        let h = n.lookup_hash(&a);
-        let ia = n.intern(a.clone());
-        let ib = n.targets.len() as u32;
-        n.by_hash.insert(h, ib);
-        n.info.push(Info {
-            order: target_hash(&b),
-            next: ia,
-            asked: 0,
-            covered: 0,
-        });
-        n.targets.push(b.clone());
-        n.owned.push(None);
-        assert_eq!(n.find_hashed(&a, h), Some(ia));
-        assert_eq!(n.find_hashed(&b, h), Some(ib));
-        assert_eq!(n.find_hashed(&set("c"), h), None);
-    }
-}
+#[path = "intern_tests.rs"]
+mod tests;

@@ -14,6 +14,8 @@ pub mod intern;
 pub mod mediation;
 pub mod policy;
 pub mod round;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};

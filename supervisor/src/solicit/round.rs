@@ -123,11 +123,12 @@ pub fn admit(
         let declared = *declared;
         n[0] += 1;
         n[1] += p.wire_size() as u64;
-        // Targets seen before are checked against the scope once.
-        let found = if declared {
-            a.interner.find_at(slot, i, &p.target)
-        } else {
-            None
+        // Targets seen before are checked against the scope once. Only
+        // proposals within the quota keep a guess for the next round.
+        let found = match (declared, i < quota) {
+            (false, _) => None,
+            (true, true) => a.interner.find_at(slot, i, &p.target),
+            (true, false) => a.interner.find(&p.target),
         };
         let why = if !declared {
             Some("parameter not declared in the module's outputs")

@@ -19,7 +19,7 @@ use crate::mediate::optimise;
 use crate::mediate::{mediate_value, Bid, Policy, SeedableRng, SmallRng};
 use crate::modules::instance::ModuleInstance;
 use crate::settings::{Decision, SettingsMap};
-use crate::solicit::intern::Interner;
+use crate::solicit::intern::{Interner, NONE};
 use crate::solicit::policy::policy_index;
 pub use crate::solicit::policy::{
     default_policy, PolicyCount, PolicyCounts, PolicyEntry, PolicyTable, POLICY_NAMES,
@@ -42,9 +42,16 @@ pub struct Mediator {
     scratch: Vec<usize>,
     opt: optimise::Scratch,
     hosts: Vec<String>,
-    /// Per (parameter ordinal, target id): its requests, then where its
-    /// group goes in `order`.
+    /// Per (row, target id): its requests, then where its group goes in
+    /// `order`.
     at: Vec<u32>,
+    /// This round's parameters in decision order: (rank, ordinal).
+    rows: Vec<(u32, u32)>,
+    /// Per parameter ordinal, its row.
+    row_of: Vec<u32>,
+    /// Tests: group by sorting whatever the round's size.
+    #[cfg(test)]
+    force_sparse: bool,
     by_slot: Vec<u32>,
     /// Request indices, grouped by (parameter, target).
     order: Vec<u32>,
@@ -73,6 +80,10 @@ impl Mediator {
             opt: optimise::Scratch::default(),
             hosts: Vec::new(),
             at: Vec::new(),
+            rows: Vec::new(),
+            row_of: Vec::new(),
+            #[cfg(test)]
+            force_sparse: false,
             by_slot: Vec::new(),
             order: Vec::new(),
             groups: Vec::new(),
@@ -83,29 +94,77 @@ impl Mediator {
         }
     }
 
+    /// Tests: groups by sorting (`true`) whatever the round's size.
+    #[cfg(test)]
+    pub(crate) fn force_sparse(&mut self, sparse: bool) {
+        self.force_sparse = sparse;
+    }
+
     fn count(&self, p: &Policy, n: usize) {
         self.counts.0[policy_index(p)].fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Groups `requests` by (parameter, target) into `order`, `groups` and
-    /// `runs`: parameters by ordinal, targets in the interner's decision
-    /// order (by target hash, then target), and within a group by (slot,
-    /// index). A counting sort over the interned ids: no string is hashed
-    /// or compared.
+    /// `runs`: parameters in the order mediation first saw them, targets in
+    /// the interner's decision order (by target hash, then target), and
+    /// within a group by (slot, index). A counting sort over the interned
+    /// ids: no string is hashed or compared.
     fn group(&mut self, requests: &[Request], interner: &mut Interner) {
+        // This round's parameters, as rows in decision order.
+        self.row_of.clear();
+        self.row_of.resize(interner.params.len(), NONE);
+        self.rows.clear();
+        for r in requests {
+            let row = &mut self.row_of[r.param as usize];
+            if *row == NONE {
+                *row = 0;
+                self.rows.push((interner.rank(r.param), r.param));
+            }
+        }
+        self.rows.sort_unstable();
+        for (k, &(_, ordinal)) in self.rows.iter().enumerate() {
+            self.row_of[ordinal as usize] = k as u32;
+        }
         let targets = interner.len();
-        let params = interner.params.len();
+        self.groups.clear();
+        self.runs.clear();
+        self.order.clear();
+        self.order.resize(requests.len(), 0);
+        if self.rows.len() * targets > self.dense_limit(requests.len(), targets) {
+            self.group_sparse(requests, interner);
+        } else {
+            self.group_dense(requests, interner);
+        }
+        interner.used = self.groups.len().max(interner.used / 2);
+    }
+
+    /// Most (parameter, target) cells the counting sort may use: a round
+    /// with many parameters and few requests sorts instead.
+    fn dense_limit(&self, requests: usize, targets: usize) -> usize {
+        #[cfg(test)]
+        if self.force_sparse {
+            return 0;
+        }
+        8 * (requests + targets) + 4096
+    }
+
+    /// The counting sort over (row, target id) cells.
+    fn group_dense(&mut self, requests: &[Request], interner: &mut Interner) {
+        let targets = interner.len();
+        let row_of = &self.row_of;
+        let key = |r: &Request| row_of[r.param as usize] as usize * targets + r.target as usize;
         self.at.clear();
-        self.at.resize(params * targets, 0);
-        let key = |r: &Request| r.param as usize * targets + r.target as usize;
+        self.at.resize(self.rows.len() * targets, 0);
         for r in requests {
             self.at[key(r)] += 1;
         }
         let ordered = interner.ordered();
-        self.groups.clear();
-        self.runs.clear();
         let mut pos = 0u32;
-        for (p, row) in self.at.chunks_exact_mut(targets.max(1)).enumerate() {
+        for (&(_, ordinal), row) in self
+            .rows
+            .iter()
+            .zip(self.at.chunks_exact_mut(targets.max(1)))
+        {
             let first = self.groups.len();
             for &id in ordered {
                 let at = &mut row[id as usize];
@@ -117,12 +176,9 @@ impl Mediator {
                 }
             }
             if self.groups.len() > first {
-                self.runs.push((p as u32, first, self.groups.len()));
+                self.runs.push((ordinal, first, self.groups.len()));
             }
         }
-        interner.used = self.groups.len().max(interner.used / 2);
-        self.order.clear();
-        self.order.resize(requests.len(), 0);
         let (at, order) = (&mut self.at, &mut self.order);
         let mut place = |i: usize, r: &Request| {
             let at = &mut at[key(r)];
@@ -152,6 +208,48 @@ impl Mediator {
             for &i in &self.by_slot {
                 place(i as usize, &requests[i as usize]);
             }
+        }
+    }
+
+    /// The same order as [`Mediator::group_dense`] by sorting (row, place
+    /// of the target in decision order, slot, index) keys.
+    fn group_sparse(&mut self, requests: &[Request], interner: &mut Interner) {
+        let ordered = interner.ordered();
+        self.at.clear();
+        self.at.resize(ordered.len(), 0);
+        for (p, &id) in ordered.iter().enumerate() {
+            self.at[id as usize] = p as u32;
+        }
+        let mut keys: Vec<u128> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let slot = u32::try_from(r.slot).unwrap_or(u32::MAX);
+                (u128::from(self.row_of[r.param as usize]) << 96)
+                    | (u128::from(self.at[r.target as usize]) << 64)
+                    | (u128::from(slot) << 32)
+                    | i as u128
+            })
+            .collect();
+        keys.sort_unstable();
+        let cell = |k: u128| k >> 64;
+        let mut start = 0;
+        while start < keys.len() {
+            let row = (keys[start] >> 96) as usize;
+            let first = self.groups.len();
+            while start < keys.len() && (keys[start] >> 96) as usize == row {
+                let end = start
+                    + keys[start..]
+                        .iter()
+                        .take_while(|k| cell(**k) == cell(keys[start]))
+                        .count();
+                self.groups.push((start as u32, end as u32));
+                start = end;
+            }
+            self.runs.push((self.rows[row].1, first, self.groups.len()));
+        }
+        for (o, k) in self.order.iter_mut().zip(&keys) {
+            *o = *k as u32;
         }
     }
 
@@ -423,114 +521,4 @@ fn fill_bids(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use vcp_common::module::Target;
-
-    fn set(s: &str) -> Target {
-        Target::ServiceSet(s.into())
-    }
-
-    fn mediator() -> Mediator {
-        Mediator::new(
-            Kind::Autoscaling,
-            Arc::new(PolicyTable::new(vec![])),
-            Arc::default(),
-            1,
-        )
-    }
-
-    /// Admits (slot, parameter, target) requests in the given order.
-    fn admit(m: &mut Mediator, reqs: &[(usize, &str, &str)]) -> Vec<Request> {
-        reqs.iter()
-            .map(|&(slot, p, t)| Request {
-                slot,
-                param: m.interner.param(p),
-                target: m.interner.intern(set(t)),
-                value: 1.0,
-            })
-            .collect()
-    }
-
-    /// A group as (parameter, target, [(slot, index)]).
-    type Group = (String, Target, Vec<(usize, u32)>);
-
-    fn groups(m: &mut Mediator, reqs: &[Request]) -> Vec<Group> {
-        let mut interner = std::mem::take(&mut m.interner);
-        m.group(reqs, &mut interner);
-        let mut out = Vec::new();
-        for &(ordinal, g0, g1) in &m.runs {
-            for &(s, e) in &m.groups[g0..g1] {
-                let members: Vec<(usize, u32)> = m.order[s as usize..e as usize]
-                    .iter()
-                    .map(|&i| (reqs[i as usize].slot, i))
-                    .collect();
-                let t = interner.target(reqs[m.order[s as usize] as usize].target);
-                out.push((interner.param_name(ordinal).to_string(), t.clone(), members));
-            }
-        }
-        m.interner = interner;
-        out
-    }
-
-    #[test]
-    fn groups_by_parameter_then_target_hash_then_slot() {
-        let mut m = mediator();
-        // Answers admitted out of slot order, targets interleaved, one
-        // module asking twice for the same target.
-        let reqs = admit(
-            &mut m,
-            &[
-                (2, "instances", "b"),
-                (2, "instances", "a"),
-                (0, "instances", "a"),
-                (0, "lb.weight", "a"),
-                (0, "instances", "b"),
-                (1, "instances", "a"),
-                (1, "instances", "a"),
-            ],
-        );
-        let got = groups(&mut m, &reqs);
-        let mut want = vec![
-            (
-                "instances".to_string(),
-                set("a"),
-                vec![(0, 2), (1, 5), (1, 6), (2, 1)],
-            ),
-            ("instances".to_string(), set("b"), vec![(0, 4), (2, 0)]),
-            ("lb.weight".to_string(), set("a"), vec![(0, 3)]),
-        ];
-        // Targets come in hash order within a parameter.
-        if crate::solicit::intern::target_hash(&set("b"))
-            < crate::solicit::intern::target_hash(&set("a"))
-        {
-            want.swap(0, 1);
-        }
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn colliding_hashes_still_group_by_target() {
-        let mut m = mediator();
-        let reqs = admit(
-            &mut m,
-            &[
-                (0, "instances", "b"),
-                (0, "instances", "a"),
-                (1, "instances", "b"),
-                (1, "instances", "a"),
-                (2, "instances", "c"),
-            ],
-        );
-        // a and b collide (and sort after c).
-        for t in ["a", "b"] {
-            let id = m.interner.find(&set(t)).unwrap();
-            m.interner.force_order(id, u64::MAX);
-        }
-        let got = groups(&mut m, &reqs);
-        let targets: Vec<_> = got.iter().map(|g| g.1.clone()).collect();
-        assert_eq!(targets, [set("c"), set("a"), set("b")]);
-        assert_eq!(got[1].2, [(0, 1), (1, 3)]);
-        assert_eq!(got[2].2, [(0, 0), (1, 2)]);
-    }
-}
+mod tests;
