@@ -1,10 +1,8 @@
 //! The access matrix over every endpoint, and what each caller sees.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
-use crate::common::{self, wait_until, FixedInstances};
+use crate::common::{self, FixedInstances};
 use crate::*;
 
 const WHO: [&str; 6] = ["none", "bad", "operator", "acme", "globex", "vendor"];
@@ -168,39 +166,12 @@ async fn every_endpoint_checks_role_and_ownership() {
     let addr = fleet.api_addr();
     let control = fleet.supervisor().control.clone();
     let module = fleet.spawn_module(FixedInstances(2.0)).unwrap();
-    wait_until(
-        "acme-predictive registered",
-        Duration::from_secs(20),
-        || {
-            control
-                .modules()
-                .iter()
-                .any(|m| m.id == "acme-predictive" && m.connected)
-        },
-    )
-    .await;
+    wait_connected(&control, "acme-predictive").await;
     // Globex provisions a plane (all defaults) and removes it again.
-    let (status, a) = call(
-        addr,
-        "POST",
-        "/v1/control-planes",
-        Some(&t.globex),
-        Some("{}"),
-    )
-    .await;
-    assert_eq!(status, 202, "{a}");
-    let wf = a["workflow"].as_str().unwrap().to_owned();
-    finished(addr, &wf, &t.globex).await;
-    let (status, a) = call(
-        addr,
-        "DELETE",
-        "/v1/control-planes/vcp-globex",
-        Some(&t.globex),
-        None,
-    )
-    .await;
-    assert_eq!(status, 202, "{a}");
-    finished(addr, a["workflow"].as_str().unwrap(), &t.globex).await;
+    let wf = workflow(addr, "POST", "/v1/control-planes", &t.globex, Some("{}")).await;
+    let wf = wf["id"].as_str().unwrap().to_owned();
+    let path = "/v1/control-planes/vcp-globex";
+    workflow(addr, "DELETE", path, &t.globex, None).await;
 
     let tokens: [Option<&str>; 6] = [
         None,

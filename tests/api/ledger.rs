@@ -18,17 +18,7 @@ async fn feedback_moves_reputation_and_statements_read_the_ledger() {
         let (_, m) = get(addr, "/v1/modules/acme-predictive", &t.acme).await;
         m["planes"][0]["reputation"]["feedback"].as_f64()
     };
-    wait_until(
-        "acme-predictive registered",
-        Duration::from_secs(20),
-        || {
-            control
-                .modules()
-                .iter()
-                .any(|m| m.id == "acme-predictive" && m.connected)
-        },
-    )
-    .await;
+    wait_connected(&control, "acme-predictive").await;
     let end = std::time::Instant::now() + Duration::from_secs(10);
     let before = loop {
         if let Some(f) = feedback_of().await {

@@ -108,6 +108,27 @@ pub async fn get(addr: SocketAddr, path: &str, token: &str) -> (u16, Value) {
     call(addr, "GET", path, Some(token), None).await
 }
 
+/// Waits until module `id` has a live session.
+pub async fn wait_connected(control: &vcp_supervisor::control::Control, id: &str) {
+    wait_until(&format!("{id} connected"), Duration::from_secs(20), || {
+        control.modules().iter().any(|m| m.id == id && m.connected)
+    })
+    .await;
+}
+
+/// A request that starts a workflow (202), and the workflow once final.
+pub async fn workflow(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> Value {
+    let (status, accepted) = call(addr, method, path, Some(token), body).await;
+    assert_eq!(status, 202, "{method} {path}: {accepted}");
+    finished(addr, accepted["workflow"].as_str().unwrap(), token).await
+}
+
 /// Polls a workflow until it is final.
 pub async fn finished(addr: SocketAddr, id: &str, token: &str) -> Value {
     let end = std::time::Instant::now() + Duration::from_secs(20);

@@ -90,16 +90,8 @@ async fn provisioning_runs_a_workflow_and_removal_undoes_it() {
 
     // Removal: a deprovision workflow; the module's session is closed and
     // the set returns to the default plane.
-    let (status, accepted) = call(
-        addr,
-        "DELETE",
-        "/v1/control-planes/vcp-globex",
-        Some(&t.globex),
-        None,
-    )
-    .await;
-    assert_eq!(status, 202, "{accepted}");
-    let wf = finished(addr, accepted["workflow"].as_str().unwrap(), &t.globex).await;
+    let path = "/v1/control-planes/vcp-globex";
+    let wf = workflow(addr, "DELETE", path, &t.globex, None).await;
     assert_eq!(wf["state"], "succeeded", "{wf}");
     let (status, _) = get(addr, "/v1/control-planes/vcp-globex", &t.globex).await;
     assert_eq!(status, 404);
@@ -123,16 +115,8 @@ async fn provisioning_runs_a_workflow_and_removal_undoes_it() {
         .any(|m| &*m.plane_id == "vcp-globex"));
     module.stop();
     // Provisioning again works (nothing was left behind).
-    let (status, again) = call(
-        addr,
-        "POST",
-        "/v1/control-planes",
-        Some(&t.globex),
-        Some(GLOBEX_PLANE),
-    )
-    .await;
-    assert_eq!(status, 202, "{again}");
-    let wf = finished(addr, again["workflow"].as_str().unwrap(), &t.globex).await;
+    let path = "/v1/control-planes";
+    let wf = workflow(addr, "POST", path, &t.globex, Some(GLOBEX_PLANE)).await;
     assert_eq!(wf["state"], "succeeded", "{wf}");
     // The workflows are listed for their owner only.
     let (_, mine) = get(addr, "/v1/workflows", &t.globex).await;

@@ -1,6 +1,8 @@
 //! What a scrape reads: ingest, rounds, modules, configurations, the
 //! judge's report and the ledger's figures.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::family::*;
 use super::{LedgerMetrics, ROUND_BUCKETS_US};
 use crate::control::{Control, ModuleSummary};
@@ -146,52 +148,39 @@ pub(super) fn rounds(f: &mut Families, control: &Control) {
             fam.add(l.clone(), get(s));
         }
     }
-    let fam = f.gauge(
-        "vcp_round_last_duration_seconds",
-        "The last round's time from its start to its decisions in force, per module kind.",
-    );
-    for (l, _, s) in &kinds {
-        fam.add(
-            l.clone(),
-            us(s.last_round_us.load(std::sync::atomic::Ordering::Relaxed)),
-        );
-    }
-    let fam = f.gauge(
-        "vcp_round_max_duration_seconds",
-        "The longest round since the supervisor started, per module kind.",
-    );
-    for (l, s, _) in &kinds {
-        fam.add(l.clone(), us(s.max_round_us));
-    }
-    let fam = f.gauge(
-        "vcp_round_last_own_time_seconds",
-        "The supervisor's own work in the last round (its time less the wait for answers), per module kind.",
-    );
-    for (l, _, s) in &kinds {
-        fam.add(
-            l.clone(),
-            us(s.last_own_us.load(std::sync::atomic::Ordering::Relaxed)),
-        );
-    }
-    let fam = f.gauge(
-        "vcp_round_cadence_seconds",
-        "Configured interval between rounds, per module kind.",
-    );
-    for (l, s, _) in &kinds {
-        fam.add(
-            l.clone(),
-            control.file.cadence(s.kind).cadence_ms as f64 / 1e3,
-        );
-    }
-    let fam = f.gauge(
-        "vcp_round_deadline_seconds",
-        "Configured time modules have to answer a round, per module kind.",
-    );
-    for (l, s, _) in &kinds {
-        fam.add(
-            l.clone(),
-            control.file.cadence(s.kind).deadline_ms as f64 / 1e3,
-        );
+    type Seconds = fn(&Control, &crate::solicit::KindSummary, &crate::solicit::KindStats) -> f64;
+    let gauges: [(&'static str, &'static str, Seconds); 5] = [
+        (
+            "vcp_round_last_duration_seconds",
+            "The last round's time from its start to its decisions in force, per module kind.",
+            |_, _, s| us(s.last_round_us.load(Relaxed)),
+        ),
+        (
+            "vcp_round_max_duration_seconds",
+            "The longest round since the supervisor started, per module kind.",
+            |_, k, _| us(k.max_round_us),
+        ),
+        (
+            "vcp_round_last_own_time_seconds",
+            "The supervisor's own work in the last round (its time less the wait for answers), per module kind.",
+            |_, _, s| us(s.last_own_us.load(Relaxed)),
+        ),
+        (
+            "vcp_round_cadence_seconds",
+            "Configured interval between rounds, per module kind.",
+            |c, k, _| c.file.cadence(k.kind).cadence_ms as f64 / 1e3,
+        ),
+        (
+            "vcp_round_deadline_seconds",
+            "Configured time modules have to answer a round, per module kind.",
+            |c, k, _| c.file.cadence(k.kind).deadline_ms as f64 / 1e3,
+        ),
+    ];
+    for (name, help, get) in gauges {
+        let fam = f.gauge(name, help);
+        for (l, k, s) in &kinds {
+            fam.add(l.clone(), get(control, k, s));
+        }
     }
     let hist = f.histogram(
         "vcp_round_own_time_seconds",
