@@ -105,7 +105,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let secs = now.0.duration_since(then).as_secs_f64().max(1e-3);
         let recent = (now.1 .0 - old.0, now.1 .1 - old.1);
         let control = &fleet.supervisor().control;
-        if globex_module.is_none() && control.provisioned("globex").is_some() {
+        // (Again after a removal and a new provisioning: a removed plane's
+        // module is refused and stops.)
+        let stopped = globex_module
+            .as_ref()
+            .is_none_or(|m: &crate::loopback::RemoteModule| m.is_finished());
+        if stopped && control.provisioned("globex").is_some() {
             globex_module = Some(fleet.spawn_module(PredictiveAutoscaler::new(
                 scenario::GLOBEX_MODULE,
                 "predictive-labs",

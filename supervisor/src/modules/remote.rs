@@ -86,6 +86,10 @@ pub async fn serve(control: Arc<Control>, conn: quinn::Connection, max_frame: us
         match result {
             Ok(()) => info!("module disconnected"),
             Err(e) if e.is_connection_lost() => info!(reason = %e, "module connection ended"),
+            Err(e @ RemoteError::Retired(_)) => {
+                info!(reason = %e, "closing module connection");
+                conn.close(e.close_code().into(), e.to_string().as_bytes());
+            }
             Err(e) => {
                 warn!(error = %e, "closing module connection");
                 conn.close(e.close_code().into(), e.to_string().as_bytes());
