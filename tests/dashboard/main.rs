@@ -253,6 +253,12 @@ async fn sign_in_sets_the_cookie_and_redirects_locally() {
         .accounts
         .create_token("operator", Role::Operator)
         .unwrap();
+    // The fleet page below lists agent-1: wait until it has connected.
+    let f = fleet.supervisor().fleet.clone();
+    wait_until("agent-1 connects", Duration::from_secs(20), || {
+        f.summaries().iter().any(|a| a.id == "agent-1")
+    })
+    .await;
     tokio::task::block_in_place(|| {
         let get =
             |path: &str, headers: &[(&str, &str)]| http::request(addr, "GET", path, headers, None);
