@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -32,12 +32,7 @@ use crate::pricing::{
     cost_benefit, customer_account, goals_held, request_charges, resource_charge, resource_cost,
     vendor_account, Baseline, BillingPeriod, ModuleUsage, ParamUsage, Parties, ResourceUsage,
 };
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::unix_ms;
 
 fn granularity(p: BillingPeriod) -> Granularity {
     match p {

@@ -21,6 +21,7 @@ use vcp_common::module::Target;
 
 use crate::control_plane::Planes;
 use crate::settings::Decision;
+use crate::unix_ms;
 
 /// Outcomes of one module's configurations.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -85,12 +86,6 @@ struct Dispatcher {
     online: HashMap<String, mpsc::Sender<Configure>>,
     counts: HashMap<(Arc<str>, Arc<str>), DeliveryCounts>,
     published: Arc<ArcSwap<Vec<DeliveryCounts>>>,
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Starts the dispatcher task.

@@ -7,7 +7,7 @@
 //! no locks, and nothing here runs on a round's path.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -23,6 +23,7 @@ use crate::reputation::{
     shared, Components, Reputation, ReputationConfig, ReputationSnapshot, SharedReputation,
 };
 use crate::settings::{Decision, Settings};
+use crate::unix_ms;
 
 /// A module instance: `<control plane>/<module id>`.
 pub type ModuleKey = Arc<str>;
@@ -88,12 +89,6 @@ fn split_key(k: &ModuleKey) -> (String, String) {
         Some((p, m)) => (p.to_owned(), m.to_owned()),
         None => (String::new(), k.to_string()),
     }
-}
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The handle rounds and the API use.

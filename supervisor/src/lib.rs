@@ -30,3 +30,11 @@ pub mod view;
 pub mod workflow;
 
 pub use server::{ApiOptions, Supervisor, SupervisorConfig};
+
+/// Wall-clock time in milliseconds since the Unix epoch (0 if the clock is
+/// before it).
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -14,7 +14,8 @@ use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
 use crate::control_plane::virtual_plane_id;
 use crate::judge::module_key;
-use crate::provision::store::{unix_ms, FeedbackRecord};
+use crate::provision::store::FeedbackRecord;
+use crate::unix_ms;
 
 pub async fn list(State(s): State<ApiState>, caller: Caller) -> Json<Vec<ModuleView>> {
     Json(views::modules(&s.control, &caller))

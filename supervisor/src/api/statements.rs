@@ -24,7 +24,7 @@ pub struct StatementQuery {
 
 /// This month's label.
 pub fn this_month() -> String {
-    let now = crate::provision::store::unix_ms();
+    let now = crate::unix_ms();
     let (y, m, _) = ledger::period::civil_from_days(now.div_euclid(86_400_000));
     format!("{y:04}-{m:02}")
 }

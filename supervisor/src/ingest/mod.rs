@@ -9,7 +9,6 @@ pub mod cursor;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn, Instrument};
 use vcp_client::framed::{Framed, StreamError};
@@ -22,6 +21,7 @@ use crate::dispatch::{DispatchHandle, DispatchMsg};
 use crate::fleet::{AgentEntry, Fleet};
 use crate::store::StoreError;
 use crate::tls::{check_agent, PeerError};
+use crate::unix_ms;
 use cursor::Admit;
 
 /// Limits applied to every agent connection.
@@ -87,12 +87,6 @@ impl IngestError {
 
 /// How long a refused peer gets to read our in-band reason.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// Tells the dispatcher when the agent's session ends, however it ends.
 struct Online<'a> {
@@ -240,7 +234,7 @@ async fn session(
                 continue;
             }
         };
-        agent.stats.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+        agent.stats.last_seen_ms.store(unix_ms(), Ordering::Relaxed);
         let udp = conn.stats().udp_rx.bytes;
         agent
             .stats

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::PlaneSpec;
 use crate::accounts::open_db;
+use crate::unix_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaneStoreError {
@@ -71,12 +72,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 
 pub struct PlaneStore {
     conn: Mutex<Connection>,
-}
-
-pub(crate) fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl PlaneStore {

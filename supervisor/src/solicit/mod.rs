@@ -20,7 +20,7 @@ pub mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -35,6 +35,7 @@ use crate::modules::registry::Registry;
 use crate::reputation::ReputationSnapshot;
 use crate::settings::Settings;
 use crate::settings::{Decision, SettingsMap};
+use crate::unix_ms;
 use constraints::{Constraints, RateLimiter};
 use mediation::Mediator;
 use round::{admit, Admission, Request};
@@ -229,12 +230,6 @@ impl RoundCore {
         self.limiter
             .retain(|uid| modules.iter().any(|m| m.uid == uid));
     }
-}
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Solicitor {

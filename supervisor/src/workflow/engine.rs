@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
@@ -15,16 +15,11 @@ use super::machine::{Effects, Op, Workflow};
 use super::store::Store;
 use super::template::registry;
 use super::{Actions, Template, WorkflowError, WorkflowView};
+use crate::unix_ms;
 
 /// The runner also looks for unfinished workflows this often, in case a
 /// wake-up was missed.
 pub const POLL: Duration = Duration::from_secs(10);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 struct Shared {
     store: Store,
@@ -109,7 +104,7 @@ impl Engine {
         let wf = self
             .shared
             .store
-            .insert(t, owner, subject, payload, now_ms())?;
+            .insert(t, owner, subject, payload, unix_ms())?;
         info!(id = %wf.info.id, template, owner, subject, "workflow submitted");
         self.shared.bump();
         self.shared.wake.notify_one();
@@ -257,7 +252,7 @@ impl Runner {
                 continue;
             };
             let before = wf.state;
-            let fx = wf.advance(now_ms());
+            let fx = wf.advance(unix_ms());
             if fx == Effects::default() && wf.state == before {
                 continue;
             }
@@ -276,7 +271,7 @@ impl Runner {
             .templates
             .contains_key(wf.info.template.as_str())
         {
-            let fx = wf.resume(now_ms());
+            let fx = wf.resume(unix_ms());
             if !fx.launch.is_empty() {
                 info!(id, tasks = fx.launch.len(), "workflow resumed");
             }
@@ -287,7 +282,7 @@ impl Runner {
                 wf.info.template
             );
             warn!(id, %reason, "workflow abandoned");
-            wf.abandon(reason, now_ms())
+            wf.abandon(reason, unix_ms())
         };
         self.active.insert(id.to_owned(), wf);
         self.apply(id, fx)
@@ -357,7 +352,7 @@ impl Runner {
                 warn!(id = %flight.workflow, task = %name, op = ?flight.op, error = %e, "task failed")
             }
         }
-        if !wf.land(flight.task, flight.op, result, now_ms()) {
+        if !wf.land(flight.task, flight.op, result, unix_ms()) {
             return Ok(());
         }
         let fx = Effects {
