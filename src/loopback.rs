@@ -129,6 +129,7 @@ pub fn agent_options(
         roots: Default::default(),
         actuator: Default::default(),
         sensors: Default::default(),
+        max_series: vcp_common::codec::DEFAULT_MAX_SERIES,
     }
 }
 
@@ -250,7 +251,6 @@ async fn start_supervisor(
         listen,
         data_dir: opts.data_dir.clone(),
         tls: tls.clone(),
-        limits: Default::default(),
         control: opts.control.clone(),
         api: opts.api.clone(),
     })

@@ -38,7 +38,6 @@ fn child_supervisor() {
             listen: format!("127.0.0.1:{port}").parse().unwrap(),
             data_dir: dir.join("store"),
             tls,
-            limits: Default::default(),
             control: Default::default(),
             api: None,
         })

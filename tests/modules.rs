@@ -165,7 +165,7 @@ async fn out_of_bounds_and_foreign_targets_are_clipped_or_rejected() {
         Proposal {
             target: Target::Resource {
                 host: "agent-1".into(),
-                resource: "nic/lo".into(),
+                resource: vcp_common::resource::ResourceId::new("nic/lo").unwrap(),
             },
             parameter: param::INSTANCES.into(),
             value: 1.0,
@@ -280,7 +280,8 @@ async fn a_module_that_disconnects_mid_round_is_recorded_and_rounds_go_on() {
     let connect = fleet.module_connect(MODULE).unwrap();
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     ep.set_default_client_config(
-        vcp_client::tls::client_config(&connect.tls, vcp_common::frame::ALPN_MODULE).unwrap(),
+        vcp_client::tls::client_config(&connect.tls, vcp_common::frame::ALPN_MODULE, 1 << 20)
+            .unwrap(),
     );
     let conn = ep
         .connect(fleet.addr, &connect.server_name)
@@ -342,7 +343,9 @@ async fn a_module_with_a_bad_credential_is_refused() {
     let wrong = fleet.module_connect("someone-else").unwrap();
     match serve(&mut logic, &wrong).await {
         Err(ModuleError::Refused(reason)) => assert!(
-            reason.contains("not valid for acme-test.module.vcp"),
+            reason.contains(
+                "the certificate is module \"someone-else\"'s, the spec claims \"acme-test\""
+            ),
             "{reason}"
         ),
         other => panic!("expected a refusal, got {other:?}"),

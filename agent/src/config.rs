@@ -25,6 +25,9 @@ pub struct AgentFile {
     /// Unacknowledged batches kept for resend; the oldest is dropped beyond.
     pub spool_batches: usize,
     pub zstd_level: i32,
+    /// Series the agent defines over its life (at most the supervisor's
+    /// per-agent `max_series`, which has the same default).
+    pub max_series: usize,
     /// How this host applies configurations: `{ kind = "dry-run" }` (the
     /// default), `cgroup`, `exec` or `gpu-power`.
     pub actuator: crate::actuators::ActuatorConfig,
@@ -45,6 +48,7 @@ impl Default for AgentFile {
             window_ms: 1000,
             spool_batches: 3600,
             zstd_level: 3,
+            max_series: vcp_common::codec::DEFAULT_MAX_SERIES,
             actuator: Default::default(),
             sensors: Default::default(),
         }

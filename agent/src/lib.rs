@@ -35,6 +35,10 @@ pub struct AgentOptions {
     pub actuator: actuators::ActuatorConfig,
     /// Virtual-resource and application sensors.
     pub sensors: sensors::VirtualSensors,
+    /// Series the agent defines over its life; readings of further series
+    /// are refused and counted (keep it at or below the supervisor's
+    /// per-agent `max_series`, whose default is the same).
+    pub max_series: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +62,18 @@ impl Agent {
     /// Starts the sampler and the uplink on the current tokio runtime.
     pub fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
         vcp_common::identity::validate_id(&opts.uplink.agent_id)?;
-        let client = vcp_client::tls::client_config(&opts.tls, vcp_common::frame::ALPN_AGENT)?;
+        let client = vcp_client::tls::client_config(
+            &opts.tls,
+            vcp_common::frame::ALPN_AGENT,
+            opts.uplink.max_frame,
+        )?;
         let status = Arc::new(UplinkStatus::default());
         let counters = Arc::new(UplinkCounters::default());
         let (tx, rx) = mpsc::channel(16);
         let (stop, stopped) = watch::channel(false);
         let sensors = sensors::standard(&opts.roots, status.clone(), &opts.sensors);
         let sampler = tokio::spawn(sample_loop(
-            Sampler::new(sensors),
+            Sampler::new(sensors, opts.max_series),
             opts.sample_interval,
             opts.window,
             tx,

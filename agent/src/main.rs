@@ -105,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             roots: Default::default(),
             actuator: file.actuator.clone(),
             sensors: file.sensors.clone(),
+            max_series: file.max_series,
         };
         let agent = Agent::start(opts)?;
         tokio::signal::ctrl_c()

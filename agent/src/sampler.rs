@@ -21,6 +21,8 @@ pub struct Sampled {
 pub struct Sampler {
     sensors: Vec<Box<dyn Sensor>>,
     table: SeriesTable,
+    max_series: usize,
+    refused_series: u64,
     announced: usize,
     timestamps: Vec<i64>,
     /// Columns by series id; a series may have several runs.
@@ -31,9 +33,21 @@ pub struct Sampler {
 
 struct Sink<'a> {
     table: &'a mut SeriesTable,
+    max_series: usize,
+    refused_series: &'a mut u64,
     columns: &'a mut BTreeMap<SeriesId, Vec<Column>>,
     at: u32,
     rejected: &'a mut u64,
+}
+
+impl Sink<'_> {
+    fn refuse(&mut self, why: std::fmt::Arguments<'_>) {
+        // Each refusal is counted; the first few are logged.
+        *self.refused_series += 1;
+        if *self.refused_series <= 8 {
+            warn!(reason = %why, "series refused: its readings are not sent");
+        }
+    }
 }
 
 impl Emit for Sink<'_> {
@@ -42,7 +56,26 @@ impl Emit for Sink<'_> {
             *self.rejected += 1;
             return;
         }
-        let id = self.table.intern(resource, metric.name, metric.exp);
+        let id = match self.table.lookup(resource, metric.name) {
+            Some(id) => id,
+            None => {
+                // A new series: its resource must be a valid resource id
+                // (the supervisor refuses a connection that defines one
+                // that is not), and the table stays within its limit.
+                if let Err(e) = vcp_common::resource::validate(resource) {
+                    self.refuse(format_args!("{e}"));
+                    return;
+                }
+                if self.table.len() >= self.max_series {
+                    let max = self.max_series;
+                    self.refuse(format_args!(
+                        "the agent's table holds its limit of {max} series"
+                    ));
+                    return;
+                }
+                self.table.intern(resource, metric.name, metric.exp)
+            }
+        };
         let runs = self.columns.entry(id).or_default();
         match runs.last_mut() {
             Some(c) if c.start + c.values.len() as u32 == self.at => c.values.push(value),
@@ -62,11 +95,15 @@ impl Emit for Sink<'_> {
 }
 
 impl Sampler {
-    pub fn new(sensors: Vec<Box<dyn Sensor>>) -> Self {
+    /// A sampler over `sensors` that defines at most `max_series` series
+    /// over its life (readings of further series are refused and counted).
+    pub fn new(sensors: Vec<Box<dyn Sensor>>, max_series: usize) -> Self {
         let failing = vec![false; sensors.len()];
         Sampler {
             sensors,
             table: SeriesTable::new(),
+            max_series,
+            refused_series: 0,
             announced: 0,
             timestamps: Vec::new(),
             columns: BTreeMap::new(),
@@ -84,6 +121,8 @@ impl Sampler {
         self.timestamps.push(ts);
         let mut sink = Sink {
             table: &mut self.table,
+            max_series: self.max_series,
+            refused_series: &mut self.refused_series,
             columns: &mut self.columns,
             at,
             rejected: &mut self.rejected,
@@ -127,6 +166,12 @@ impl Sampler {
     pub fn rejected(&self) -> u64 {
         self.rejected
     }
+
+    /// Readings refused because their series could not be defined (an
+    /// invalid resource id, or the series limit reached).
+    pub fn refused_series(&self) -> u64 {
+        self.refused_series
+    }
 }
 
 #[cfg(test)]
@@ -153,7 +198,7 @@ mod tests {
 
     #[test]
     fn builds_columns_with_runs_and_announces_series_once() {
-        let mut s = Sampler::new(vec![Box::new(Fake(0))]);
+        let mut s = Sampler::new(vec![Box::new(Fake(0))], 100);
         let now = Instant::now();
         for t in 0..3 {
             s.sample(now, 1000 * t);
@@ -175,5 +220,30 @@ mod tests {
         s.sample(now, 3000);
         assert!(s.close().unwrap().new_series.is_empty());
         assert!(s.close().is_none());
+    }
+
+    struct Odd;
+    impl Sensor for Odd {
+        fn name(&self) -> &'static str {
+            "odd"
+        }
+        fn sample(&mut self, _: Instant, out: &mut dyn Emit) -> Result<(), SensorError> {
+            out.emit("cgroup/a\\x2db", &CPU_UTILIZATION, 0.1);
+            out.emit("cgroup/../etc", &CPU_UTILIZATION, 0.1);
+            for i in 0..5 {
+                out.emit(&format!("cgroup/g{i}"), &CPU_UTILIZATION, 0.1);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn invalid_resources_and_series_past_the_limit_are_refused_and_counted() {
+        let mut s = Sampler::new(vec![Box::new(Odd)], 3);
+        s.sample(Instant::now(), 0);
+        let out = s.close().unwrap();
+        let names: Vec<_> = out.new_series.iter().map(|d| d.resource.as_str()).collect();
+        assert_eq!(names, ["cgroup/g0", "cgroup/g1", "cgroup/g2"]);
+        assert_eq!(s.refused_series(), 4);
     }
 }

@@ -63,10 +63,15 @@ impl SeriesTable {
         Self::default()
     }
 
+    /// The id of `(resource, metric)`, if defined.
+    pub fn lookup(&self, resource: &str, metric: &str) -> Option<SeriesId> {
+        self.by_metric.get(metric)?.get(resource).copied()
+    }
+
     /// Returns the id of `(resource, metric)`, defining it on first use.
     pub fn intern(&mut self, resource: &str, metric: &str, exp: i8) -> SeriesId {
-        if let Some(id) = self.by_metric.get(metric).and_then(|r| r.get(resource)) {
-            return *id;
+        if let Some(id) = self.lookup(resource, metric) {
+            return id;
         }
         let id = self.defs.len() as SeriesId;
         self.defs.push(SeriesDef {

@@ -16,7 +16,7 @@ pub const SUPERVISOR_NAME: &str = "supervisor.vcp";
 /// Longest accepted agent id.
 pub const MAX_ID_LEN: usize = 63;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("invalid id {id:?}: use 1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'")]
     InvalidId { id: String },
@@ -42,15 +42,86 @@ pub fn validate_id(id: &str) -> Result<(), IdentityError> {
     }
 }
 
+/// Who a certificate speaks for: an agent (`<id>.agent.vcp`) or a remote
+/// module (`<id>.module.vcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Agent,
+    Module,
+}
+
+impl Role {
+    /// The DNS suffix of this role's certificate names.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Role::Agent => ".agent.vcp",
+            Role::Module => ".module.vcp",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Module => "module",
+        }
+    }
+}
+
 /// The certificate name that carries an agent id.
 pub fn agent_dns_name(agent_id: &str) -> String {
-    format!("{agent_id}.agent.vcp")
+    format!("{agent_id}{}", Role::Agent.suffix())
 }
 
 /// The certificate name that carries a module id: a remote module's
 /// credential.
 pub fn module_dns_name(module_id: &str) -> String {
-    format!("{module_id}.module.vcp")
+    format!("{module_id}{}", Role::Module.suffix())
+}
+
+/// Why a certificate's names do not name one identity of a role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the certificate names no {role} (no DNS name <id>{suffix})")]
+    None {
+        role: &'static str,
+        suffix: &'static str,
+    },
+    #[error("the certificate names {n} {role}s; one credential is one identity")]
+    Several { role: &'static str, n: usize },
+    #[error("the certificate's {role} name: {source}")]
+    Invalid {
+        role: &'static str,
+        #[source]
+        source: IdentityError,
+    },
+}
+
+/// The one id of `role` among a certificate's DNS names.
+pub fn identity_in<'a>(
+    dns_names: impl IntoIterator<Item = &'a str>,
+    role: Role,
+) -> Result<String, NameError> {
+    let ids: Vec<&str> = dns_names
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(role.suffix()))
+        .collect();
+    match ids[..] {
+        [] => Err(NameError::None {
+            role: role.name(),
+            suffix: role.suffix(),
+        }),
+        [id] => {
+            validate_id(id).map_err(|source| NameError::Invalid {
+                role: role.name(),
+                source,
+            })?;
+            Ok(id.to_owned())
+        }
+        _ => Err(NameError::Several {
+            role: role.name(),
+            n: ids.len(),
+        }),
+    }
 }
 
 /// A certificate chain, its key, and the CA that peers must chain to.
@@ -117,6 +188,25 @@ mod tests {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
         assert_eq!(agent_dns_name("h1"), "h1.agent.vcp");
+    }
+
+    #[test]
+    fn a_certificate_names_one_identity_per_role() {
+        let names = ["h1.agent.vcp", "m.module.vcp", "other.example"];
+        assert_eq!(identity_in(names, Role::Agent).unwrap(), "h1");
+        assert_eq!(identity_in(names, Role::Module).unwrap(), "m");
+        assert!(matches!(
+            identity_in(["x.example"], Role::Agent),
+            Err(NameError::None { .. })
+        ));
+        assert!(matches!(
+            identity_in(["a.agent.vcp", "b.agent.vcp"], Role::Agent),
+            Err(NameError::Several { n: 2, .. })
+        ));
+        assert!(matches!(
+            identity_in(["Bad_Id.agent.vcp"], Role::Agent),
+            Err(NameError::Invalid { .. })
+        ));
     }
 
     #[test]

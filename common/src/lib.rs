@@ -8,5 +8,7 @@ pub mod identity;
 pub mod metric;
 pub mod module;
 pub mod protocol;
+pub mod resource;
+pub mod session;
 pub mod varint;
 pub mod view;

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::resource::ResourceId;
 use crate::view::SensorView;
 
 /// The kinds of control plane module.
@@ -194,7 +195,7 @@ pub enum Target {
     /// A service set's presence on one host (weights, placement).
     Member { service_set: String, host: String },
     /// A resource of a host: `nic/eth0`, `cgroup/web`, …
-    Resource { host: String, resource: String },
+    Resource { host: String, resource: ResourceId },
 }
 
 impl std::fmt::Display for Target {
@@ -294,7 +295,7 @@ pub(crate) mod tests {
             },
             Target::Resource {
                 host: "h".into(),
-                resource: "nic/eth0".into(),
+                resource: crate::resource::ResourceId::new("nic/eth0").unwrap(),
             },
         ];
         for target in targets {

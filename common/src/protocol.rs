@@ -25,8 +25,13 @@ pub mod close {
     pub const AUTH: u32 = 2;
     /// The peer speaks another protocol version.
     pub const VERSION: u32 = 3;
-    /// A newer connection of the same agent replaced this one.
+    /// A newer connection with the same identity replaced this one.
     pub const REPLACED: u32 = 4;
+    /// The peer went past one of the supervisor's limits (series, rates,
+    /// connections); the reason names it.
+    pub const LIMIT: u32 = 5;
+    /// The supervisor could not do its part (a failed store write).
+    pub const INTERNAL: u32 = 6;
 }
 
 /// Accumulates received bytes and splits them into frames, never holding

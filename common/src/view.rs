@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::module::{Goal, Target};
+use crate::resource::ResourceId;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
@@ -37,19 +38,28 @@ impl HostReadings {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
     pub host: String,
-    pub resource: Option<String>,
+    pub resource: Option<ResourceId>,
 }
 
 impl Member {
-    /// Whether `resource` of `host` belongs to this member.
+    /// Whether `resource` of `host` belongs to this member: the whole host,
+    /// or the member's resource and what lies below it, segment by segment.
     pub fn covers(&self, host: &str, resource: &str) -> bool {
         self.host == host
-            && self.resource.as_deref().is_none_or(|r| {
-                resource == r
-                    || resource
-                        .strip_prefix(r)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            })
+            && match &self.resource {
+                None => crate::resource::validate(resource).is_ok(),
+                Some(r) => r.contains(resource),
+            }
+    }
+
+    /// Whether the two members share a resource: same host, and one is
+    /// the whole host or one's resource lies within the other's.
+    pub fn overlaps(&self, other: &Member) -> bool {
+        self.host == other.host
+            && match (&self.resource, &other.resource) {
+                (Some(a), Some(b)) => a.overlaps(b),
+                _ => true,
+            }
     }
 }
 
@@ -135,12 +145,23 @@ mod tests {
         assert!(!whole.covers("h2", "cpu"));
         let web = Member {
             host: "h1".into(),
-            resource: Some("cgroup/web".into()),
+            resource: Some(ResourceId::new("cgroup/web").unwrap()),
         };
         assert!(web.covers("h1", "cgroup/web"));
         assert!(web.covers("h1", "cgroup/web/worker"));
         assert!(!web.covers("h1", "cgroup/webx"));
+        assert!(!web.covers("h1", "cgroup/web/../x"));
         assert!(!web.covers("h1", "cpu"));
+        assert!(
+            !whole.covers("h1", "../cpu"),
+            "no invalid resource is covered"
+        );
+        assert!(whole.overlaps(&web) && web.overlaps(&whole));
+        let api = Member {
+            host: "h1".into(),
+            resource: Some(ResourceId::new("cgroup/api").unwrap()),
+        };
+        assert!(!api.overlaps(&web));
     }
 
     #[test]

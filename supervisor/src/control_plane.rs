@@ -129,14 +129,7 @@ fn set_def(s: &crate::config::ServiceSetConfig) -> ServiceSetDef {
     ServiceSetDef {
         id: s.id.get_ref().clone(),
         customer: s.customer.get_ref().clone(),
-        members: s
-            .members
-            .iter()
-            .map(|m| Member {
-                host: m.host.clone(),
-                resource: m.resource.clone(),
-            })
-            .collect(),
+        members: s.members.iter().map(|m| m.member()).collect(),
         instances: *s.instances.get_ref(),
         goals: s.goals.clone(),
         instance: s.instance,
@@ -255,11 +248,11 @@ mod tests {
         }));
         assert!(!acme.scope.covers(&Target::Resource {
             host: "agent-1".into(),
-            resource: "nic/eth0".into()
+            resource: vcp_common::resource::ResourceId::new("nic/eth0").unwrap()
         }));
         assert!(def.scope.covers(&Target::Resource {
             host: "agent-3".into(),
-            resource: "nic/eth0".into()
+            resource: vcp_common::resource::ResourceId::new("nic/eth0").unwrap()
         }));
     }
 }

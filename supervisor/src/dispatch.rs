@@ -20,6 +20,7 @@ use vcp_common::frame::{Applied, Configure};
 use vcp_common::module::Target;
 
 use crate::control_plane::Planes;
+use crate::queue::Lossy;
 use crate::settings::Decision;
 use crate::unix_ms;
 
@@ -54,16 +55,39 @@ pub enum DispatchMsg {
     },
 }
 
+/// Messages queued for the dispatcher at most. Rounds and outcomes past
+/// it are dropped and counted (a round never waits); a connect or
+/// disconnect waits for room.
+pub const QUEUE: usize = 16_384;
+
 /// The handle rounds and ingest use.
 #[derive(Clone)]
 pub struct DispatchHandle {
-    tx: mpsc::UnboundedSender<DispatchMsg>,
+    pub queue: Lossy<DispatchMsg>,
     pub counts: Arc<ArcSwap<Vec<DeliveryCounts>>>,
 }
 
 impl DispatchHandle {
+    /// Decisions and outcomes: never waits, drops (counted) when full.
     pub fn send(&self, m: DispatchMsg) {
-        let _ = self.tx.send(m);
+        self.queue.send(m);
+    }
+
+    /// An agent came online with its configuration channel.
+    pub async fn connected(&self, agent: &str, tx: mpsc::Sender<Configure>) {
+        let m = DispatchMsg::Connected {
+            agent: agent.to_owned(),
+            tx,
+        };
+        self.queue.send_wait(m).await;
+    }
+
+    /// The agent's session that used `tx` ended (from a `Drop`).
+    pub fn disconnected(&self, agent: &str, tx: mpsc::Sender<Configure>) {
+        self.queue.send_later(DispatchMsg::Disconnected {
+            agent: agent.to_owned(),
+            tx,
+        });
     }
 }
 
@@ -90,7 +114,7 @@ struct Dispatcher {
 
 /// Starts the dispatcher task.
 pub fn start(planes: Planes, ttl: Duration) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (queue, mut rx) = crate::queue::lossy("dispatch", QUEUE);
     let published = Arc::new(ArcSwap::from_pointee(Vec::new()));
     let mut d = Dispatcher {
         planes,
@@ -118,7 +142,7 @@ pub fn start(planes: Planes, ttl: Duration) -> (DispatchHandle, tokio::task::Joi
     });
     (
         DispatchHandle {
-            tx,
+            queue,
             counts: published,
         },
         task,

@@ -1,6 +1,5 @@
-//! The supervisor's registry of agents: each agent's persisted record, its
-//! live counters (atomics, read by reports and the live line), and its
-//! current connection so that a reconnect replaces a stale one.
+//! The supervisor's registry of agents: each agent's persisted record and
+//! its live counters (atomics, read by reports and the live line).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -40,6 +39,25 @@ impl AgentStats {
     }
 }
 
+/// The endpoint's refusals, for the operator (`/metrics`).
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    /// Attempts refused because `max_connections` were live.
+    pub refused_connections: AtomicU64,
+    /// Attempts refused because `max_handshakes` were in progress.
+    pub refused_handshakes: AtomicU64,
+    /// Attempts asked to prove their address first (QUIC retry).
+    pub retries: AtomicU64,
+    /// Handshakes that failed, timed out, or named no identity.
+    pub failed_handshakes: AtomicU64,
+}
+
+impl EndpointStats {
+    pub fn bump(a: &AtomicU64) {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A point-in-time copy of an agent's counters, for reports.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AgentSummary {
@@ -64,7 +82,6 @@ pub struct AgentEntry {
     /// The persisted record; held by the agent's live connection task for
     /// its whole life, so two connections of one agent never interleave.
     pub record: tokio::sync::Mutex<AgentRecord>,
-    current: Mutex<Option<quinn::Connection>>,
 }
 
 impl AgentEntry {
@@ -78,22 +95,6 @@ impl AgentEntry {
             id: id.to_owned(),
             stats,
             record: tokio::sync::Mutex::new(record),
-            current: Mutex::new(None),
-        }
-    }
-
-    /// Makes `conn` the agent's connection and closes the one it replaces.
-    pub fn replace_connection(&self, conn: &quinn::Connection) {
-        let old = self
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(conn.clone());
-        if let Some(old) = old.filter(|o| o.stable_id() != conn.stable_id()) {
-            old.close(
-                vcp_common::protocol::close::REPLACED.into(),
-                b"replaced by a newer connection of the same agent",
-            );
         }
     }
 
@@ -115,10 +116,11 @@ impl AgentEntry {
     }
 }
 
-/// Every agent, the view, and the store.
+/// Every agent, the view, the store, and the endpoint's counters.
 pub struct Fleet {
     pub view: View,
     pub store: Store,
+    pub endpoint: EndpointStats,
     // Touched on connect and for reports only, never on a round's path.
     agents: Mutex<HashMap<String, Arc<AgentEntry>>>,
 }
@@ -135,6 +137,7 @@ impl Fleet {
         Fleet {
             view: View::default(),
             store,
+            endpoint: EndpointStats::default(),
             agents: Mutex::new(agents),
         }
     }
@@ -155,18 +158,6 @@ impl Fleet {
     /// run on the same store).
     pub fn knows(&self, id: &str) -> bool {
         self.agents().contains_key(id)
-    }
-
-    /// Drops every connection handle, so that a stopped endpoint can
-    /// release its socket.
-    pub fn forget_connections(&self) {
-        for agent in self.agents().values() {
-            agent
-                .current
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-        }
     }
 
     /// Counters of every agent, sorted by id.

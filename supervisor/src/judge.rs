@@ -19,6 +19,7 @@ use vcp_common::module::{param, Condition, SensorSelector, Target};
 use crate::contribution::Contribution;
 use crate::control_plane::Planes;
 use crate::fleet::Fleet;
+use crate::queue::Lossy;
 use crate::reputation::{
     shared, Components, Reputation, ReputationConfig, ReputationSnapshot, SharedReputation,
 };
@@ -91,28 +92,35 @@ fn split_key(k: &ModuleKey) -> (String, String) {
     }
 }
 
+/// Evidence queued for the judge at most.
+pub const QUEUE: usize = 16_384;
+
 /// The handle rounds and the API use.
 #[derive(Clone)]
 pub struct JudgeHandle {
-    tx: mpsc::UnboundedSender<Evidence>,
+    pub queue: Lossy<Evidence>,
     pub reputation: Arc<SharedReputation<ModuleKey>>,
     pub report: Arc<ArcSwap<JudgeReport>>,
 }
 
 impl JudgeHandle {
+    /// Evidence from a round: never waits; dropped (and counted) when the
+    /// judge is [`QUEUE`] messages behind.
     pub fn send(&self, e: Evidence) {
-        // The judge only stops with the supervisor.
-        let _ = self.tx.send(e);
+        self.queue.send(e);
     }
 
-    /// Records a customer's rating (1–5) of a module instance.
+    /// Records a customer's rating (1–5) of a module instance; waits for
+    /// room in the queue (feedback is never dropped).
     pub async fn feedback(&self, key: ModuleKey, rating: f64) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
-        self.send(Evidence::Feedback {
-            key,
-            rating,
-            done: Some(done),
-        });
+        self.queue
+            .send_wait(Evidence::Feedback {
+                key,
+                rating,
+                done: Some(done),
+            })
+            .await;
         wait.await
             .map_err(|_| "the judge has stopped".to_string())?
     }
@@ -137,7 +145,7 @@ pub fn start(
     fleet: Arc<Fleet>,
     settings: Arc<Settings>,
 ) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (queue, rx) = crate::queue::lossy("judge", QUEUE);
     let reputation = Reputation::new(config);
     let shared = Arc::new(shared(ReputationSnapshot::empty(
         reputation.config().prior,
@@ -169,7 +177,7 @@ pub fn start(
     let task = tokio::spawn(judge.run(rx, window));
     (
         JudgeHandle {
-            tx,
+            queue,
             reputation: shared,
             report,
         },
@@ -178,7 +186,7 @@ pub fn start(
 }
 
 impl Judge {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Evidence>, window: Duration) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Evidence>, window: Duration) {
         let mut windows = tokio::time::interval(window);
         windows.tick().await;
         let mut publish = tokio::time::interval(Duration::from_millis(500));

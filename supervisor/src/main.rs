@@ -65,7 +65,6 @@ async fn main() -> anyhow::Result<()> {
             .data_dir
             .unwrap_or_else(vcp_supervisor::config::default_data_dir),
         tls,
-        limits: Default::default(),
         control,
         api: (!cli.no_api).then(|| ApiOptions::new(cli.api_listen)),
     })

@@ -5,23 +5,30 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use vcp_common::frame::{ALPN_AGENT, ALPN_MODULE};
-use vcp_common::identity::TlsMaterial;
+use vcp_common::identity::{Role, TlsMaterial};
+use vcp_common::protocol::close;
 
 use crate::accounts::{Accounts, CONTROL_DB};
 use crate::api::{ApiServer, ApiState};
+use crate::config::limits::Limits;
 use crate::config::SupervisorFile;
 use crate::control::Control;
-use crate::fleet::Fleet;
-use crate::ingest::{self, IngestLimits};
+use crate::fleet::{EndpointStats, Fleet};
+use crate::ingest;
 use crate::ledger::Ledger;
+use crate::live::Live;
 use crate::modules::remote;
 use crate::provision::store::PlaneStore;
 use crate::provision::tasks::{Provisioner, DEPROVISION, PROVISION};
 use crate::store::{Store, StoreError};
-use crate::tls::{server_config, TlsError};
+use crate::tls::{peer_id, server_config, TlsError};
 use crate::workflow::Engine;
 
 /// How to run a supervisor.
@@ -30,8 +37,7 @@ pub struct SupervisorConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub tls: TlsMaterial,
-    pub limits: IngestLimits,
-    /// Accounts, service sets, control planes and modules.
+    /// Accounts, service sets, control planes, modules and limits.
     pub control: SupervisorFile,
     /// The provisioning API, metrics and dashboard (off when `None`).
     pub api: Option<ApiOptions>,
@@ -91,6 +97,8 @@ pub struct Supervisor {
     pub engine: Arc<Engine>,
     /// The HTTP API, when configured.
     pub api: Option<ApiServer>,
+    /// The live connection of every agent and module.
+    pub live: Arc<Live>,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -100,7 +108,13 @@ impl Supervisor {
     pub async fn start(config: SupervisorConfig) -> Result<Supervisor, StartError> {
         let (store, records) = Store::open(&config.data_dir)?;
         let fleet = Arc::new(Fleet::new(store, records));
-        let server = server_config(&config.tls, &[ALPN_AGENT, ALPN_MODULE])?;
+        let limits = config.control.limits.clone();
+        let server = server_config(
+            &config.tls,
+            &[ALPN_AGENT, ALPN_MODULE],
+            limits.agent.max_frame.max(limits.module.max_frame),
+            limits.max_incoming,
+        )?;
         let endpoint =
             quinn::Endpoint::server(server, config.listen).map_err(|source| StartError::Bind {
                 addr: config.listen,
@@ -146,11 +160,15 @@ impl Supervisor {
             ),
             None => None,
         };
+        let live = Arc::new(Live::default());
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
-            fleet.clone(),
-            control.clone(),
-            config.limits,
+            Shared {
+                fleet: fleet.clone(),
+                control: control.clone(),
+                live: live.clone(),
+                limits,
+            },
         ));
         Ok(Supervisor {
             fleet,
@@ -158,6 +176,7 @@ impl Supervisor {
             accounts,
             engine,
             api,
+            live,
             endpoint,
             accept,
         })
@@ -181,46 +200,144 @@ impl Supervisor {
         }
         self.engine.stop();
         self.control.stop();
-        self.fleet.forget_connections();
+        self.live.forget_all();
         self.endpoint.wait_idle().await;
     }
 }
 
-async fn accept_loop(
-    endpoint: quinn::Endpoint,
+/// What every connection task needs.
+#[derive(Clone)]
+struct Shared {
     fleet: Arc<Fleet>,
     control: Arc<Control>,
-    limits: IngestLimits,
-) {
+    live: Arc<Live>,
+    limits: Limits,
+}
+
+/// Counts a handshake in progress while alive.
+struct Handshaking(Arc<AtomicUsize>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connection attempts within the endpoint's limits: at most
+/// `max_connections` live and `max_handshakes` in progress (more are
+/// refused, counted); past `retry_above` handshakes in progress, an
+/// address that has not proved it receives our packets must retry first
+/// (QUIC address validation), so a spoofed flood costs one packet each.
+async fn accept_loop(endpoint: quinn::Endpoint, shared: Shared) {
+    let limits = &shared.limits;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let stats = &shared.fleet.endpoint;
     let mut tasks = JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
-        let fleet = fleet.clone();
-        let control = control.clone();
-        let limits = limits.clone();
+        let in_progress = handshakes.load(Ordering::Relaxed);
+        if in_progress >= limits.max_handshakes {
+            EndpointStats::bump(&stats.refused_handshakes);
+            incoming.refuse();
+            continue;
+        }
+        if in_progress >= limits.retry_above
+            && !incoming.remote_address_validated()
+            && incoming.may_retry()
+        {
+            EndpointStats::bump(&stats.retries);
+            let _ = incoming.retry();
+            continue;
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            EndpointStats::bump(&stats.refused_connections);
+            incoming.refuse();
+            continue;
+        };
+        handshakes.fetch_add(1, Ordering::Relaxed);
+        let handshaking = Handshaking(handshakes.clone());
+        let shared = shared.clone();
         tasks.spawn(async move {
-            let remote = incoming.remote_address();
-            let conn = match incoming.await {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!(%remote, error = %e, "handshake refused");
-                    return;
-                }
-            };
-            let alpn = conn
-                .handshake_data()
-                .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-                .and_then(|d| d.protocol);
-            match alpn.as_deref() {
-                Some(p) if p == ALPN_AGENT => ingest::serve(fleet, Some(control.dispatch.clone()), conn, limits).await,
-                Some(p) if p == ALPN_MODULE => remote::serve(control, conn, limits.max_frame).await,
-                other => {
-                    warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "unknown application protocol");
-                    conn.close(vcp_common::protocol::close::VERSION.into(), b"unknown application protocol");
-                }
-            }
+            connection(incoming, handshaking, shared).await;
+            drop(slot);
         });
         // Reap finished connection tasks so the set does not grow forever.
         while tasks.try_join_next().is_some() {}
     }
     tasks.shutdown().await;
+}
+
+/// One connection: the handshake within its timeout, the identity its
+/// certificate names, one live session per identity, then the protocol's
+/// driver.
+async fn connection(incoming: quinn::Incoming, handshaking: Handshaking, s: Shared) {
+    let remote = incoming.remote_address();
+    let stats = &s.fleet.endpoint;
+    let connecting = match incoming.accept() {
+        Ok(c) => c,
+        Err(e) => {
+            debug!(%remote, error = %e, "connection attempt dropped");
+            return;
+        }
+    };
+    let timeout = s.limits.handshake_timeout();
+    let conn = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            EndpointStats::bump(&stats.failed_handshakes);
+            warn!(%remote, error = %e, "handshake refused");
+            return;
+        }
+        Err(_) => {
+            EndpointStats::bump(&stats.failed_handshakes);
+            warn!(%remote, ?timeout, "handshake not finished in time");
+            return;
+        }
+    };
+    drop(handshaking);
+    let alpn = conn
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.protocol);
+    let role = match alpn.as_deref() {
+        Some(p) if p == ALPN_AGENT => Role::Agent,
+        Some(p) if p == ALPN_MODULE => Role::Module,
+        other => {
+            warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "unknown application protocol");
+            conn.close(close::VERSION.into(), b"unknown application protocol");
+            return;
+        }
+    };
+    let id = match peer_id(&conn, role) {
+        Ok(id) => id,
+        Err(e) => {
+            EndpointStats::bump(&stats.failed_handshakes);
+            warn!(%remote, error = %e, "credential refused");
+            conn.close(
+                close::AUTH.into(),
+                format!("authentication: {e}").as_bytes(),
+            );
+            return;
+        }
+    };
+    let claim = s.live.claim(role, &id, &conn);
+    let started = Instant::now();
+    match role {
+        Role::Agent => {
+            conn.set_receive_window(window(s.limits.agent.max_frame));
+            let dispatch = Some(s.control.dispatch.clone());
+            let limits = s.limits.agent_session();
+            ingest::serve(s.fleet, dispatch, conn, id, limits, claim).await
+        }
+        Role::Module => {
+            conn.set_receive_window(window(s.limits.module.max_frame));
+            let limits = s.limits.module_session();
+            remote::serve(s.control, conn, id, limits, claim).await
+        }
+    }
+    debug!(%remote, lasted = ?started.elapsed(), "connection done");
+}
+
+fn window(max_frame: usize) -> quinn::VarInt {
+    quinn::VarInt::from_u64(max_frame as u64).unwrap_or(quinn::VarInt::MAX)
 }

@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ingest::cursor::Cursor;
+pub use vcp_common::session::agent::{AgentRecord, AgentTotals};
+use vcp_common::session::cursor::Cursor;
+
+/// Writes queued for the writer thread at most; a caller past it waits
+/// (nothing is dropped: every write is an agent's acknowledgement).
+pub const QUEUE_WRITES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,23 +41,6 @@ fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { context, source }
 }
 
-/// Per-agent totals kept with the cursor so that they survive restarts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AgentTotals {
-    pub batches: u64,
-    pub readings: u64,
-    pub duplicates: u64,
-    pub dropped_batches: u64,
-    pub wire_bytes: u64,
-}
-
-/// An agent's persisted row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AgentRecord {
-    pub cursor: Cursor,
-    pub totals: AgentTotals,
-}
-
 struct Write {
     agent_id: String,
     record: AgentRecord,
@@ -62,7 +50,9 @@ struct Write {
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::UnboundedSender<Write>,
+    tx: mpsc::Sender<Write>,
+    /// Times a caller found the queue full and waited.
+    pub full: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 const SCHEMA: &str = "
@@ -106,7 +96,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<(Store, HashMap<String, AgentRecord>), StoreError> {
         let conn = open_connection(dir)?;
         let records = load_agents(&conn)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE_WRITES);
         std::thread::Builder::new()
             .name("vcp-store".into())
             .spawn(move || writer(conn, rx))
@@ -114,19 +104,38 @@ impl Store {
                 path: dir.to_owned(),
                 source,
             })?;
-        Ok((Store { tx }, records))
+        Ok((
+            Store {
+                tx,
+                full: Default::default(),
+            },
+            records,
+        ))
     }
 
     /// Durably records an agent's cursor and totals; returns after commit.
     pub async fn save_agent(&self, agent_id: &str, record: AgentRecord) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Write {
-                agent_id: agent_id.to_owned(),
-                record,
-                done,
-            })
-            .map_err(|_| StoreError::Closed)?;
+        let write = Write {
+            agent_id: agent_id.to_owned(),
+            record,
+            done,
+        };
+        let write = match self.tx.try_send(write) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(w)) => Some(w),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::Closed),
+        };
+        if let Some(write) = write {
+            let n = self.full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if (n + 1).is_power_of_two() {
+                tracing::warn!(
+                    times = n + 1,
+                    "store queue full: ingest waits for the writer"
+                );
+            }
+            self.tx.send(write).await.map_err(|_| StoreError::Closed)?;
+        }
         wait.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -158,7 +167,7 @@ fn load_agents(conn: &Connection) -> Result<HashMap<String, AgentRecord>, StoreE
     rows.collect::<Result<_, _>>().map_err(sql("load agents"))
 }
 
-fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Write>) {
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Write>) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while let Ok(more) = rx.try_recv() {

@@ -1,12 +1,13 @@
 //! TLS for the supervisor's QUIC endpoint: TLS 1.3 only, client
-//! certificates required and verified against the fleet CA, and the agent id
-//! taken from the verified certificate — never from what the peer says.
+//! certificates required and verified against the fleet CA, and the agent
+//! or module id taken from the verified certificate at the handshake —
+//! never from what the peer says.
 
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
-use vcp_common::identity::{agent_dns_name, validate_id, TlsMaterial};
+use vcp_common::identity::{identity_in, Role, TlsMaterial};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -24,8 +25,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the endpoint's server configuration for the given ALPN ids.
-pub fn server_config(tls: &TlsMaterial, alpn: &[&[u8]]) -> Result<quinn::ServerConfig, TlsError> {
+/// Builds the endpoint's server configuration for the given ALPN ids:
+/// the transport allows one bidirectional stream per connection with
+/// windows of `max_frame` (the drivers narrow the connection window per
+/// protocol after the handshake), and at most `max_incoming` connection
+/// attempts wait to be accepted.
+pub fn server_config(
+    tls: &TlsMaterial,
+    alpn: &[&[u8]],
+    max_frame: usize,
+    max_incoming: usize,
+) -> Result<quinn::ServerConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for ca in &tls.ca {
         roots.add(ca.clone()).map_err(TlsError::Ca)?;
@@ -41,55 +51,44 @@ pub fn server_config(tls: &TlsMaterial, alpn: &[&[u8]]) -> Result<quinn::ServerC
     crypto.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(vcp_client::tls::transport_config()));
+    config
+        .transport_config(Arc::new(vcp_client::tls::transport(max_frame, 1)))
+        .max_incoming(max_incoming);
     Ok(config)
 }
 
-/// Why a peer's certificate does not prove the identity it claims.
+/// Why a peer's certificate does not name the identity it needs.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     #[error("the peer presented no certificate")]
     NoCertificate,
-    #[error("id: {0}")]
-    BadId(#[from] vcp_common::identity::IdentityError),
-    #[error("the peer's certificate is not valid for {name} ({detail})")]
-    NotFor { name: String, detail: String },
+    #[error("the peer's certificate cannot be read: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Name(#[from] vcp_common::identity::NameError),
 }
 
-/// The verified certificate chain of a connection (already checked against
-/// the CA by rustls during the handshake).
-pub fn peer_chain(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
-    conn.peer_identity()?
-        .downcast::<Vec<CertificateDer<'static>>>()
-        .ok()
-        .map(|b| *b)
-}
-
-/// Checks that the verified leaf certificate of `conn` names `dns_name`.
-pub fn check_name(conn: &quinn::Connection, dns_name: &str) -> Result<(), PeerError> {
-    let chain = peer_chain(conn);
-    let leaf = chain
-        .as_deref()
-        .and_then(|c| c.first())
+/// The id the connection's verified certificate names for `role` (rustls
+/// checked the chain against the fleet CA during the handshake): the one
+/// DNS name `<id>.agent.vcp` or `<id>.module.vcp` among its subject
+/// alternative names.
+pub fn peer_id(conn: &quinn::Connection, role: Role) -> Result<String, PeerError> {
+    let chain = conn
+        .peer_identity()
+        .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
         .ok_or(PeerError::NoCertificate)?;
-    let not_for = |detail: String| PeerError::NotFor {
-        name: dns_name.to_owned(),
-        detail,
-    };
-    let cert = webpki::EndEntityCert::try_from(leaf).map_err(|e| not_for(e.to_string()))?;
-    let name = ServerName::try_from(dns_name.to_owned()).map_err(|e| not_for(e.to_string()))?;
-    cert.verify_is_valid_for_subject_name(&name)
-        .map_err(|e| not_for(e.to_string()))
-}
-
-/// Checks that the connection's certificate names agent `agent_id`.
-pub fn check_agent(conn: &quinn::Connection, agent_id: &str) -> Result<(), PeerError> {
-    validate_id(agent_id)?;
-    check_name(conn, &agent_dns_name(agent_id))
-}
-
-/// Checks that the connection's certificate is the credential of module `id`.
-pub fn check_module(conn: &quinn::Connection, id: &str) -> Result<(), PeerError> {
-    validate_id(id)?;
-    check_name(conn, &vcp_common::identity::module_dns_name(id))
+    let leaf = chain.first().ok_or(PeerError::NoCertificate)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| PeerError::Unreadable(e.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| PeerError::Unreadable(e.to_string()))?;
+    let names = san
+        .iter()
+        .flat_map(|s| &s.value.general_names)
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(*d),
+            _ => None,
+        });
+    Ok(identity_in(names, role)?)
 }

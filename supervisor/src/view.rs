@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use vcp_common::batch::{Batch, SeriesDef, SeriesId};
+use vcp_common::batch::{Batch, SeriesDef};
 
 /// The latest value of one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,13 +20,45 @@ pub struct Latest {
 }
 
 /// One host's state at one instant. Immutable once published.
+///
+/// Its dictionary is that of one agent session (connection): series are
+/// indexed by the session's dense series ids, which are the decoder's
+/// slots, never a number a peer chose. So the snapshot holds at most the
+/// series one connection may define (`max_series`).
 #[derive(Debug, Clone, Default)]
 pub struct HostSnapshot {
-    pub incarnation: u64,
-    /// The agent's series dictionary, indexed by series id.
+    /// The supervisor's number of the agent session this dictionary is of.
+    pub session: u64,
+    /// The session's series dictionary, indexed by series id.
     pub series: Arc<Vec<SeriesDef>>,
     /// Latest reading per series id (`None` until the first one).
     pub latest: Vec<Option<Latest>>,
+}
+
+/// The latest values of a host's earlier session, by name: a new session
+/// starts its dictionary afresh and takes each series' last value from
+/// here when it defines the series again. Bounded by the earlier
+/// session's dictionary.
+#[derive(Debug, Default)]
+pub struct Carry(HashMap<(String, String), Latest>);
+
+impl Carry {
+    /// What `previous` holds, to carry into a new session.
+    pub fn from_snapshot(previous: &HostSnapshot) -> Carry {
+        Carry(
+            previous
+                .readings()
+                .map(|(d, l)| ((d.resource.clone(), d.metric.clone()), l))
+                .collect(),
+        )
+    }
+
+    fn take(&mut self, def: &SeriesDef) -> Option<Latest> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.remove(&(def.resource.clone(), def.metric.clone()))
+    }
 }
 
 impl HostSnapshot {
@@ -45,30 +77,34 @@ impl HostSnapshot {
             .map(|(_, l)| l)
     }
 
-    /// A new snapshot with the batch applied. `new_series` are dictionary
-    /// entries that arrived with the batch.
+    /// A new snapshot with the batch of agent session `session` applied.
+    /// `new_series` are dictionary entries that arrived with the batch;
+    /// each must take the next id (the decoder guarantees it; an entry
+    /// that does not is ignored). A new session starts a fresh dictionary,
+    /// taking earlier values from `carry`.
     pub fn with_batch(
         &self,
-        incarnation: u64,
+        session: u64,
         new_series: &[SeriesDef],
         batch: &Batch,
+        carry: &mut Carry,
     ) -> HostSnapshot {
-        let mut next = if incarnation == self.incarnation {
+        let mut next = if session == self.session {
             self.clone()
         } else {
             HostSnapshot {
-                incarnation,
+                session,
                 ..HostSnapshot::default()
             }
         };
         if !new_series.is_empty() {
             let series = Arc::make_mut(&mut next.series);
             for def in new_series {
-                place(series, def);
+                if def.id as usize == series.len() {
+                    series.push(def.clone());
+                    next.latest.push(carry.take(def));
+                }
             }
-        }
-        if next.latest.len() < next.series.len() {
-            next.latest.resize(next.series.len(), None);
         }
         for col in &batch.columns {
             let (Some(value), Some(slot)) =
@@ -86,22 +122,6 @@ impl HostSnapshot {
         }
         next
     }
-}
-
-// Series ids are dense from 0 within an incarnation; fill any hole so the
-// vector stays indexable by id.
-fn place(series: &mut Vec<SeriesDef>, def: &SeriesDef) {
-    let id = def.id as usize;
-    while series.len() <= id {
-        let hole = series.len() as SeriesId;
-        series.push(SeriesDef {
-            id: hole,
-            resource: String::new(),
-            metric: String::new(),
-            exp: 0,
-        });
-    }
-    series[id] = def.clone();
 }
 
 /// One host's cell: its snapshot, swapped atomically.
@@ -157,7 +177,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vcp_common::batch::Column;
+    use vcp_common::batch::{Column, SeriesId};
 
     fn def(id: SeriesId, resource: &str, metric: &str) -> SeriesDef {
         SeriesDef {
@@ -168,8 +188,20 @@ mod tests {
         }
     }
 
+    fn one(series: SeriesId, at: i64, value: f64) -> Batch {
+        Batch {
+            seq: 1,
+            timestamps: vec![at],
+            columns: vec![Column {
+                series,
+                start: 0,
+                values: vec![value],
+            }],
+        }
+    }
+
     #[test]
-    fn batches_update_latest_and_new_incarnation_resets() {
+    fn batches_update_latest_and_a_new_session_starts_a_fresh_dictionary() {
         let view = View::default();
         let cell = view.host("agent-1");
         let batch = Batch {
@@ -192,7 +224,8 @@ mod tests {
             def(0, "cpu", "cpu.utilization"),
             def(1, "memory", "memory.total"),
         ];
-        cell.store(cell.load().with_batch(9, &defs, &batch));
+        let mut none = Carry::default();
+        cell.store(cell.load().with_batch(1, &defs, &batch, &mut none));
         let snap = view.host("agent-1").load();
         assert_eq!(
             snap.get("cpu", "cpu.utilization"),
@@ -210,20 +243,42 @@ mod tests {
         );
         assert_eq!(view.hosts().len(), 1);
 
-        let reset = snap.with_batch(
-            10,
-            &[def(0, "nic/lo", "nic.speed")],
-            &Batch {
-                seq: 1,
-                timestamps: vec![3000],
-                columns: vec![Column {
-                    series: 0,
-                    start: 0,
-                    values: vec![7.0],
-                }],
-            },
+        // Session 2 defines memory first (id 0) and cpu never: memory keeps
+        // its last value until a new one comes, cpu is gone.
+        let mut carry = Carry::from_snapshot(&snap);
+        let next = snap.with_batch(
+            2,
+            &[
+                def(0, "memory", "memory.total"),
+                def(1, "nic/lo", "nic.speed"),
+            ],
+            &one(1, 3000, 7.0),
+            &mut carry,
         );
-        assert_eq!(reset.get("cpu", "cpu.utilization"), None);
-        assert_eq!(reset.readings().count(), 1);
+        assert_eq!(next.get("cpu", "cpu.utilization"), None);
+        assert_eq!(
+            next.get("memory", "memory.total").map(|l| l.value),
+            Some(5.0)
+        );
+        assert_eq!(next.get("nic/lo", "nic.speed").map(|l| l.value), Some(7.0));
+        assert_eq!(next.readings().count(), 2);
+    }
+
+    #[test]
+    fn the_view_is_indexed_by_slot_and_ignores_ids_out_of_order() {
+        let mut none = Carry::default();
+        let snap = HostSnapshot::default().with_batch(
+            1,
+            &[
+                def(0, "cpu", "a"),
+                def(10_000_000, "cpu", "b"),
+                def(1, "cpu", "c"),
+            ],
+            &one(1, 1, 1.0),
+            &mut none,
+        );
+        assert_eq!(snap.series.len(), 2);
+        assert_eq!(snap.latest.len(), 2);
+        assert_eq!(snap.get("cpu", "c").map(|l| l.value), Some(1.0));
     }
 }

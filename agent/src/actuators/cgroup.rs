@@ -244,7 +244,7 @@ mod tests {
             round: 9,
             target: Target::Resource {
                 host: "h1".into(),
-                resource: resource.into(),
+                resource: vcp_common::resource::ResourceId::new(resource).unwrap(),
             },
             parameter: parameter.into(),
             value,
@@ -345,6 +345,8 @@ mod tests {
             .unwrap();
         std::fs::write(root.join("vcp.slice/afile"), "").unwrap();
         let mut a = CgroupActuator::new(root);
+        // Paths that climb out are not resource ids: no configuration
+        // can name them (the frame that tried would not decode).
         for resource in [
             "cgroup/../outside",
             "cgroup/vcp.slice/../../outside",
@@ -352,6 +354,14 @@ mod tests {
             "cgroup/",
             "cgroup/.",
             "cgroup/vcp.slice//web",
+        ] {
+            assert!(
+                vcp_common::resource::ResourceId::new(resource).is_err(),
+                "{resource}"
+            );
+        }
+        for resource in [
+            "cgroup",
             "cgroup/vcp.slice/missing",
             "cgroup/vcp.slice/evil",
             "cgroup/vcp.slice/afile",

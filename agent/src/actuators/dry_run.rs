@@ -81,7 +81,7 @@ mod tests {
             round,
             target: Target::Resource {
                 host: "h1".into(),
-                resource: "cgroup/web".into(),
+                resource: vcp_common::resource::ResourceId::new("cgroup/web").unwrap(),
             },
             parameter: "cpu.max".into(),
             value: 1.5,

@@ -151,7 +151,7 @@ mod tests {
             round: 1,
             target: Target::Resource {
                 host: "h1".into(),
-                resource: resource.into(),
+                resource: vcp_common::resource::ResourceId::new(resource).unwrap(),
             },
             parameter: parameter.into(),
             value,

@@ -288,7 +288,7 @@ mod tests {
             round: 1,
             target: Target::Resource {
                 host: "h".into(),
-                resource: "cgroup/web".into(),
+                resource: vcp_common::resource::ResourceId::new("cgroup/web").unwrap(),
             },
             parameter: "cpu.max".into(),
             value: 1.0,

@@ -66,7 +66,7 @@ fn endpoint(c: &ModuleConnect) -> Result<quinn::Endpoint, ModuleError> {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let mut ep = quinn::Endpoint::client(bind)?;
-    ep.set_default_client_config(client_config(&c.tls, ALPN_MODULE)?);
+    ep.set_default_client_config(client_config(&c.tls, ALPN_MODULE, c.max_frame)?);
     Ok(ep)
 }
 

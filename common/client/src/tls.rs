@@ -17,8 +17,13 @@ pub enum TlsError {
     Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
 }
 
-/// A client configuration speaking `alpn`.
-pub fn client_config(tls: &TlsMaterial, alpn: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
+/// A client configuration speaking `alpn`, accepting frames of at most
+/// `max_frame` bytes from the supervisor.
+pub fn client_config(
+    tls: &TlsMaterial,
+    alpn: &[u8],
+    max_frame: usize,
+) -> Result<quinn::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for ca in &tls.ca {
         roots.add(ca.clone()).map_err(TlsError::Ca)?;
@@ -33,16 +38,27 @@ pub fn client_config(tls: &TlsMaterial, alpn: &[u8]) -> Result<quinn::ClientConf
     crypto.alpn_protocols = vec![alpn.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(transport_config()));
+    config.transport_config(Arc::new(transport(max_frame, 0)));
     Ok(config)
 }
 
-/// Transport settings for long-lived vcp connections, both ends: keep the
-/// connection alive and notice a dead peer within seconds rather than
-/// quinn's 30 s default.
-pub fn transport_config() -> quinn::TransportConfig {
+/// Transport settings shared by every vcp connection, either end: the one
+/// bidirectional stream the protocols use and nothing more (no
+/// unidirectional streams, no datagrams), flow-control windows of one
+/// frame, keep-alives, and a dead peer noticed within seconds rather than
+/// quinn's 30 s default. `incoming_bidi` is how many streams the peer may
+/// open: 1 on the supervisor, 0 on agents and modules (the supervisor never
+/// opens one).
+pub fn transport(max_frame: usize, incoming_bidi: u32) -> quinn::TransportConfig {
+    let window = quinn::VarInt::from_u64(max_frame as u64).unwrap_or(quinn::VarInt::MAX);
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(KEEP_ALIVE));
-    t.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+    t.max_concurrent_bidi_streams(incoming_bidi.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .datagram_receive_buffer_size(None)
+        .stream_receive_window(window)
+        .receive_window(window)
+        .send_window(2 * max_frame as u64)
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
     t
 }

@@ -1,7 +1,5 @@
 //! [`BatchDecoder`]: payloads to batches, refusing bad input.
 
-use std::collections::HashMap;
-
 use zstd::stream::raw::{DParameter, Decoder as ZDecoder};
 
 use super::quant::{Quantum, SeriesState};
@@ -24,8 +22,9 @@ pub struct Decoded {
 
 #[derive(Debug, Clone, Copy)]
 struct DecColumn {
+    /// The series' id on this connection, which is also its slot in the
+    /// decoder's tables (ids are dense from 0).
     series: SeriesId,
-    slot: usize,
     start: u32,
     len: u32,
 }
@@ -38,9 +37,9 @@ pub struct BatchDecoder {
     /// Decompression buffer; its `len()` is the allocated, zeroed size, never
     /// above `limits.max_batch_bytes`.
     pub(super) buf: Vec<u8>,
+    /// Series defined on this connection, indexed by id.
     defs: Vec<SeriesDef>,
     states: Vec<SeriesState>,
-    index: HashMap<SeriesId, usize>,
     prev_seq: u64,
     prev_ts: i64,
     prev_dt: i64,
@@ -75,7 +74,6 @@ impl BatchDecoder {
             buf: Vec::new(),
             defs: Vec::new(),
             states: Vec::new(),
-            index: HashMap::new(),
             prev_seq: 0,
             prev_ts: 0,
             prev_dt: 0,
@@ -94,7 +92,7 @@ impl BatchDecoder {
 
     /// The definition of series `id`, if this connection defined it.
     pub fn series(&self, id: SeriesId) -> Option<&SeriesDef> {
-        self.index.get(&id).and_then(|&i| self.defs.get(i))
+        self.defs.get(id as usize)
     }
 
     /// Number of series defined on this connection.
@@ -148,20 +146,19 @@ impl BatchDecoder {
             new_series.reserve(n);
             for _ in 0..n {
                 let def = read_def(&mut w, limits.max_name_len)?;
-                if let Some(&i) = self.index.get(&def.id) {
-                    match self.defs.get(i) {
-                        Some(old) if *old == def => continue,
-                        old => {
-                            return Err(CodecError::SeriesRedefined {
-                                id: def.id,
-                                old: old.map(describe).unwrap_or_default(),
-                                new: describe(&def),
-                            })
-                        }
-                    }
+                // Ids are dense: a new series takes the next one. `room`
+                // bounded n, so this cannot pass max_series.
+                let next = self.defs.len() as SeriesId;
+                if def.id != next {
+                    return Err(match self.defs.get(def.id as usize) {
+                        Some(old) => CodecError::SeriesRedefined {
+                            id: def.id,
+                            old: describe(old),
+                            new: describe(&def),
+                        },
+                        None => CodecError::SeriesNotNext { id: def.id, next },
+                    });
                 }
-                // `room` bounded n, so this cannot pass max_series.
-                self.index.insert(def.id, self.defs.len());
                 self.states.push(SeriesState {
                     prev: 0,
                     quantum: Quantum::new(def.exp),
@@ -189,10 +186,9 @@ impl BatchDecoder {
                 prev = id;
                 let start = w.u64("column start")?;
                 let len = w.u64("column length")?;
-                let slot = *self
-                    .index
-                    .get(&series)
-                    .ok_or(CodecError::UndefinedSeries { id: series })?;
+                if series as usize >= self.defs.len() {
+                    return Err(CodecError::UndefinedSeries { id: series });
+                }
                 if len == 0 {
                     return Err(CodecError::EmptyColumn { index, series });
                 }
@@ -221,7 +217,6 @@ impl BatchDecoder {
                 };
                 self.layout.push(DecColumn {
                     series,
-                    slot,
                     start: to_u32("column start", start)?,
                     len: to_u32("column length", len)?,
                 });
@@ -286,7 +281,7 @@ impl BatchDecoder {
         let mut columns = Vec::with_capacity(self.layout.len());
         for (i, c) in self.layout.iter().enumerate() {
             let changed = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
-            let Some(state) = self.states.get_mut(c.slot) else {
+            let Some(state) = self.states.get_mut(c.series as usize) else {
                 return Err(CodecError::UndefinedSeries { id: c.series });
             };
             let n = c.len as usize;

@@ -10,16 +10,30 @@ use crate::varint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct LayoutEntry {
-    series: SeriesId,
+    /// The series' wire id on this connection.
+    series: u32,
+    /// The agent's id of the series.
+    agent: SeriesId,
     start: u32,
     len: u32,
+}
+
+/// A series sent on this connection: its wire id and codec state.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    wire: u32,
+    state: SeriesState,
 }
 
 /// Encodes the batches of one connection. See the module docs for the wire.
 pub struct BatchEncoder {
     zstd: ZEncoder<'static>,
-    /// Indexed by series id; `Some` once the series was sent on this connection.
-    series: Vec<Option<SeriesState>>,
+    /// Indexed by the agent's series id; `Some` once the series was
+    /// defined on this connection. Wire ids are dense from 0 in the order
+    /// of definition, whatever the agent's ids are.
+    series: Vec<Option<Sent>>,
+    /// Series defined on this connection (the next wire id).
+    defined: u32,
     prev_seq: u64,
     prev_ts: i64,
     prev_dt: i64,
@@ -32,7 +46,9 @@ pub struct BatchEncoder {
     values: Vec<u8>,
     cur_layout: Vec<LayoutEntry>,
     quantised: Vec<i64>,
-    new_defs: Vec<SeriesDef>,
+    /// Series first defined by the batch being encoded: (agent id, the
+    /// definition with its wire id).
+    new_defs: Vec<(SeriesId, SeriesDef)>,
     pub(super) raw: Vec<u8>,
     poisoned: bool,
 }
@@ -62,6 +78,7 @@ impl BatchEncoder {
         Ok(BatchEncoder {
             zstd,
             series: Vec::new(),
+            defined: 0,
             prev_seq: 0,
             prev_ts: 0,
             prev_dt: 0,
@@ -93,9 +110,10 @@ impl BatchEncoder {
             return Err(CodecError::Poisoned);
         }
         if let Err(e) = self.prepare(batch, table) {
-            for def in self.new_defs.drain(..) {
-                if let Some(slot) = self.series.get_mut(def.id as usize) {
+            for (agent, _) in self.new_defs.drain(..) {
+                if let Some(slot) = self.series.get_mut(agent as usize) {
                     *slot = None;
+                    self.defined -= 1;
                 }
             }
             return Err(e);
@@ -150,8 +168,8 @@ impl BatchEncoder {
             }
             let len = u32::try_from(col.values.len()).map_err(|_| out_of_range())?;
             let id = col.series;
-            let quantum = match self.series.get(id as usize).copied().flatten() {
-                Some(s) => s.quantum,
+            let (wire, quantum) = match self.series.get(id as usize).copied().flatten() {
+                Some(s) => (s.wire, s.state.quantum),
                 None => {
                     let def = table
                         .get(id)
@@ -162,9 +180,20 @@ impl BatchEncoder {
                         self.series.resize(idx + 1, None);
                     }
                     let quantum = Quantum::new(def.exp);
-                    self.series[idx] = Some(SeriesState { prev: 0, quantum });
-                    self.new_defs.push(def.clone());
-                    quantum
+                    let wire = self.defined;
+                    self.defined += 1;
+                    self.series[idx] = Some(Sent {
+                        wire,
+                        state: SeriesState { prev: 0, quantum },
+                    });
+                    self.new_defs.push((
+                        id,
+                        SeriesDef {
+                            id: wire,
+                            ..def.clone()
+                        },
+                    ));
+                    (wire, quantum)
                 }
             };
             for &v in &col.values {
@@ -198,7 +227,8 @@ impl BatchEncoder {
                 self.quantised.push(q);
             }
             self.cur_layout.push(LayoutEntry {
-                series: id,
+                series: wire,
+                agent: id,
                 start: col.start,
                 len,
             });
@@ -232,7 +262,7 @@ impl BatchEncoder {
 
         if !self.new_defs.is_empty() {
             varint::put_u64(raw, self.new_defs.len() as u64);
-            for def in self.new_defs.drain(..) {
+            for (_, def) in self.new_defs.drain(..) {
                 varint::put_u64(raw, u64::from(def.id));
                 varint::put_i64(raw, i64::from(def.exp));
                 varint::put_u64(raw, def.resource.len() as u64);
@@ -288,7 +318,7 @@ impl BatchEncoder {
             let n = e.len as usize;
             let qs = &self.quantised[qi..qi + n];
             qi += n;
-            let Some(Some(state)) = self.series.get_mut(e.series as usize) else {
+            let Some(Some(Sent { state, .. })) = self.series.get_mut(e.agent as usize) else {
                 continue; // registered in prepare()
             };
             let mark = vals.len();

@@ -23,6 +23,9 @@
 //!           other bits must be zero
 //! seq     = zz(seq - (prev_seq + 1))                         (prev_seq starts at 0)
 //! series  = n:uv  n × { id:uv  zz(exp)  len:uv resource  len:uv metric }   (UTF-8)
+//!           ids are the connection's own: dense from 0 in order of definition
+//!           (the k-th series defined on a connection has id k), whatever the
+//!           agent's series ids are; resource is a valid `ResourceId`
 //! layout  = n_timestamps:uv  n_columns:uv
 //!           n_columns × { zz(series - prev_series)  start:uv  len:uv }   (len ≥ 1)
 //! timestamps = n_timestamps × zz(dt - prev_dt)   dt = ts - prev_ts   (delta of delta)
@@ -110,11 +113,14 @@ pub struct Limits {
     pub max_name_len: usize,
 }
 
+/// Default of [`Limits::max_series`], and of the agent's own series limit.
+pub const DEFAULT_MAX_SERIES: usize = 16_384;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_batch_bytes: 4 << 20,
-            max_series: 100_000,
+            max_series: DEFAULT_MAX_SERIES,
             max_readings: 1_000_000,
             max_timestamps: 10_000,
             max_name_len: 512,
@@ -195,6 +201,16 @@ pub enum CodecError {
     NoPreviousLayout,
     #[error("series {id} is used but was never defined on this connection")]
     UndefinedSeries { id: SeriesId },
+    #[error(
+        "series {id} is not the next series id of this connection ({next}): ids are dense from 0"
+    )]
+    SeriesNotNext { id: SeriesId, next: SeriesId },
+    #[error("series {id}: {source}")]
+    BadResource {
+        id: SeriesId,
+        #[source]
+        source: crate::resource::ResourceIdError,
+    },
     #[error("series {id} redefined: was {old}, now {new}")]
     SeriesRedefined {
         id: SeriesId,

@@ -74,6 +74,8 @@ pub(super) fn read_def(w: &mut Wire<'_>, max_name: usize) -> Result<SeriesDef, C
         value: i128::from(exp),
     })?;
     let resource = read_name(w, "resource name", id, max_name)?;
+    crate::resource::validate(&resource)
+        .map_err(|source| CodecError::BadResource { id, source })?;
     let metric = read_name(w, "metric name", id, max_name)?;
     Ok(SeriesDef {
         id,

@@ -50,7 +50,8 @@ use crate::module::{ModuleSpec, Proposal, Solicitation};
 use thiserror::Error;
 
 /// Version both ends exchange in [`Hello`] and [`Welcome`].
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: series ids are dense per connection and resources are `ResourceId`s.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// ALPN protocol of agent connections.
 pub const ALPN_AGENT: &[u8] = b"vcp-agent/1";

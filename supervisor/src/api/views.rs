@@ -273,10 +273,7 @@ pub fn hosts(control: &Control, caller: &Principal) -> Result<Vec<HostView>, Api
         .iter()
         .filter(|s| s.customer.get_ref() == &caller.account)
         .flat_map(|s| &s.members)
-        .map(|m| vcp_common::view::Member {
-            host: m.host.clone(),
-            resource: m.resource.clone(),
-        })
+        .map(|m| m.member())
         .collect();
     let sees = |host: &str, resource: &str| {
         caller.is_operator() || own.iter().any(|m| m.covers(host, resource))

@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use vcp_common::module::{Condition, Kind};
+use vcp_common::resource::ResourceId;
+use vcp_common::view::Member;
 
 use crate::modules::builtin::BuiltinConfig;
 use crate::pricing::{Contract, PriceSheet};
 use crate::reputation::ReputationConfig;
 use crate::solicit::mediation::PolicyEntry;
+
+pub mod limits;
 
 /// The supervisor's data directory when none is given: the user's data
 /// directory, e.g. `~/.local/share/vcp`.
@@ -83,6 +87,10 @@ pub struct SupervisorFile {
     /// Seconds a configuration waits for an offline host before it expires.
     #[serde(default = "default_ttl_s")]
     pub configuration_ttl_s: u64,
+    /// What peers may make the supervisor hold: connections, handshakes,
+    /// and per agent and module session.
+    #[serde(default)]
+    pub limits: limits::Limits,
 }
 
 fn default_ttl_s() -> u64 {
@@ -141,7 +149,68 @@ pub struct MemberConfig {
     pub host: String,
     /// A resource of the host (e.g. `cgroup/web`); the whole host if absent.
     #[serde(default)]
-    pub resource: Option<String>,
+    pub resource: Option<ResourceId>,
+}
+
+impl MemberConfig {
+    pub fn member(&self) -> Member {
+        Member {
+            host: self.host.clone(),
+            resource: self.resource.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for MemberConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.resource {
+            Some(r) => write!(f, "{} {r}", self.host),
+            None => write!(f, "{} (whole host)", self.host),
+        }
+    }
+}
+
+/// The first pair of members of service sets of two different customers
+/// that share a resource, described with both sets, their owners and the
+/// members — or `None`. With `customer`, only pairs involving that
+/// customer's sets count. A module sees and configures what its plane's
+/// members cover, so no resource may belong to two customers. (The
+/// operator's own sets may hold what it lends to customers: its default
+/// plane sees every host anyway.)
+pub fn overlapping_members(
+    sets: &[ServiceSetConfig],
+    customer: Option<&str>,
+) -> Option<(usize, String)> {
+    for (j, b) in sets.iter().enumerate() {
+        for a in &sets[..j] {
+            if a.customer.get_ref() == b.customer.get_ref()
+                || a.customer.get_ref() == OPERATOR
+                || b.customer.get_ref() == OPERATOR
+                || customer.is_some_and(|c| a.customer.get_ref() != c && b.customer.get_ref() != c)
+            {
+                continue;
+            }
+            for mb in &b.members {
+                if let Some(ma) = a
+                    .members
+                    .iter()
+                    .find(|ma| ma.member().overlaps(&mb.member()))
+                {
+                    return Some((
+                        j,
+                        format!(
+                            "member {mb} of service set {:?} (customer {:?}) overlaps member {ma} of service set {:?} (customer {:?}): a resource belongs to one account",
+                            b.id.get_ref(),
+                            b.customer.get_ref(),
+                            a.id.get_ref(),
+                            a.customer.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -402,6 +471,9 @@ impl SupervisorFile {
                 ));
             }
         }
+        if let Some((j, message)) = overlapping_members(&self.service_sets, None) {
+            return Err(err(self.service_sets[j].id.span().start, message));
+        }
         let mut modules = HashSet::new();
         for m in &self.custom_modules {
             vcp_common::identity::validate_id(m.id.get_ref())
@@ -465,6 +537,7 @@ impl SupervisorFile {
         self.prices
             .validate()
             .map_err(|e| invalid(format!("prices: {e}")))?;
+        self.limits.validate().map_err(invalid)?;
         for c in &self.contracts {
             c.validate()
                 .map_err(|e| invalid(format!("contract {}/{}: {e}", c.control_plane, c.module)))?;

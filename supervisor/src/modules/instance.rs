@@ -49,14 +49,25 @@ pub struct Answer {
 
 impl Ask {
     /// Hands the outcome to the round if it is still open; otherwise the
-    /// answer is late: its requests are counted as late (still charged).
+    /// answer is late: its requests are counted as late (and charged to
+    /// the module's vendor).
     pub fn deliver(self, outcome: Result<Vec<Proposal>, Fault>, stats: &ModuleStats) {
+        self.deliver_at(outcome, stats, Instant::now())
+    }
+
+    /// [`Ask::deliver`] of an outcome that arrived at `at`.
+    pub fn deliver_at(
+        self,
+        outcome: Result<Vec<Proposal>, Fault>,
+        stats: &ModuleStats,
+        at: Instant,
+    ) {
         let answer = Answer {
             slot: self.slot,
             round: self.solicitation.round,
             outcome,
         };
-        let answer = if Instant::now() <= self.deadline {
+        let answer = if at <= self.deadline {
             match self.reply.try_send(answer) {
                 Ok(()) => return,
                 Err(e) => e.into_inner(),

@@ -1,242 +1,233 @@
 //! Remote custom modules: a vendor's process connects over QUIC (ALPN
 //! `vcp-module/1`) with its module credential, registers its spec, and is
-//! then solicited like a built-in module. The credential must name the
-//! module; the module must be configured and used by its customer's
-//! virtual control plane for the kind it registers. A module that errs,
-//! hangs or disconnects loses only its own rounds.
+//! then solicited like a built-in module. This task is a thin driver of
+//! the connection's [`ModuleSession`]: it checks the registration against
+//! the configuration (the module must be configured and used by its
+//! customer's virtual control plane for the kind it registers), hands it
+//! the rounds' solicitations and hands the answers back to the rounds. A
+//! module that errs, hangs or disconnects loses only its own rounds; one
+//! that breaks the protocol is closed, and the fault is recorded.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn, Instrument};
-use vcp_client::framed::{Framed, StreamError};
-use vcp_common::frame::{Frame, Registered, PROTOCOL_VERSION};
+use vcp_common::frame::{Registered, PROTOCOL_VERSION};
 use vcp_common::module::ModuleSpec;
-use vcp_common::protocol::{close, HELLO_TIMEOUT};
+use vcp_common::protocol::close;
+use vcp_common::session::module::{ModuleEvent, ModuleSession, ModuleSessionLimits};
+use vcp_common::session::Close;
 
 use crate::control::Control;
 use crate::control_plane::ModuleRef;
+use crate::live::Claim;
 use crate::modules::instance::{Ask, Fault, ModuleInstance};
-use crate::tls::{check_module, PeerError};
+use crate::stream::{self, Pipe, Read};
 
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    #[error("no stream opened within {0:?}")]
-    NoStream(Duration),
-    #[error("connection: {0}")]
-    Connection(#[from] quinn::ConnectionError),
-    #[error("{0}")]
-    Stream(#[from] StreamError),
-    #[error("expected {expected}, got {got}")]
-    Unexpected {
-        expected: &'static str,
-        got: &'static str,
-    },
-    #[error("credential: {0}")]
-    Auth(#[from] PeerError),
-    #[error("module {0:?} is not configured on this supervisor")]
-    Unknown(String),
-    #[error("module {id:?} is configured as {configured}, but registered as {registered}")]
-    WrongKind {
-        id: String,
-        configured: String,
-        registered: String,
-    },
-    #[error("module {0:?} is not used by any control plane")]
-    Unused(String),
-    #[error("bad spec: {0}")]
-    BadSpec(String),
-    #[error("the module answered round {got} while round {expected} was pending")]
-    WrongRound { expected: u64, got: u64 },
-    #[error("the module ended the stream")]
-    Ended,
-    #[error("control plane {0:?} was taken out of force")]
-    Retired(String),
-}
-
-impl RemoteError {
-    fn is_connection_lost(&self) -> bool {
-        match self {
-            RemoteError::Connection(_) => true,
-            RemoteError::Stream(e) => e.is_connection_lost(),
-            _ => false,
-        }
-    }
-
-    fn close_code(&self) -> u32 {
-        match self {
-            RemoteError::Auth(_)
-            | RemoteError::Unknown(_)
-            | RemoteError::WrongKind { .. }
-            | RemoteError::Unused(_) => close::AUTH,
-            RemoteError::Retired(_) => close::NORMAL,
-            _ => close::PROTOCOL,
-        }
-    }
-}
-
-const CLOSE_GRACE: Duration = Duration::from_millis(500);
-
-/// Serves one module connection until it ends.
-pub async fn serve(control: Arc<Control>, conn: quinn::Connection, max_frame: usize) {
-    let span = tracing::info_span!("module", remote = %conn.remote_address(), module = tracing::field::Empty);
+/// Serves the connection of module `module_id` (named by its
+/// certificate) until it ends.
+pub async fn serve(
+    control: Arc<Control>,
+    conn: quinn::Connection,
+    module_id: String,
+    limits: ModuleSessionLimits,
+    claim: Claim,
+) {
+    let span = tracing::info_span!("module", remote = %conn.remote_address(), module = %module_id);
     async move {
-        let result = run(&control, &conn, max_frame).await;
-        match result {
-            Ok(()) => info!("module disconnected"),
-            Err(e) if e.is_connection_lost() => info!(reason = %e, "module connection ended"),
-            Err(e @ RemoteError::Retired(_)) => {
-                info!(reason = %e, "closing module connection");
-                conn.close(e.close_code().into(), e.to_string().as_bytes());
+        let session = ModuleSession::new(&module_id, limits, Instant::now());
+        let mut d = Driver {
+            control: &control,
+            conn: &conn,
+            session,
+            instance: None,
+            pending: None,
+        };
+        let end = d.run().await;
+        d.finish(&end);
+        match &end {
+            Err(why) => info!(reason = %why, "module connection ended"),
+            Ok(c) if c.by_peer || c.code == close::NORMAL => {
+                info!(reason = %c.reason, "module session ended")
             }
-            Err(e) => {
-                warn!(error = %e, "closing module connection");
-                conn.close(e.close_code().into(), e.to_string().as_bytes());
-            }
+            Ok(c) => warn!(code = c.code, reason = %c.reason, "closed the module's connection"),
         }
+        drop(claim);
     }
     .instrument(span)
     .await
 }
 
-async fn run(
-    control: &Control,
-    conn: &quinn::Connection,
-    max_frame: usize,
-) -> Result<(), RemoteError> {
-    let (send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
-        .await
-        .map_err(|_| RemoteError::NoStream(HELLO_TIMEOUT))??;
-    let mut framed = Framed::new(send, recv, max_frame);
-    let result = session(control, conn, &mut framed).await;
-    if let Err(e) = &result {
-        if !e.is_connection_lost() {
-            framed.close_with(&e.to_string(), CLOSE_GRACE).await;
+enum Wake {
+    Read(Read),
+    Timeout,
+    Ask(Option<Ask>),
+    Retired,
+}
+
+/// The next solicitation, or never without an instance.
+async fn recv(inbox: Option<&mut tokio::sync::mpsc::Receiver<Ask>>) -> Option<Ask> {
+    match inbox {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Driver<'a> {
+    control: &'a Control,
+    conn: &'a quinn::Connection,
+    session: ModuleSession,
+    instance: Option<(Arc<ModuleInstance>, tokio::sync::mpsc::Receiver<Ask>)>,
+    /// The round the module was solicited for and has not answered.
+    pending: Option<Ask>,
+}
+
+impl Driver<'_> {
+    /// `Ok` with how the session closed, `Err` when the connection went.
+    async fn run(&mut self) -> Result<Close, String> {
+        let mut pipe = match Pipe::accept(self.conn, self.session.poll_timeout()).await {
+            Ok(p) => p,
+            Err(e) => return Err(e.to_string()),
+        };
+        if pipe.is_none() {
+            self.session.handle_timeout(Instant::now());
+        }
+        loop {
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    ModuleEvent::Register(spec) => self.register(spec),
+                    ModuleEvent::Response {
+                        round,
+                        proposals,
+                        at,
+                    } => {
+                        if let (Some(ask), Some((m, _))) = (self.pending.take(), &self.instance) {
+                            debug_assert_eq!(ask.solicitation.round, round);
+                            ask.deliver_at(Ok(proposals), &m.stats, at);
+                        }
+                    }
+                    ModuleEvent::Closed(c) => {
+                        let last = self.session.take_transmit();
+                        stream::close(self.conn, pipe.as_mut(), &last, &c).await;
+                        return Ok(c);
+                    }
+                }
+            }
+            let Some(p) = pipe.as_mut() else {
+                return Err("no stream opened".into());
+            };
+            p.write(&self.session.take_transmit()).await?;
+            let idle = self.session.is_idle();
+            let (inbox, retired) = match &mut self.instance {
+                Some((m, rx)) => (Some(rx), Some(m.clone())),
+                None => (None, None),
+            };
+            let timeout = self.session.poll_timeout();
+            let wake = tokio::select! {
+                r = p.read() => Wake::Read(r),
+                _ = stream::until(timeout) => Wake::Timeout,
+                ask = recv(inbox), if idle => Wake::Ask(ask),
+                _ = async { match &retired { Some(m) => m.retired().await, None => std::future::pending().await } } => Wake::Retired,
+            };
+            match wake {
+                Wake::Read(Read::Bytes(n)) => {
+                    self.session.handle_input(&p.chunk[..n], Instant::now())
+                }
+                Wake::Read(Read::Finished) => self.session.handle_finished(),
+                Wake::Read(Read::Lost(why)) => return Err(why),
+                Wake::Timeout => self.session.handle_timeout(Instant::now()),
+                Wake::Ask(Some(ask)) => self.solicit(ask),
+                Wake::Ask(None) => self
+                    .session
+                    .end(close::NORMAL, "the module's instance was removed".into()),
+                Wake::Retired => {
+                    let plane = retired.map(|m| m.plane.id.clone()).unwrap_or_default();
+                    self.session.end(
+                        close::NORMAL,
+                        format!("control plane {plane:?} was taken out of force"),
+                    );
+                }
+            }
         }
     }
-    result
-}
 
-fn check_spec(spec: &ModuleSpec) -> Result<(), RemoteError> {
-    if spec.outputs.is_empty() {
-        return Err(RemoteError::BadSpec("declares no output parameters".into()));
+    fn solicit(&mut self, ask: Ask) {
+        let left = ask.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return; // stale: the round already counted the miss
+        }
+        let mut s = (*ask.solicitation).clone();
+        s.budget_ms = left.as_millis() as u32;
+        if self.session.solicit(&s) {
+            self.pending = Some(ask);
+        }
     }
-    if spec.outputs.len() > 64 || spec.inputs.len() > 256 {
-        return Err(RemoteError::BadSpec(
-            "more than 64 outputs or 256 inputs".into(),
-        ));
-    }
-    Ok(())
-}
 
-async fn session(
-    control: &Control,
-    conn: &quinn::Connection,
-    framed: &mut Framed,
-) -> Result<(), RemoteError> {
-    let spec = match tokio::time::timeout(HELLO_TIMEOUT, framed.read()).await {
-        Err(_) => return Err(RemoteError::NoStream(HELLO_TIMEOUT)),
-        Ok(r) => match r? {
-            Some((Frame::Register(spec), _)) => spec,
-            Some((other, _)) => {
-                return Err(RemoteError::Unexpected {
-                    expected: "Register",
-                    got: other.frame_type().name(),
-                })
-            }
-            None => return Err(RemoteError::Ended),
-        },
-    };
-    check_module(conn, &spec.id)?;
-    tracing::Span::current().record("module", spec.id.as_str());
-    let configured = control
-        .custom(&spec.id)
-        .ok_or_else(|| RemoteError::Unknown(spec.id.clone()))?;
-    if configured.kind != spec.kind {
-        return Err(RemoteError::WrongKind {
-            id: spec.id.clone(),
-            configured: configured.kind.to_string(),
-            registered: spec.kind.to_string(),
-        });
-    }
-    check_spec(&spec)?;
-    let plane = control
-        .planes()
-        .iter()
-        .find(|p| {
-            p.modules(spec.kind)
-                .contains(&ModuleRef::Custom(spec.id.clone()))
-        })
-        .cloned()
-        .ok_or_else(|| RemoteError::Unused(spec.id.clone()))?;
-    let limits = configured.limits.unwrap_or(control.file.module_limits);
-    let known = control.known_stats(&spec.id, &plane.id);
-    let (instance, mut inbox) =
-        ModuleInstance::new(spec, plane.clone(), false, true, limits, known);
-    let instance = Arc::new(instance);
-    let stats = instance.stats.clone();
-    // One live session per module: a reconnect replaces the old one.
-    control.register(instance.clone());
-    framed
-        .write(&Frame::Registered(Registered {
+    /// Checks a registration against the configuration; accepts it or
+    /// refuses it with the reason.
+    fn register(&mut self, spec: ModuleSpec) {
+        let control = self.control;
+        let Some(configured) = control.custom(&spec.id) else {
+            let why = format!("module {:?} is not configured on this supervisor", spec.id);
+            return self.session.refuse(close::AUTH, why);
+        };
+        if configured.kind != spec.kind {
+            let why = format!(
+                "module {:?} is configured as {}, but registered as {}",
+                spec.id, configured.kind, spec.kind
+            );
+            return self.session.refuse(close::AUTH, why);
+        }
+        let plane = control
+            .planes()
+            .iter()
+            .find(|p| {
+                p.modules(spec.kind)
+                    .contains(&ModuleRef::Custom(spec.id.clone()))
+            })
+            .cloned();
+        let Some(plane) = plane else {
+            let why = format!("module {:?} is not used by any control plane", spec.id);
+            return self.session.refuse(close::AUTH, why);
+        };
+        let limits = configured.limits.unwrap_or(control.file.module_limits);
+        let known = control.known_stats(&spec.id, &plane.id);
+        let (instance, inbox) =
+            ModuleInstance::new(spec, plane.clone(), false, true, limits, known);
+        let instance = Arc::new(instance);
+        // One live instance per module and plane: it replaces an earlier one.
+        control.register(instance.clone());
+        self.session.accept(Registered {
             protocol: PROTOCOL_VERSION,
             control_plane: plane.id.clone(),
             customer: plane.customer.clone(),
-        }))
-        .await?;
-    info!(control_plane = %plane.id, kind = %instance.kind(), "module registered");
+        });
+        info!(control_plane = %plane.id, kind = %instance.kind(), "module registered");
+        self.instance = Some((instance, inbox));
+    }
 
-    let mut pending: Option<Ask> = None;
-    let result = loop {
-        tokio::select! {
-            ask = inbox.recv(), if pending.is_none() => {
-                let Some(ask) = ask else { break Ok(()) };
-                let left = ask.deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    continue; // stale: the round already counted the miss
-                }
-                let mut s = (*ask.solicitation).clone();
-                s.budget_ms = left.as_millis() as u32;
-                if let Err(e) = framed.write(&Frame::Solicit(s)).await {
-                    pending = Some(ask);
-                    break Err(e.into());
-                }
-                pending = Some(ask);
+    /// Records how the session ended and takes the instance out of rounds.
+    fn finish(&mut self, end: &Result<Close, String>) {
+        let Some((m, _)) = self.instance.take() else {
+            return;
+        };
+        self.control.registry.remove(m.kind(), m.uid);
+        let fault = match end {
+            Err(why) => Some(format!("disconnected: {why}")),
+            Ok(c) if c.code == close::PROTOCOL || c.code == close::LIMIT => {
+                m.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                Some(c.reason.clone())
             }
-            _ = instance.retired() => break Err(RemoteError::Retired(instance.plane.id.clone())),
-            frame = framed.read() => match frame {
-                Ok(Some((Frame::Respond(r), _))) => match pending.take() {
-                    Some(ask) if ask.solicitation.round == r.round => ask.deliver(Ok(r.proposals), &stats),
-                    Some(ask) => {
-                        let expected = ask.solicitation.round;
-                        pending = Some(ask);
-                        break Err(RemoteError::WrongRound { expected, got: r.round });
-                    }
-                    None => stats.record_late(&r.proposals),
-                },
-                Ok(Some((Frame::Close { reason }, _))) => {
-                    info!(%reason, "module closed its session");
-                    break Ok(());
-                }
-                Ok(Some((other, _))) => break Err(RemoteError::Unexpected { expected: "Respond or Close", got: other.frame_type().name() }),
-                Ok(None) => break Err(RemoteError::Ended),
-                Err(e) => break Err(e.into()),
-            },
-        }
-    };
-    control.registry.remove(instance.kind(), instance.uid);
-    if let Err(e) = result
-        .as_ref()
-        .err()
-        .filter(|e| !matches!(e, RemoteError::Retired(_)))
-        .map_or(Ok(()), Err)
-    {
-        stats.faults.fetch_add(1, Ordering::Relaxed);
-        stats.last_fault.store(Some(Arc::new(e.to_string())));
-        if let Some(ask) = pending {
-            ask.deliver(Err(Fault::Disconnected(e.to_string())), &stats);
+            Ok(c) if !c.by_peer && c.code != close::NORMAL => Some(c.reason.clone()),
+            Ok(_) => None,
+        };
+        if let Some(f) = fault {
+            m.stats.faults.fetch_add(1, Ordering::Relaxed);
+            m.stats.last_fault.store(Some(Arc::new(f.clone())));
+            if let Some(ask) = self.pending.take() {
+                ask.deliver(Err(Fault::Disconnected(f)), &m.stats);
+            }
         }
     }
-    result
 }

@@ -30,6 +30,9 @@ pub struct ModuleStats {
     pub busy: AtomicU64,
     /// Panics, errors and disconnects.
     pub faults: AtomicU64,
+    /// Sessions closed for breaking the protocol or a limit (an
+    /// unsolicited answer, a frame flood); none of it is billed.
+    pub protocol_errors: AtomicU64,
     /// Supervisor CPU time spent admitting and mediating this module's
     /// requests (ns), measured on the round's path.
     pub cpu_ns: AtomicU64,

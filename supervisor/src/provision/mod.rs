@@ -101,6 +101,11 @@ impl PlaneSpec {
                 self.customer
             ));
         }
+        if let Some((_, message)) =
+            crate::config::overlapping_members(&file.service_sets, Some(&self.customer))
+        {
+            return Err(message);
+        }
         for (kind, c) in &self.modules {
             check_choice(file, &self.customer, *kind, c.mode, c.module.as_deref())?;
         }

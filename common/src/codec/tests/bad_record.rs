@@ -23,23 +23,39 @@ fn series_redefined_differently_is_refused() {
         e.to_string().contains("exp 0, now cpu cpu.cores exp -2"),
         "{e}"
     );
-    // The identical definition again is harmless.
+    // Ids are dense: even the identical definition again is refused, and
+    // so is an id that is not the next one.
     let mut same = with_def(FLAG_SERIES, 0, 0, "cpu", "cpu.cores");
     same.extend_from_slice(&[0, 1, 1]);
-    let d = decode_raw(&[valid_first(), same]).unwrap();
-    assert!(d.new_series.is_empty());
-    assert_eq!(d.batch.columns[0].values, [5.0]);
+    expect_err(decode_raw(&[valid_first(), same]), "series 0 redefined");
+    for id in [2u64, 10_000_000, u64::from(u32::MAX)] {
+        let mut sparse = with_def(FLAG_SERIES, id, 0, "cpu", "cpu.idle");
+        sparse.extend_from_slice(&[0, 1, 1]);
+        expect_err(
+            decode_raw(&[valid_first(), sparse]),
+            &format!("series {id} is not the next series id of this connection (1)"),
+        );
+    }
+}
+
+#[test]
+fn resource_names_must_be_resource_ids() {
+    for bad in ["cgroup/web/../x", "/abs", "a//b", "sp ace", ""] {
+        let mut r = with_def(FLAG_SERIES | FLAG_LAYOUT, 0, 0, bad, "cpu.cores");
+        r.extend_from_slice(&[1, 1, 0, 0, 1, 0, 1, 1, 2]);
+        expect_err(decode_raw(&[r]), "series 0: resource id");
+    }
 }
 
 #[test]
 fn counts_larger_than_the_input_are_refused_before_allocating() {
-    // 90 000 series definitions announced, four bytes follow.
+    // 9 000 series definitions announced, four bytes follow.
     let mut r = record(FLAG_SERIES);
-    varint::put_u64(&mut r, 90_000);
+    varint::put_u64(&mut r, 9_000);
     r.extend_from_slice(&[0, 0, 0, 0]);
     expect_err(
         decode_raw(&[r]),
-        "series definitions: count 90000 cannot fit in the 4 bytes left",
+        "series definitions: count 9000 cannot fit in the 4 bytes left",
     );
     // 10 000 timestamps (the limit) with 3 bytes behind them.
     let mut r = record(FLAG_LAYOUT);

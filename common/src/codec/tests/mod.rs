@@ -63,6 +63,19 @@ fn quantised(b: &Batch, t: &SeriesTable) -> Batch {
     b
 }
 
+/// A decoded batch with the connection's series ids (dense, in order of
+/// definition) translated back to the agent's, by name.
+fn agent_ids(b: &Batch, dec: &BatchDecoder, t: &SeriesTable) -> Batch {
+    let mut b = b.clone();
+    for c in &mut b.columns {
+        let def = dec.series(c.series).expect("a defined series");
+        c.series = t
+            .lookup(&def.resource, &def.metric)
+            .expect("a known series");
+    }
+    b
+}
+
 /// Sends hand-written batch records as a connection's zstd stream.
 struct RawSender(ZEncoder<'static>);
 

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use super::{batch, col, decode_raw, encode, pair, quantised, valid_first};
+use super::{agent_ids, batch, col, decode_raw, encode, pair, quantised, valid_first};
 use crate::batch::{Batch, Column, SeriesTable};
 use crate::codec::{
     dequantize, quantize, BatchDecoder, BatchEncoder, CodecError, FLAG_LAYOUT, FLAG_SEQ_NEXT,
@@ -83,6 +83,32 @@ fn sequence_with_series_appearing_mid_stream_and_reconnect() {
         assert_eq!(dec.series(2), t.get(2));
         assert_eq!(dec.series(3), None);
     }
+}
+
+#[test]
+fn sparse_agent_ids_travel_as_dense_connection_ids() {
+    let mut t = SeriesTable::new();
+    let ids: Vec<_> = (0..5)
+        .map(|i| t.intern(&format!("cgroup/g{i}"), metric::CPU_UTILIZATION.name, -4))
+        .collect();
+    // After a reconnect only series 2 and 4 are still alive.
+    let b = batch(
+        1,
+        vec![1_700_000_000_000],
+        vec![col(ids[2], 0, vec![0.5]), col(ids[4], 0, vec![0.25])],
+    );
+    let (mut enc, mut dec) = pair();
+    let d = dec.decode(&encode(&mut enc, &b, &t)).unwrap();
+    let wire: Vec<_> = d
+        .new_series
+        .iter()
+        .map(|s| (s.id, s.resource.as_str()))
+        .collect();
+    assert_eq!(wire, [(0, "cgroup/g2"), (1, "cgroup/g4")]);
+    let cols: Vec<_> = d.batch.columns.iter().map(|c| c.series).collect();
+    assert_eq!(cols, [0, 1]);
+    assert_eq!(agent_ids(&d.batch, &dec, &t), quantised(&b, &t));
+    assert_eq!(dec.series_count(), 2);
 }
 
 #[test]
@@ -212,16 +238,19 @@ proptest! {
             t.intern(&format!("res/{i}"), &format!("custom.m{i}"), *exp);
         }
         let (mut enc, mut dec) = pair();
-        let mut defined = std::collections::HashSet::new();
+        let mut defined = 0u32;
         for b in &batches {
             let d = dec.decode(&encode(&mut enc, b, &t)).unwrap();
-            prop_assert_eq!(&d.batch, &quantised(b, &t));
+            prop_assert_eq!(&agent_ids(&d.batch, &dec, &t), &quantised(b, &t));
             for s in &d.new_series {
-                prop_assert!(defined.insert(s.id));
-                prop_assert_eq!(Some(s), t.get(s.id));
+                // Dense wire ids, in order of definition.
+                prop_assert_eq!(s.id, defined);
+                defined += 1;
+                let agent = t.lookup(&s.resource, &s.metric).unwrap();
+                prop_assert_eq!(t.get(agent).map(|d| d.exp), Some(s.exp));
             }
-            for c in &b.columns {
-                prop_assert!(defined.contains(&c.series));
+            for c in &d.batch.columns {
+                prop_assert!(c.series < defined);
             }
         }
     }

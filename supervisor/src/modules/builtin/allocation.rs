@@ -23,6 +23,7 @@ use vcp_common::metric::{Metric, CPU_UTILIZATION, MEMORY_USED};
 use vcp_common::module::{
     param, Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
 };
+use vcp_common::resource::ResourceId;
 use vcp_common::view::SensorView;
 
 use super::{builtin_spec, usable};
@@ -111,10 +112,14 @@ impl Allocation {
             .map(|r| view.value(host, r, metric.name))
             .collect();
         for (r, value) in resources.iter().zip(shares(&demands, self.config.floor)) {
+            // The view holds only valid resource ids (the decoder checks them).
+            let Ok(resource) = ResourceId::new(*r) else {
+                continue;
+            };
             out.push(Proposal {
                 target: Target::Resource {
                     host: host.to_owned(),
-                    resource: (*r).to_owned(),
+                    resource,
                 },
                 parameter: parameter.to_owned(),
                 value,
@@ -183,7 +188,7 @@ mod tests {
             };
             out.entry((p.parameter, host))
                 .or_default()
-                .push((resource, p.value));
+                .push((resource.to_string(), p.value));
         }
         out
     }

@@ -163,7 +163,7 @@ mod tests {
                 v.settings.push(Setting {
                     target: Target::Resource {
                         host: "h1".into(),
-                        resource: "nic/eth0".into(),
+                        resource: vcp_common::resource::ResourceId::new("nic/eth0").unwrap(),
                     },
                     parameter: param::TRAFFIC_EXCESS.into(),
                     value: if i < 14 { 1e6 } else { 0.0 },

@@ -48,7 +48,7 @@ pub fn set(
             .iter()
             .map(|(h, r)| Member {
                 host: (*h).into(),
-                resource: r.map(str::to_owned),
+                resource: r.map(|r| vcp_common::resource::ResourceId::new(r).unwrap()),
             })
             .collect(),
         instances,

@@ -40,6 +40,7 @@ use vcp_common::metric::{NIC_RX_BYTES, NIC_RX_PACKETS};
 use vcp_common::module::{
     param, Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
 };
+use vcp_common::resource::ResourceId;
 
 use super::{builtin_spec, usable};
 
@@ -250,11 +251,12 @@ impl ModuleLogic for TrafficDetection {
                 } else {
                     None
                 };
-                if let Some(value) = value {
+                let resource = ResourceId::new(key.1.as_str());
+                if let (Some(value), Ok(resource)) = (value, resource) {
                     out.push(Proposal {
                         target: Target::Resource {
                             host: key.0.clone(),
-                            resource: key.1.clone(),
+                            resource,
                         },
                         parameter: param::TRAFFIC_EXCESS.to_owned(),
                         value,
@@ -305,7 +307,7 @@ mod tests {
                 assert_eq!(p.parameter, param::TRAFFIC_EXCESS);
                 let want = Target::Resource {
                     host: "h1".into(),
-                    resource: "nic/eth0".into(),
+                    resource: vcp_common::resource::ResourceId::new("nic/eth0").unwrap(),
                 };
                 assert_eq!(p.target, want);
                 p.value

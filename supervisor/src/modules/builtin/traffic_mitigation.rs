@@ -148,7 +148,7 @@ mod tests {
     fn nic(host: &str, iface: &str) -> Target {
         Target::Resource {
             host: host.into(),
-            resource: format!("nic/{iface}"),
+            resource: vcp_common::resource::ResourceId::new(format!("nic/{iface}")).unwrap(),
         }
     }
 

@@ -1,0 +1,231 @@
+//! `[limits]`: every resource a peer can make the supervisor hold, as a
+//! named limit with a default. Agents and modules are bounded per session
+//! (see `vcp_common::session`); the endpoint is bounded as a whole.
+//!
+//! ```toml
+//! [limits]
+//! max_connections = 20000      # live connections, agents and modules
+//! max_handshakes = 256         # handshakes in progress; more are refused
+//! retry_above = 64             # past this many, unvalidated addresses must retry
+//! handshake_timeout_ms = 10000
+//! max_incoming = 1024          # connection attempts queued before accept
+//!
+//! [limits.agent]
+//! max_frame = 1048576          # bytes; also the QUIC receive windows
+//! max_series = 16384           # series one connection may define
+//! max_batch_bytes = 4194304    # one batch, decompressed
+//! max_readings = 1000000       # readings in one batch
+//! readings_per_second = 100000 # sustained; past it the agent is read slower
+//! readings_burst = 1000000
+//! frames_per_second = 1000     # frames other than batches; past it, closed
+//! hello_timeout_ms = 5000      # from the handshake to the Hello
+//! max_skip_batches = 10000000  # largest gap one Hello or Dropped may declare
+//!
+//! [limits.module]
+//! max_frame = 1048576
+//! frames_per_second = 100
+//! register_timeout_ms = 5000
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use vcp_common::codec;
+use vcp_common::session::agent::AgentLimits;
+use vcp_common::session::module::ModuleSessionLimits;
+
+/// The endpoint's limits and each session's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_handshakes: usize,
+    pub retry_above: usize,
+    pub handshake_timeout_ms: u64,
+    pub max_incoming: usize,
+    pub agent: AgentConfig,
+    pub module: ModuleConfig,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 20_000,
+            max_handshakes: 256,
+            retry_above: 64,
+            handshake_timeout_ms: 10_000,
+            max_incoming: 1024,
+            agent: AgentConfig::default(),
+            module: ModuleConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub max_frame: usize,
+    pub max_series: usize,
+    pub max_batch_bytes: usize,
+    pub max_readings: usize,
+    pub readings_per_second: f64,
+    pub readings_burst: f64,
+    pub frames_per_second: f64,
+    pub hello_timeout_ms: u64,
+    pub max_skip_batches: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        let s = AgentLimits::default();
+        AgentConfig {
+            max_frame: s.max_frame,
+            max_series: s.batch.max_series,
+            max_batch_bytes: s.batch.max_batch_bytes,
+            max_readings: s.batch.max_readings,
+            readings_per_second: s.readings_per_second,
+            readings_burst: s.readings_burst,
+            frames_per_second: s.frames_per_second,
+            hello_timeout_ms: s.hello_timeout.as_millis() as u64,
+            max_skip_batches: s.max_skip_batches,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModuleConfig {
+    pub max_frame: usize,
+    pub frames_per_second: f64,
+    pub register_timeout_ms: u64,
+}
+
+impl Default for ModuleConfig {
+    fn default() -> Self {
+        let s = ModuleSessionLimits::default();
+        ModuleConfig {
+            max_frame: s.max_frame,
+            frames_per_second: s.frames_per_second,
+            register_timeout_ms: s.register_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl Limits {
+    /// What one agent session may hold or do.
+    pub fn agent_session(&self) -> AgentLimits {
+        let a = &self.agent;
+        AgentLimits {
+            max_frame: a.max_frame,
+            batch: codec::Limits {
+                max_batch_bytes: a.max_batch_bytes,
+                max_series: a.max_series,
+                max_readings: a.max_readings,
+                ..codec::Limits::default()
+            },
+            readings_per_second: a.readings_per_second,
+            readings_burst: a.readings_burst,
+            frames_per_second: a.frames_per_second,
+            frames_burst: a.frames_per_second,
+            hello_timeout: Duration::from_millis(a.hello_timeout_ms),
+            max_skip_batches: a.max_skip_batches,
+        }
+    }
+
+    /// What one module session may hold or do.
+    pub fn module_session(&self) -> ModuleSessionLimits {
+        let m = &self.module;
+        ModuleSessionLimits {
+            max_frame: m.max_frame,
+            register_timeout: Duration::from_millis(m.register_timeout_ms),
+            frames_per_second: m.frames_per_second,
+            frames_burst: m.frames_per_second,
+            ..ModuleSessionLimits::default()
+        }
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    /// The first limit that cannot work, if any.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("limits.max_connections", self.max_connections as f64),
+            ("limits.max_handshakes", self.max_handshakes as f64),
+            ("limits.max_incoming", self.max_incoming as f64),
+            (
+                "limits.handshake_timeout_ms",
+                self.handshake_timeout_ms as f64,
+            ),
+            ("limits.agent.max_series", self.agent.max_series as f64),
+            ("limits.agent.max_readings", self.agent.max_readings as f64),
+            (
+                "limits.agent.readings_per_second",
+                self.agent.readings_per_second,
+            ),
+            (
+                "limits.agent.frames_per_second",
+                self.agent.frames_per_second,
+            ),
+            (
+                "limits.agent.hello_timeout_ms",
+                self.agent.hello_timeout_ms as f64,
+            ),
+            (
+                "limits.module.frames_per_second",
+                self.module.frames_per_second,
+            ),
+            (
+                "limits.module.register_timeout_ms",
+                self.module.register_timeout_ms as f64,
+            ),
+        ];
+        if let Some((name, v)) = positive.iter().find(|(_, v)| v.is_nan() || *v <= 0.0) {
+            return Err(format!("{name} must be positive, got {v}"));
+        }
+        for (name, v) in [
+            ("limits.agent.max_frame", self.agent.max_frame),
+            ("limits.module.max_frame", self.module.max_frame),
+        ] {
+            if !(1024..=u32::MAX as usize).contains(&v) {
+                return Err(format!(
+                    "{name} must be between 1024 and 2^32-1 bytes, got {v}"
+                ));
+            }
+        }
+        if self.agent.readings_burst < self.agent.readings_per_second {
+            return Err("limits.agent.readings_burst must be at least readings_per_second".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_sessions_defaults_and_parse_from_toml() {
+        let l = Limits::default();
+        assert_eq!(
+            l.agent_session(),
+            AgentLimits {
+                frames_burst: 1000.0,
+                ..AgentLimits::default()
+            }
+        );
+        assert_eq!(l.module_session(), ModuleSessionLimits::default());
+        l.validate().unwrap();
+        let text = "max_connections = 3\n[agent]\nmax_series = 7\n";
+        let parsed: Limits = toml::from_str(text).unwrap();
+        assert_eq!(parsed.max_connections, 3);
+        assert_eq!(parsed.agent_session().batch.max_series, 7);
+        assert!(toml::from_str::<Limits>("[agent]\nmax_seriess = 7\n").is_err());
+        let bad = Limits {
+            max_connections: 0,
+            ..Limits::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("max_connections"));
+    }
+}
