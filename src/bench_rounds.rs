@@ -102,11 +102,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .plane(DEFAULT_PLANE)
         .context("the default control plane")?;
     for m in 0..args.modules {
-        let logic = Simulated {
-            id: format!("simulated-{m}"),
-            salt: m * 7,
+        let make = move || -> Box<dyn ModuleLogic> {
+            Box::new(Simulated {
+                id: format!("simulated-{m}"),
+                salt: m * 7,
+            })
         };
-        control.add_builtin(plane.clone(), Box::new(logic), m == 0, false);
+        control.add_builtin(plane.clone(), Box::new(make), m == 0, false);
     }
     println!(
         "bench-rounds: {} simulated modules x {} targets, a round every {} ms with a {} ms deadline, {} rounds",

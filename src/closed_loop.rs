@@ -40,6 +40,7 @@ pub fn add_service_host(
     std::fs::write(&script, SCRIPT).context("writing the actuator script")?;
     let config_file = dir.join(format!("{service_set}.instances.json"));
     let port = free_udp_port()?;
+    let resource = format!("app/{service_set}");
     let (script_arg, file_arg) = (
         script.display().to_string(),
         config_file.display().to_string(),
@@ -49,11 +50,15 @@ pub fn add_service_host(
             program: "sh".into(),
             args: vec![script_arg, file_arg],
             timeout_ms: 5_000,
+            env: Default::default(),
+            pass_env: Vec::new(),
         };
         o.sensors.app_port = Some(port);
+        // The endpoint only accepts listed resources: the service's own.
+        o.sensors.app_resources = vec![resource.clone()];
     })?;
     let endpoint: SocketAddr = ([127, 0, 0, 1], port).into();
-    let cfg = SimConfig::new(&format!("app/{service_set}"), config_file, endpoint);
+    let cfg = SimConfig::new(&resource, config_file, endpoint);
     Ok(SimService::start(cfg, Duration::from_millis(250))?)
 }
 

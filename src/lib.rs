@@ -5,6 +5,7 @@ pub mod bench_rounds;
 pub mod certs;
 pub mod closed_loop;
 pub mod demo;
+pub mod fuzzing;
 pub mod loopback;
 pub mod report;
 pub mod scenario;

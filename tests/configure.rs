@@ -42,6 +42,8 @@ fn exec(script: &str) -> ActuatorConfig {
         program: "sh".into(),
         args: vec!["-c".into(), script.into()],
         timeout_ms: 5_000,
+        env: Default::default(),
+        pass_env: Vec::new(),
     }
 }
 

@@ -5,62 +5,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::child::{free_udp_port, material, ChildSupervisor};
 use common::{init_logs, wait_until};
 use vcp_agent::Agent;
-use vcp_common::identity::TlsMaterial;
-use vcp_supervisor::{Supervisor, SupervisorConfig};
-
-const CHILD: &str = "VCP_TEST_CHILD_SUPERVISOR";
 
 /// Not a test by itself: the body of the child process.
 #[test]
 #[ignore = "started by other tests as a child process"]
 fn child_supervisor() {
-    let Ok(spec) = std::env::var(CHILD) else {
-        return;
-    };
-    let (dir, port) = spec.split_once('|').expect("dir|port");
-    let dir = PathBuf::from(dir);
-    let tls = TlsMaterial::from_pem_files(
-        &dir.join("ca.pem"),
-        &dir.join("supervisor.pem"),
-        &dir.join("supervisor.key"),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let _sup = Supervisor::start(SupervisorConfig {
-            listen: format!("127.0.0.1:{port}").parse().unwrap(),
-            data_dir: dir.join("store"),
-            tls,
-            control: Default::default(),
-            api: None,
-        })
-        .await
-        .unwrap();
-        std::future::pending::<()>().await;
-    });
-}
-
-fn spawn_child(dir: &Path, port: u16) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["child_supervisor", "--exact", "--ignored", "--nocapture"])
-        .env(CHILD, format!("{}|{port}", dir.display()))
-        .spawn()
-        .unwrap()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::child::run_if_child();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,20 +26,14 @@ async fn sigkilled_supervisor_loses_nothing_and_counts_nothing_twice() {
     let ids = vcp::loopback::agent_ids(2);
     vcp::certs::write_fleet(dir.path(), &ids, &[]).unwrap();
     let port = free_udp_port();
-    let mut child = spawn_child(dir.path(), port);
+    let mut child = ChildSupervisor::spawn(dir.path(), port);
 
     let opts = common::fast(2, dir.path());
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let agents: Vec<Agent> = ids
         .iter()
         .map(|id| {
-            let d = dir.path();
-            let tls = TlsMaterial::from_pem_files(
-                &d.join("ca.pem"),
-                &d.join(format!("{id}.pem")),
-                &d.join(format!("{id}.key")),
-            )
-            .unwrap();
+            let tls = material(dir.path(), id);
             Agent::start(vcp::loopback::agent_options(id, addr, tls, &opts)).unwrap()
         })
         .collect();
@@ -95,14 +45,13 @@ async fn sigkilled_supervisor_loses_nothing_and_counts_nothing_twice() {
     )
     .await;
 
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill(); // SIGKILL
     let at_kill: Vec<u64> = agents
         .iter()
         .map(|a| a.counters.last_seq.load(Ordering::Relaxed))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut child = spawn_child(dir.path(), port);
+    let mut child = ChildSupervisor::spawn(dir.path(), port);
     // The agents notice the dead connection by its idle timeout, reconnect
     // and resend their spools.
     wait_until(
@@ -120,8 +69,7 @@ async fn sigkilled_supervisor_loses_nothing_and_counts_nothing_twice() {
             c.acked_seq.load(Ordering::Relaxed),
         ));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 
     // The store, reopened: every batch acknowledged is there exactly once.
     let (_store, records) = vcp_supervisor::store::Store::open(&dir.path().join("store")).unwrap();

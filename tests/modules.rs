@@ -237,7 +237,7 @@ async fn panicking_and_hanging_modules_do_not_delay_rounds() {
     let fleet = start(dir.path()).await;
     let control = fleet.supervisor().control.clone();
     let plane = control.plane("vcp-acme").unwrap();
-    let panicker = control.add_builtin(plane, Box::new(Panicker), false, false);
+    let panicker = control.add_builtin(plane, Box::new(|| Box::new(Panicker)), false, false);
     let mut hang = Scripted::new(vec![instances("acme-shop", 3.0)]);
     hang.sleep = Duration::from_secs(3600);
     let hung = fleet.spawn_module(hang).unwrap();

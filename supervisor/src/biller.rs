@@ -111,8 +111,10 @@ fn delta(now: &ModuleSummary, before: Option<&ModuleSummary>) -> ModuleUsage {
                 requests: d(p.requests, b.map(|b| b.requests)),
                 late: d(p.late, b.map(|b| b.late)),
                 rejected: d(p.rejected, b.map(|b| b.rejected)),
+                over_quota: d(p.over_quota, b.map(|b| b.over_quota)),
                 clipped: d(p.clipped, b.map(|b| b.clipped)),
                 bytes: d(p.bytes, b.map(|b| b.bytes)),
+                fault_bytes: d(p.fault_bytes, b.map(|b| b.fault_bytes)),
             }
         })
         .filter(|p| p.requests > 0 || p.bytes > 0)

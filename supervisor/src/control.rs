@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
-use vcp_common::module::{Kind, ModuleLogic};
+use vcp_common::module::Kind;
 
 use crate::biller::{self, BillNow};
 use crate::config::{CustomModuleConfig, SupervisorFile};
@@ -17,7 +17,7 @@ use crate::judge::{self, module_key, Evidence, JudgeHandle};
 use crate::ledger::Ledger;
 use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
-use crate::modules::runner::run_builtin;
+use crate::modules::runner::{run_builtin, Factory};
 use crate::modules::stats::{ModuleStats, ParamSummary};
 use crate::provision::PlaneSpec;
 use crate::settings::Settings;
@@ -59,8 +59,12 @@ pub struct ModuleSummary {
     pub rate_per_second: f64,
     pub late: u64,
     pub rejected: u64,
+    /// Rejected for being past the quota per round.
+    pub over_quota: u64,
     pub clipped: u64,
     pub bytes: u64,
+    /// Sessions closed for breaking the protocol or a limit.
+    pub protocol_errors: u64,
     /// Supervisor CPU spent on the module's requests (ns).
     pub cpu_ns: u64,
     pub parameters: Vec<ParamSummary>,
@@ -199,24 +203,28 @@ impl Control {
             } else {
                 continue;
             };
-            if let Some(logic) = self.file.builtin.module(kind) {
-                self.add_builtin(plane.clone(), logic, true, shadow);
+            if self.file.builtin.module(kind).is_some() {
+                let config = self.file.builtin.clone();
+                let make = move || config.module(kind).expect("a built-in module of this kind");
+                self.add_builtin(plane.clone(), Box::new(make), true, shadow);
             }
         }
     }
 
-    /// Starts a built-in module serving `plane`. Besides the defaults, tests
-    /// use it to add misbehaving modules.
+    /// Starts a built-in module serving `plane`, built by `make` (again
+    /// after a panic). Besides the defaults, tests use it to add
+    /// misbehaving modules.
     /// A `shadow` module is solicited but never takes effect; what it would
     /// have done is kept (see `Settings::shadow_value`).
     pub fn add_builtin(
         &self,
         plane: Arc<ControlPlane>,
-        logic: Box<dyn ModuleLogic>,
+        make: Factory,
         is_default: bool,
         shadow: bool,
     ) -> Arc<ModuleInstance> {
         let plane_id = plane.id.clone();
+        let logic = make();
         let (mut instance, inbox) = ModuleInstance::new(
             logic.spec(),
             plane,
@@ -228,7 +236,7 @@ impl Control {
         instance.shadow = shadow;
         let instance = Arc::new(instance);
         self.lock_tasks().push(tokio::spawn(run_builtin(
-            logic,
+            make,
             inbox,
             instance.stats.clone(),
         )));
@@ -430,8 +438,10 @@ impl Control {
                     rate_per_second: t.requests as f64 / secs,
                     late: t.late,
                     rejected: t.rejected,
+                    over_quota: t.over_quota,
                     clipped: t.clipped,
                     bytes: t.bytes,
+                    protocol_errors: g(&s.protocol_errors),
                     cpu_ns: g(&s.cpu_ns),
                     parameters: s
                         .params()

@@ -136,3 +136,56 @@ async fn bad_input_gets_a_clear_error_and_creates_nothing() {
     assert_eq!(planes.as_array().unwrap().len(), 2);
     fleet.stop().await;
 }
+
+/// Two customers' service sets share `cgroup/web` of h1. The loader refuses
+/// such a file; this one skipped its checks, so the API must check again.
+const OVERLAP: &str = r#"
+[[customers]]
+id = "acme"
+[[customers]]
+id = "globex"
+[[service_sets]]
+id = "acme-web"
+customer = "acme"
+instances = { min = 1, max = 4, initial = 1 }
+members = [{ host = "h1", resource = "cgroup/web" }]
+[[service_sets]]
+id = "globex-web"
+customer = "globex"
+instances = { min = 1, max = 4, initial = 1 }
+members = [{ host = "h1", resource = "cgroup/web/worker" }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_over_members_another_customer_holds_is_refused_naming_both() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = common::fast(0, dir.path());
+    opts.control = toml::from_str(OVERLAP).unwrap();
+    assert!(
+        vcp_supervisor::config::SupervisorFile::parse(OVERLAP, std::path::Path::new("o.toml"))
+            .is_err(),
+        "the loader refuses it"
+    );
+    opts.api = Some(ApiOptions::new("127.0.0.1:0".parse().unwrap()));
+    let fleet = Loopback::start(opts).await.unwrap();
+    let token = fleet
+        .supervisor()
+        .accounts
+        .create_token("globex", Role::Customer)
+        .unwrap();
+    let (status, err) = call(
+        fleet.api_addr(),
+        "POST",
+        "/v1/control-planes",
+        Some(&token),
+        Some(r#"{"modules": {}}"#),
+    )
+    .await;
+    assert_eq!(status, 422, "{err}");
+    let msg = err["error"].as_str().unwrap_or_default().to_owned();
+    for name in ["globex-web", "acme-web", "cgroup/web/worker", "cgroup/web"] {
+        assert!(msg.contains(name), "{msg} lacks {name}");
+    }
+    fleet.stop().await;
+}

@@ -2,6 +2,8 @@
 //! ephemeral ports and fast sampling.
 #![allow(dead_code)]
 
+pub mod child;
+pub mod hostile;
 pub mod http;
 
 use std::time::{Duration, Instant};

@@ -9,13 +9,25 @@
 //! the same shape `serde_json` gives [`Configuration`]; a non-finite value
 //! is written as `null`.
 //!
-//! The command must exit within the timeout (default 5 s) or it is killed
-//! and the apply fails with "timed out after … ms". Only the direct child is
-//! killed: a command that forks must clean up after itself. A non-zero exit
-//! fails with the exit status and the first 200 bytes of stderr. Output is
-//! drained by helper threads so a chatty command cannot block on a full pipe.
+//! The command runs in its own process group (its pid is the group id)
+//! and must exit within the timeout (default 5 s); otherwise the whole
+//! group — the command and every process it started that stayed in the
+//! group — is killed with SIGKILL, the command is reaped and the apply
+//! fails with "timed out after … ms". A process that leaves the group
+//! (`setsid`, `setpgid`) escapes this and is the command's responsibility.
+//! A non-zero exit fails with the exit status and the first 200 bytes of
+//! stderr. Output is drained by helper threads so a chatty command cannot
+//! block on a full pipe.
+//!
+//! The command does not inherit the agent's environment: it gets only
+//! `PATH=`[`PATH`], then each variable named in `pass_env` that is set in
+//! the agent's environment, then the variables of `env` (which win, and may
+//! set `PATH`). Variable names must be non-empty without `=` or NUL
+//! ([`check_env_name`]); values must not contain NUL.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -32,21 +44,64 @@ pub const KEEP_OUTPUT: usize = 200;
 /// grandchild may hold the pipes open).
 const READER_GRACE: Duration = Duration::from_millis(100);
 
+/// The `PATH` a command gets unless `env` sets another.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Checks an environment variable name: non-empty, without `=` or NUL.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("empty variable name".into())
+    } else if name.contains('=') || name.contains('\0') {
+        Err(format!("variable name {name:?} contains '=' or NUL"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Runs a command per configuration.
 #[derive(Debug, Clone)]
 pub struct ExecActuator {
     program: String,
     args: Vec<String>,
     timeout: Duration,
+    env: BTreeMap<String, String>,
+    pass_env: Vec<String>,
 }
 
 impl ExecActuator {
+    /// A command with only `PATH` in its environment.
     pub fn new(program: String, args: Vec<String>, timeout: Duration) -> Self {
         ExecActuator {
             program,
             args,
             timeout,
+            env: BTreeMap::new(),
+            pass_env: Vec::new(),
         }
+    }
+
+    /// Sets the variables `env` and copies those of `pass_env` from the
+    /// agent's environment (when set there) at each run; `env` wins.
+    pub fn with_env(mut self, env: BTreeMap<String, String>, pass_env: Vec<String>) -> Self {
+        self.env = env;
+        self.pass_env = pass_env;
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args).env_clear().env("PATH", PATH);
+        for name in &self.pass_env {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
+        cmd.envs(&self.env);
+        cmd.process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
     }
 }
 
@@ -139,8 +194,23 @@ fn collected(rx: &mpsc::Receiver<Vec<u8>>) -> String {
     String::from_utf8_lossy(&bytes).trim().to_owned()
 }
 
+/// Kills the child's whole process group (the child leads it, see
+/// [`ExecActuator::command`]) and reaps the child. The child is not reaped
+/// before the kill, so its pid — the group id — cannot have been reused.
 fn kill(child: &mut Child) {
-    let _ = child.kill();
+    match libc::pid_t::try_from(child.id()) {
+        Ok(pgid) if pgid > 1 => {
+            // SAFETY: kill(2) takes plain integers and touches no memory;
+            // a negative pid addresses the process group `pgid`.
+            let killed = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            if killed != 0 {
+                let _ = child.kill();
+            }
+        }
+        _ => {
+            let _ = child.kill();
+        }
+    }
     let _ = child.wait();
 }
 
@@ -152,11 +222,8 @@ impl Actuator for ExecActuator {
     fn apply(&mut self, c: &Configuration) -> Result<Applied, ActuatorError> {
         let mut payload = to_json(c);
         payload.push('\n');
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        let mut child = self
+            .command()
             .spawn()
             .map_err(|e| ActuatorError::Failed(format!("starting {:?}: {e}", self.program)))?;
         let out = drain::<ChildStdout>(child.stdout.take());
@@ -289,6 +356,125 @@ mod tests {
         assert!(matches!(e, ActuatorError::TimedOut { .. }), "{e}");
         assert!(e.to_string().contains("timed out after 200 ms"), "{e}");
         assert!(took < Duration::from_secs(2), "took {took:?}");
+    }
+
+    /// Whether a process of group `pgid` is alive (zombies are not).
+    fn group_alive(pgid: u32) -> Vec<String> {
+        let mut alive = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp …; comm may hold spaces.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+                alive.push(stat);
+            }
+        }
+        alive
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pids = tmp.path().join("pids");
+        let mut a = ExecActuator::new(
+            "sh".into(),
+            vec![
+                "-c".into(),
+                "sleep 30 & echo $$ $! > \"$1\"; sh -c 'sleep 30' & sleep 30".into(),
+                "sh".into(),
+                pids.display().to_string(),
+            ],
+            Duration::from_millis(500),
+        );
+        let e = a.apply(&conf()).unwrap_err();
+        assert!(matches!(e, ActuatorError::TimedOut { .. }), "{e}");
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let ids: Vec<u32> = text
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let (leader, grandchild) = (ids[0], ids[1]);
+        // SIGKILL is delivered at once, but the orphans' exit and reaping
+        // take a moment.
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while !group_alive(leader).is_empty() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(group_alive(leader), Vec::<String>::new());
+        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
+        assert!(
+            state.as_deref().map_or(true, |s| s.contains(") Z ")),
+            "grandchild {grandchild} alive: {state:?}"
+        );
+    }
+
+    fn env_of(a: &mut ExecActuator, file: &std::path::Path) -> Vec<String> {
+        a.args.extend(["sh".into(), file.display().to_string()]);
+        a.apply(&conf()).unwrap();
+        let mut vars: Vec<String> = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            // The shell itself exports its working directory.
+            .filter(|l| !l.starts_with("PWD=") && !l.starts_with("OLDPWD="))
+            .map(str::to_owned)
+            .collect();
+        vars.sort();
+        vars
+    }
+
+    #[test]
+    fn environment_is_only_path_and_the_configured_variables() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("env");
+        let script = "exec env > \"$1\"";
+        let present = format!("VCP_EXEC_TEST_PASS_{}", std::process::id());
+        let absent = format!("VCP_EXEC_TEST_ABSENT_{}", std::process::id());
+        let leaked = format!("VCP_EXEC_TEST_LEAK_{}", std::process::id());
+        std::env::set_var(&present, "from the agent");
+        std::env::set_var(&leaked, "secret");
+        std::env::remove_var(&absent);
+
+        let mut a = sh(script, DEFAULT_TIMEOUT);
+        assert_eq!(env_of(&mut a, &file), [format!("PATH={PATH}")]);
+
+        let env: BTreeMap<String, String> = [("VCP_MODE", "test run"), ("LANG", "C")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        let mut a = sh(script, DEFAULT_TIMEOUT).with_env(env, vec![present.clone(), absent]);
+        assert_eq!(
+            env_of(&mut a, &file),
+            [
+                "LANG=C".to_owned(),
+                format!("PATH={PATH}"),
+                format!("{present}=from the agent"),
+                "VCP_MODE=test run".to_owned(),
+            ]
+        );
+
+        // `env` wins over `pass_env` and over the fixed PATH.
+        let env: BTreeMap<String, String> = [(present.as_str(), "configured"), ("PATH", "/bin")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        let mut a = sh(script, DEFAULT_TIMEOUT).with_env(env, vec![present.clone()]);
+        assert_eq!(
+            env_of(&mut a, &file),
+            ["PATH=/bin".to_owned(), format!("{present}=configured")]
+        );
+        std::env::remove_var(&present);
+        std::env::remove_var(&leaked);
+    }
+
+    #[test]
+    fn env_names_are_checked() {
+        check_env_name("VCP_MODE").unwrap();
+        for bad in ["", "A=B", "A\0"] {
+            assert!(check_env_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod dry_run;
 pub mod exec;
 pub mod gpu_power;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -135,13 +136,22 @@ pub enum ActuatorConfig {
         #[serde(default = "default_cgroup_root")]
         root: PathBuf,
     },
-    /// Run `program args…` with the configuration as JSON on stdin.
+    /// Run `program args…` with the configuration as JSON on stdin, in its
+    /// own process group, with only `PATH` ([`exec::PATH`]), the variables
+    /// of `pass_env` present in the agent's environment and those of `env`
+    /// (which win) in its environment.
     Exec {
         program: String,
         #[serde(default)]
         args: Vec<String>,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Variables set for the command, `NAME = "value"`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
+        /// Names of variables copied from the agent's environment when set.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pass_env: Vec<String>,
     },
     /// Set NVIDIA GPU power limits through NVML.
     GpuPower,
@@ -178,7 +188,21 @@ impl ActuatorConfig {
                     "actuator exec: timeout_ms = {timeout_ms} is outside 1..={MAX_EXEC_TIMEOUT_MS}"
                 ))
             }
-            ActuatorConfig::Exec { .. } => Ok(()),
+            ActuatorConfig::Exec { env, pass_env, .. } => {
+                for (name, value) in env {
+                    exec::check_env_name(name).map_err(|e| format!("actuator exec: env: {e}"))?;
+                    if value.contains('\0') {
+                        return Err(format!(
+                            "actuator exec: env: the value of {name:?} contains NUL"
+                        ));
+                    }
+                }
+                for name in pass_env {
+                    exec::check_env_name(name)
+                        .map_err(|e| format!("actuator exec: pass_env: {e}"))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -193,11 +217,16 @@ pub fn build(config: &ActuatorConfig) -> Box<dyn Actuator> {
             program,
             args,
             timeout_ms,
-        } => Box::new(exec::ExecActuator::new(
-            program.clone(),
-            args.clone(),
-            Duration::from_millis((*timeout_ms).max(1)),
-        )),
+            env,
+            pass_env,
+        } => Box::new(
+            exec::ExecActuator::new(
+                program.clone(),
+                args.clone(),
+                Duration::from_millis((*timeout_ms).max(1)),
+            )
+            .with_env(env.clone(), pass_env.clone()),
+        ),
         ActuatorConfig::GpuPower => Box::new(gpu_power::GpuPower::new()),
     }
 }
@@ -242,8 +271,24 @@ mod tests {
                 program: "/usr/local/bin/apply".into(),
                 args: vec!["--host".into(), "h1".into()],
                 timeout_ms: 5000,
+                env: BTreeMap::new(),
+                pass_env: Vec::new(),
             }
         );
+        let with_env = parse("[actuator]\nkind = \"exec\"\nprogram = \"apply\"\npass_env = [\"HOME\"]\n[actuator.env]\nVCP_MODE = \"test\"\nLANG = \"C\"").unwrap();
+        assert_eq!(
+            with_env,
+            ActuatorConfig::Exec {
+                program: "apply".into(),
+                args: Vec::new(),
+                timeout_ms: 5000,
+                env: [("LANG", "C"), ("VCP_MODE", "test")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                pass_env: vec!["HOME".into()],
+            }
+        );
+        with_env.validate().unwrap();
         assert_eq!(
             parse("[actuator]\nkind = \"gpu-power\"").unwrap(),
             ActuatorConfig::GpuPower
@@ -277,6 +322,12 @@ mod tests {
             "[actuator]\nkind = \"exec\"\nprogram = \" \"",
             "[actuator]\nkind = \"exec\"\nprogram = \"x\"\ntimeout_ms = 0",
             "[actuator]\nkind = \"exec\"\nprogram = \"x\"\ntimeout_ms = 600001",
+            "[actuator]\nkind = \"exec\"\nprogram = \"x\"\npass_env = [\"\"]",
+            "[actuator]\nkind = \"exec\"\nprogram = \"x\"\npass_env = [\"A=B\"]",
+            "[actuator]\nkind = \"exec\"\nprogram = \"x\"\npass_env = [\"A\\u0000\"]",
+            "[actuator]\nkind = \"exec\"\nprogram = \"x\"\nenv = { \"A=B\" = \"1\" }",
+            "[actuator]\nkind = \"exec\"\nprogram = \"x\"\nenv = { \"\" = \"1\" }",
+            "[actuator]\nkind = \"exec\"\nprogram = \"x\"\nenv = { A = \"x\\u0000y\" }",
         ] {
             assert!(parse(bad).unwrap().validate().is_err(), "{bad}");
         }

@@ -7,37 +7,72 @@
 //! app.latency.p95:0.082|g|#resource:cgroup/web,env:prod
 //! ```
 //!
-//! Rules: the type must be `g` (gauge); the value is absolute, finite and
-//! not signed (statsd's `+n`/`-n` gauge deltas are refused); the
+//! Line rules: the type must be `g` (gauge); the value is absolute, finite
+//! and not signed (statsd's `+n`/`-n` gauge deltas are refused); the
 //! `resource:` tag is required unless the sensor has a default resource;
 //! other tags are ignored; no sample rate. Metric names must start with
 //! `app.`, be at most 100 characters of `[a-z0-9._]` and be one of
 //! [`ACCEPTED`] — readings carry registered (static) metrics, so an
-//! application cannot invent series. Anything else is a malformed line:
+//! application cannot invent metrics. The resource must be a valid resource
+//! id ([`vcp_common::resource::validate`]: no empty, `.` or `..` segment)
+//! of at most [`MAX_RESOURCE`] bytes. Anything else is a malformed line:
 //! counted ([`AppSensor::malformed`], and `app.malformed_lines` for
 //! resource `agent`), never fatal.
+//!
+//! Any local process can send to the endpoint, so what it may make the
+//! agent report is bounded by the agent's configuration, never by the
+//! senders:
+//!
+//! - **Allowed resources.** A well-formed line is accepted only for a
+//!   resource of [`AllowedResources`]: those listed in `app_resources`, the
+//!   `app_default_resource`, `cgroup/<g>` for every group `g` in `cgroups`,
+//!   and `cgroup/<slice>/<child>` for a direct child (exactly one more
+//!   segment) of `cgroup_slice`. A line naming any other resource is
+//!   refused and counted ([`AppSensor::unlisted`], and `app.unlisted_lines`
+//!   for resource `agent`).
+//! - **Series cap.** The endpoint emits at most `app_max_series` (default
+//!   [`DEFAULT_MAX_SERIES`]) distinct `(resource, metric)` series over the
+//!   agent's life, plus its own two counters for `agent`. The first values
+//!   of a series claim a slot; values of a new series once the cap is
+//!   reached are dropped and counted ([`AppSensor::dropped`]) and that
+//!   series is never emitted. Series that already hold a slot keep working.
+//!   The agent's series table (and the supervisor's per-connection series
+//!   limit) therefore cannot be exhausted through this endpoint.
 //!
 //! Each sample drains at most `max_datagrams` datagrams of at most
 //! [`MAX_DATAGRAM`] bytes (a larger one counts as one malformed line) and
 //! emits the latest value per `(resource, metric)` received since the
 //! previous sample; nothing is repeated when an application goes quiet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use vcp_common::metric::Metric;
+use vcp_common::metric::{Metric, Unit};
 pub use vcp_common::metric::{
     APP_ERRORS_PER_SECOND, APP_LATENCY_P50, APP_LATENCY_P95, APP_LATENCY_P99, APP_MALFORMED_LINES,
     APP_QUEUE_DEPTH, APP_REQUESTS_PER_SECOND, APP_UTILIZATION,
 };
+use vcp_common::resource;
 
 use super::{Emit, Sensor, SensorError};
 
-/// The metrics applications may push (`app.malformed_lines` is the
-/// agent's own and is refused from applications).
+/// Well-formed lines the endpoint refused because their resource is not
+/// allowed (cumulative); resource `agent`. Declared like
+/// [`APP_MALFORMED_LINES`]; readings carry their quantum, so the metric
+/// needs no entry in the shared registry.
+pub const APP_UNLISTED_LINES: Metric = Metric {
+    name: "app.unlisted_lines",
+    unit: Unit::Count,
+    exp: 0,
+    help: "lines the agent's application endpoint refused because their resource is not allowed (cumulative); resource `agent`",
+};
+
+/// The metrics applications may push (`app.malformed_lines` and
+/// `app.unlisted_lines` are the agent's own and are refused from
+/// applications).
 pub const ACCEPTED: &[Metric] = &[
     APP_REQUESTS_PER_SECOND,
     APP_LATENCY_P50,
@@ -56,9 +91,11 @@ pub const DEFAULT_MAX_DATAGRAMS: usize = 1024;
 pub const MAX_NAME: usize = 100;
 /// Longest resource name.
 pub const MAX_RESOURCE: usize = 200;
-/// Distinct `(resource, metric)` pairs held between two samples; values
-/// for further pairs are dropped and counted.
-pub const MAX_SERIES: usize = 4096;
+/// Default of `app_max_series`: distinct `(resource, metric)` series the
+/// endpoint emits over the agent's life.
+pub const DEFAULT_MAX_SERIES: usize = 256;
+/// Largest `app_max_series` a configuration may set.
+pub const MAX_MAX_SERIES: usize = 4096;
 
 /// One accepted line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,11 +106,16 @@ pub struct AppSample<'a> {
     pub value: f64,
 }
 
-fn valid_resource(r: &str) -> bool {
-    !r.is_empty()
-        && r.len() <= MAX_RESOURCE
-        && r.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b))
+/// Checks a resource named by a line or by the configuration: a valid
+/// resource id of at most [`MAX_RESOURCE`] bytes.
+pub fn check_resource(r: &str) -> Result<(), String> {
+    if r.len() > MAX_RESOURCE {
+        return Err(format!(
+            "resource {:?}… is longer than {MAX_RESOURCE} bytes",
+            r.chars().take(64).collect::<String>()
+        ));
+    }
+    resource::validate(r).map_err(|e| e.to_string())
 }
 
 /// Parses one non-empty line; the error says why it is malformed.
@@ -127,8 +169,8 @@ pub fn parse_line<'a>(
     let resource = resource
         .or(default_resource)
         .ok_or("no resource tag and no default resource")?;
-    if !valid_resource(resource) {
-        return Err("resource must be 1..=200 of [A-Za-z0-9._:/-]");
+    if check_resource(resource).is_err() {
+        return Err("resource must be a valid resource id of at most 200 bytes");
     }
     Ok(AppSample {
         resource,
@@ -157,39 +199,109 @@ pub fn parse_datagram<'a>(
     malformed
 }
 
+/// The resources application lines may name (see the module docs); built
+/// from the agent's configuration by
+/// [`VirtualSensors::app_allowed`](super::VirtualSensors::app_allowed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedResources {
+    exact: BTreeSet<String>,
+    /// `cgroup/<slice>`, whose direct children are allowed.
+    slice: Option<String>,
+}
+
+impl AllowedResources {
+    /// Allows `r` itself; an invalid resource is refused with the reason.
+    pub fn insert(&mut self, r: &str) -> Result<(), String> {
+        check_resource(r)?;
+        self.exact.insert(r.to_owned());
+        Ok(())
+    }
+
+    /// Allows `cgroup/<group>`, the resource the cgroup sensor reports for
+    /// `group`.
+    pub fn insert_cgroup(&mut self, group: &str) -> Result<(), String> {
+        self.insert(&format!("cgroup/{group}"))
+    }
+
+    /// Allows `cgroup/<slice>/<child>` for every single-segment `child`.
+    pub fn set_cgroup_slice(&mut self, slice: &str) -> Result<(), String> {
+        let r = format!("cgroup/{slice}");
+        check_resource(&r)?;
+        self.slice = Some(r);
+        Ok(())
+    }
+
+    /// Whether lines may name `r`.
+    pub fn allows(&self, r: &str) -> bool {
+        if self.exact.contains(r) {
+            return true;
+        }
+        self.slice.as_deref().is_some_and(|slice| {
+            r.strip_prefix(slice)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|child| !child.is_empty() && !child.contains('/'))
+                && check_resource(r).is_ok()
+        })
+    }
+}
+
 /// The application sensor.
 #[derive(Debug)]
 pub struct AppSensor {
     socket: UdpSocket,
     default_resource: Option<String>,
+    allowed: AllowedResources,
+    max_series: usize,
     max_datagrams: usize,
     buf: Vec<u8>,
-    /// Latest value per `(resource, index in ACCEPTED)` since the last sample.
+    /// Every series that ever got a slot: at most `max_series`.
+    series: HashSet<(String, usize)>,
+    /// Latest value per `(resource, index in ACCEPTED)` since the last
+    /// sample; its keys are in `series`.
     pending: BTreeMap<(String, usize), f64>,
     malformed: u64,
+    unlisted: u64,
     dropped: u64,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
 impl AppSensor {
     /// Binds `127.0.0.1:port` (0 picks a free port; see [`Self::local_addr`]).
-    pub fn bind(port: u16, default_resource: Option<String>) -> io::Result<Self> {
+    /// Lines may name the resources of `allowed` and `default_resource`;
+    /// at most `max_series` (at most [`MAX_MAX_SERIES`]) series are emitted
+    /// over the sensor's life.
+    pub fn bind(
+        port: u16,
+        default_resource: Option<String>,
+        mut allowed: AllowedResources,
+        max_series: usize,
+    ) -> io::Result<Self> {
         if let Some(r) = &default_resource {
-            if !valid_resource(r) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("default resource {r:?} must be 1..=200 of [A-Za-z0-9._:/-]"),
-                ));
-            }
+            allowed
+                .insert(r)
+                .map_err(|e| invalid(format!("default resource: {e}")))?;
+        }
+        if max_series > MAX_MAX_SERIES {
+            return Err(invalid(format!(
+                "app_max_series = {max_series} is above {MAX_MAX_SERIES}"
+            )));
         }
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, port))?;
         socket.set_nonblocking(true)?;
         Ok(AppSensor {
             socket,
             default_resource,
+            allowed,
+            max_series,
             max_datagrams: DEFAULT_MAX_DATAGRAMS,
             buf: vec![0; MAX_DATAGRAM + 1],
+            series: HashSet::new(),
             pending: BTreeMap::new(),
             malformed: 0,
+            unlisted: 0,
             dropped: 0,
         })
     }
@@ -210,9 +322,21 @@ impl AppSensor {
         self.malformed
     }
 
-    /// Values dropped because more than [`MAX_SERIES`] series were pending.
+    /// Well-formed lines refused since start because their resource is not
+    /// allowed.
+    pub fn unlisted(&self) -> u64 {
+        self.unlisted
+    }
+
+    /// Values dropped since start because their series would have exceeded
+    /// the series cap.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Distinct series that hold a slot (emitted or pending).
+    pub fn series(&self) -> usize {
+        self.series.len()
     }
 
     fn take(&mut self, n: usize) {
@@ -224,14 +348,36 @@ impl AppSensor {
             self.malformed += 1;
             return;
         };
-        let (pending, dropped) = (&mut self.pending, &mut self.dropped);
+        let (allowed, series, pending) = (&self.allowed, &mut self.series, &mut self.pending);
+        let (unlisted, dropped, max) = (&mut self.unlisted, &mut self.dropped, self.max_series);
         self.malformed += parse_datagram(text, self.default_resource.as_deref(), |s| {
-            let key = (s.resource.to_owned(), s.metric);
-            if pending.len() < MAX_SERIES || pending.contains_key(&key) {
-                pending.insert(key, s.value);
-            } else {
-                *dropped += 1;
+            if !allowed.allows(s.resource) {
+                *unlisted += 1;
+                if *unlisted == 1 {
+                    tracing::warn!(
+                        resource = s.resource,
+                        "app sensor: line for a resource the configuration does not list refused (further ones are only counted)"
+                    );
+                }
+                return;
             }
+            let key = (s.resource.to_owned(), s.metric);
+            if !series.contains(&key) {
+                if series.len() >= max {
+                    *dropped += 1;
+                    if *dropped == 1 {
+                        tracing::warn!(
+                            max,
+                            resource = s.resource,
+                            metric = ACCEPTED[s.metric].name,
+                            "app sensor: series cap reached; values of new series are dropped (further ones are only counted)"
+                        );
+                    }
+                    return;
+                }
+                series.insert(key.clone());
+            }
+            pending.insert(key, s.value);
         });
     }
 }
@@ -258,6 +404,7 @@ impl Sensor for AppSensor {
             out.emit(&resource, &ACCEPTED[metric], value);
         }
         out.emit("agent", &APP_MALFORMED_LINES, self.malformed as f64);
+        out.emit("agent", &APP_UNLISTED_LINES, self.unlisted as f64);
         match failure {
             None => Ok(()),
             Some(source) => Err(SensorError::Io {
@@ -274,7 +421,7 @@ impl Sensor for AppSensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sensors::Collected;
+    use crate::sensors::{Collected, VirtualSensors};
     use std::time::Duration;
 
     fn parse_all(text: &str, default: Option<&str>) -> (Vec<(String, &'static str, f64)>, u64) {
@@ -283,6 +430,14 @@ mod tests {
             got.push((s.resource.to_owned(), ACCEPTED[s.metric].name, s.value))
         });
         (got, bad)
+    }
+
+    fn allow(resources: &[&str]) -> AllowedResources {
+        let mut a = AllowedResources::default();
+        for r in resources {
+            a.insert(r).unwrap();
+        }
+        a
     }
 
     #[test]
@@ -328,8 +483,22 @@ mod tests {
         assert_eq!(bad, text.lines().count() as u64);
         let long = format!("app.{}:1|g", "a".repeat(97));
         assert!(parse_line(&long, Some("r")).is_err());
-        let long_res = format!("app.queue_depth:1|g|#resource:{}", "r".repeat(201));
+        let long_res = format!("app.queue_depth:1|g|#resource:{}", "r/".repeat(100) + "r");
         assert!(parse_line(&long_res, None).is_err());
+    }
+
+    #[test]
+    fn invalid_resource_ids_are_malformed() {
+        let text = include_str!("fixtures/app_bad_resources.txt");
+        let (got, bad) = parse_all(text, None);
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(bad, text.lines().count() as u64);
+        // Characters the resource-id rules allow are accepted.
+        let s = parse_line(
+            "app.queue_depth:1|g|#resource:cgroup/user@1000.service",
+            None,
+        );
+        assert_eq!(s.unwrap().resource, "cgroup/user@1000.service");
     }
 
     #[test]
@@ -341,12 +510,52 @@ mod tests {
     }
 
     #[test]
-    fn bad_default_resource_is_refused() {
-        assert!(AppSensor::bind(0, Some("a b".into())).is_err());
+    fn bad_bind_arguments_are_refused() {
+        for bad in ["a b", "..", "cgroup/web/..", "cgroup//web"] {
+            let e =
+                AppSensor::bind(0, Some(bad.into()), allow(&[]), DEFAULT_MAX_SERIES).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        assert!(AppSensor::bind(0, None, allow(&[]), MAX_MAX_SERIES + 1).is_err());
+        let mut a = AllowedResources::default();
+        assert!(a.insert("app/../x").is_err());
+        assert!(a.set_cgroup_slice("a//b").is_err());
     }
 
-    /// Samples until `want` readings arrived (loopback UDP is immediate in
-    /// practice; the loop only guards against a slow scheduler).
+    #[test]
+    fn allowed_resources_by_segments() {
+        let mut a = allow(&["app/web"]);
+        a.insert_cgroup("system.slice/api.service").unwrap();
+        a.set_cgroup_slice("vcp.slice").unwrap();
+        for ok in [
+            "app/web",
+            "cgroup/system.slice/api.service",
+            "cgroup/vcp.slice/db",
+            "cgroup/vcp.slice/db.service",
+        ] {
+            assert!(a.allows(ok), "{ok}");
+        }
+        for no in [
+            "app/web/x",
+            "app/webx",
+            "app",
+            "cgroup/system.slice",
+            "cgroup/system.slice/api.service/x",
+            "cgroup/vcp.slice",
+            "cgroup/vcp.slice/",
+            "cgroup/vcp.slice/db/worker",
+            "cgroup/vcp.slice/..",
+            "cgroup/vcp.slice/.",
+            "cgroup/vcp.slicex/db",
+            "cgroup/vcp.slice/d b",
+        ] {
+            assert!(!a.allows(no), "{no}");
+        }
+    }
+
+    /// Samples until `want` application readings arrived (loopback UDP is
+    /// immediate in practice; the loop only guards against a slow
+    /// scheduler).
     fn sample_until(s: &mut AppSensor, want: usize) -> Collected {
         let mut all = Collected::default();
         let give_up = Instant::now() + Duration::from_secs(5);
@@ -359,13 +568,40 @@ mod tests {
         all
     }
 
-    #[test]
-    fn loopback_endpoint() {
-        let mut s = AppSensor::bind(0, None).unwrap().with_max_datagrams(3);
+    /// Samples until the endpoint has accounted for `lines` lines
+    /// (accepted, malformed, unlisted or dropped).
+    fn sample_lines(s: &mut AppSensor, accepted: &mut u64, lines: u64) -> Collected {
+        let mut all = Collected::default();
+        let give_up = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut c = Collected::default();
+            s.sample(Instant::now(), &mut c).unwrap();
+            *accepted += c.0.iter().filter(|r| r.0 != "agent").count() as u64;
+            all.0.extend(c.0);
+            if *accepted + s.malformed() + s.unlisted() + s.dropped() >= lines
+                || Instant::now() >= give_up
+            {
+                return all;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn sender(s: &AppSensor) -> impl Fn(&[u8]) {
         let addr = s.local_addr().unwrap();
         assert!(addr.ip().is_loopback() && addr.port() != 0);
         let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let send = |d: &[u8]| tx.send_to(d, addr).unwrap();
+        move |d: &[u8]| {
+            tx.send_to(d, addr).unwrap();
+        }
+    }
+
+    #[test]
+    fn loopback_endpoint() {
+        let mut s = AppSensor::bind(0, None, allow(&["cgroup/web"]), DEFAULT_MAX_SERIES)
+            .unwrap()
+            .with_max_datagrams(3);
+        let send = sender(&s);
         send(b"app.requests_per_second:100|g|#resource:cgroup/web\napp.queue_depth:3|g|#resource:cgroup/web\n");
         send(b"app.requests_per_second:120|g|#resource:cgroup/web\nbogus line\n");
         send(&[0xff, 0xfe, b'\n']);
@@ -387,14 +623,194 @@ mod tests {
             "not repeated"
         );
         assert_eq!(s.malformed(), 3);
-        assert_eq!(s.dropped(), 0);
+        assert_eq!((s.unlisted(), s.dropped(), s.series()), (0, 0, 3));
 
-        // A quiet endpoint still reports the cumulative malformed count.
+        // A quiet endpoint still reports its cumulative counters.
         let mut c = Collected::default();
         s.sample(Instant::now(), &mut c).unwrap();
         assert_eq!(
             c.0,
-            vec![("agent".to_owned(), APP_MALFORMED_LINES.name, 3.0)]
+            vec![
+                ("agent".to_owned(), APP_MALFORMED_LINES.name, 3.0),
+                ("agent".to_owned(), APP_UNLISTED_LINES.name, 0.0),
+            ]
         );
+    }
+
+    /// The endpoint of an agent configured like the example in the docs.
+    fn configured(max_series: usize) -> AppSensor {
+        let cfg = VirtualSensors {
+            cgroups: vec!["system.slice/api.service".into()],
+            cgroup_slice: Some("vcp.slice".into()),
+            app_resources: vec!["app/web".into()],
+            app_default_resource: Some("app/default".into()),
+            app_max_series: max_series,
+            ..VirtualSensors::default()
+        };
+        AppSensor::bind(
+            0,
+            cfg.app_default_resource.clone(),
+            cfg.app_allowed().unwrap(),
+            cfg.app_max_series,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn unlisted_resources_are_refused_and_counted() {
+        let mut s = configured(DEFAULT_MAX_SERIES);
+        let send = sender(&s);
+        send(
+            b"app.queue_depth:1|g|#resource:app/web\n\
+              app.queue_depth:2|g|#resource:cgroup/system.slice/api.service\n\
+              app.queue_depth:3|g|#resource:cgroup/vcp.slice/db.service\n\
+              app.queue_depth:4|g\n",
+        );
+        send(
+            b"app.queue_depth:5|g|#resource:app/other\n\
+              app.queue_depth:6|g|#resource:cgroup/web\n\
+              app.queue_depth:7|g|#resource:cgroup/vcp.slice\n\
+              app.queue_depth:8|g|#resource:cgroup/vcp.slice/db.service/worker\n\
+              app.queue_depth:9|g|#resource:cgroup/system.slice/other.service\n\
+              app.queue_depth:10|g|#resource:agent\n",
+        );
+        send(
+            b"app.queue_depth:11|g|#resource:cgroup/vcp.slice/..\n\
+              app.queue_depth:12|g|#resource:app/web/..\n\
+              app.queue_depth:13|g|#resource:..\n",
+        );
+        let mut accepted = 0;
+        let c = sample_lines(&mut s, &mut accepted, 13);
+        let apps: Vec<_> = c.0.iter().filter(|r| r.0 != "agent").cloned().collect();
+        assert_eq!(
+            apps,
+            vec![
+                ("app/default".into(), APP_QUEUE_DEPTH.name, 4.0),
+                ("app/web".into(), APP_QUEUE_DEPTH.name, 1.0),
+                (
+                    "cgroup/system.slice/api.service".into(),
+                    APP_QUEUE_DEPTH.name,
+                    2.0
+                ),
+                (
+                    "cgroup/vcp.slice/db.service".into(),
+                    APP_QUEUE_DEPTH.name,
+                    3.0
+                ),
+            ]
+        );
+        assert_eq!((s.unlisted(), s.malformed(), s.dropped()), (6, 3, 0));
+        let mut c = Collected::default();
+        s.sample(Instant::now(), &mut c).unwrap();
+        assert_eq!(c.get("agent", &APP_UNLISTED_LINES), Some(6.0));
+        assert_eq!(c.get("agent", &APP_MALFORMED_LINES), Some(3.0));
+    }
+
+    #[test]
+    fn a_flood_of_made_up_resources_stays_within_the_cap() {
+        const FLOOD: usize = 10_000;
+        let mut s = configured(DEFAULT_MAX_SERIES);
+        let send = sender(&s);
+        let mut accepted = 0;
+        let mut lines = 0;
+        let mut all = Collected::default();
+
+        // A listed series claims its slot before the flood.
+        send(b"app.latency.p95:0.05|g|#resource:app/web\n");
+        lines += 1;
+        all.0.extend(sample_lines(&mut s, &mut accepted, lines).0);
+
+        // Made-up resources of both kinds: allowed (any direct child of the
+        // slice) and unlisted; a few datagrams at a time so the socket
+        // buffer never overflows.
+        let mut datagrams = Vec::new();
+        let mut d = String::new();
+        for i in 0..FLOOD {
+            for r in [
+                format!("cgroup/vcp.slice/flood-{i}"),
+                format!("app/made-up-{i}"),
+            ] {
+                let line = format!("app.queue_depth:{i}|g|#resource:{r}\n");
+                if d.len() + line.len() > MAX_DATAGRAM {
+                    datagrams.push(std::mem::take(&mut d));
+                }
+                d.push_str(&line);
+            }
+        }
+        datagrams.push(d);
+        for chunk in datagrams.chunks(4) {
+            for d in chunk {
+                send(d.as_bytes());
+                lines += d.lines().count() as u64;
+            }
+            all.0.extend(sample_lines(&mut s, &mut accepted, lines).0);
+        }
+        assert_eq!(lines, 1 + 2 * FLOOD as u64);
+        assert_eq!(s.malformed(), 0);
+        assert_eq!(s.unlisted(), FLOOD as u64, "every unlisted line refused");
+        assert_eq!(s.dropped(), (FLOOD - (DEFAULT_MAX_SERIES - 1)) as u64);
+        assert_eq!(s.series(), DEFAULT_MAX_SERIES);
+
+        // Series already emitted keep working; new ones stay out.
+        send(
+            b"app.latency.p95:0.06|g|#resource:app/web\n\
+              app.queue_depth:1|g|#resource:cgroup/vcp.slice/flood-0\n\
+              app.queue_depth:1|g|#resource:cgroup/vcp.slice/late\n\
+              app.latency.p95:1|g|#resource:cgroup/vcp.slice/flood-0\n",
+        );
+        lines += 4;
+        let c = sample_lines(&mut s, &mut accepted, lines);
+        assert_eq!(c.get("app/web", &APP_LATENCY_P95), Some(0.06));
+        assert_eq!(
+            c.get("cgroup/vcp.slice/flood-0", &APP_QUEUE_DEPTH),
+            Some(1.0)
+        );
+        assert_eq!(c.get("cgroup/vcp.slice/late", &APP_QUEUE_DEPTH), None);
+        assert_eq!(c.get("cgroup/vcp.slice/flood-0", &APP_LATENCY_P95), None);
+        assert_eq!(s.dropped(), (FLOOD - (DEFAULT_MAX_SERIES - 1)) as u64 + 2);
+        all.0.extend(c.0);
+
+        let series: HashSet<(&str, &str)> = all
+            .0
+            .iter()
+            .filter(|r| r.0 != "agent")
+            .map(|r| (r.0.as_str(), r.1))
+            .collect();
+        assert_eq!(series.len(), DEFAULT_MAX_SERIES);
+        assert!(
+            series
+                .iter()
+                .all(|(r, _)| *r == "app/web" || r.starts_with("cgroup/vcp.slice/flood-")),
+            "an unlisted resource was emitted"
+        );
+        let last_unlisted = all
+            .0
+            .iter()
+            .rev()
+            .find(|r| r.0 == "agent" && r.1 == APP_UNLISTED_LINES.name)
+            .map(|r| r.2);
+        assert_eq!(last_unlisted, Some(FLOOD as f64));
+    }
+
+    #[test]
+    fn a_small_cap_is_kept() {
+        let mut s = configured(2);
+        let send = sender(&s);
+        send(
+            b"app.queue_depth:1|g|#resource:app/web\n\
+              app.latency.p95:1|g|#resource:app/web\n\
+              app.utilization:1|g|#resource:app/web\n",
+        );
+        let mut accepted = 0;
+        let c = sample_lines(&mut s, &mut accepted, 3);
+        assert_eq!(c.get("app/web", &APP_QUEUE_DEPTH), Some(1.0));
+        assert_eq!(c.get("app/web", &APP_LATENCY_P95), Some(1.0));
+        assert_eq!(c.get("app/web", &APP_UTILIZATION), None);
+        assert_eq!((s.series(), s.dropped()), (2, 1));
+        send(b"app.queue_depth:2|g|#resource:app/web\napp.utilization:2|g|#resource:app/web\n");
+        let c = sample_lines(&mut s, &mut accepted, 5);
+        assert_eq!(c.get("app/web", &APP_QUEUE_DEPTH), Some(2.0));
+        assert_eq!(c.get("app/web", &APP_UTILIZATION), None);
+        assert_eq!((s.series(), s.dropped()), (2, 2));
     }
 }

@@ -105,7 +105,18 @@ pub fn standard(
         )));
     }
     if let Some(port) = extra.app_port {
-        match app::AppSensor::bind(port, extra.app_default_resource.clone()) {
+        let bound = extra
+            .app_allowed()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+            .and_then(|allowed| {
+                app::AppSensor::bind(
+                    port,
+                    extra.app_default_resource.clone(),
+                    allowed,
+                    extra.app_max_series,
+                )
+            });
+        match bound {
             Ok(s) => {
                 tracing::info!(addr = ?s.local_addr().ok(), "application metrics endpoint listening");
                 sensors.push(Box::new(s));
@@ -128,8 +139,18 @@ pub struct VirtualSensors {
     pub cgroup_slice: Option<String>,
     /// Loopback UDP port where applications push metrics (0: any free port).
     pub app_port: Option<u16>,
-    /// Resource of application lines without a `#resource:` tag.
+    /// Resource of application lines without a `#resource:` tag; lines may
+    /// always name it.
+    #[serde(deserialize_with = "de_default_resource")]
     pub app_default_resource: Option<String>,
+    /// Further resources application lines may name (besides the default
+    /// resource, `cgroup/<g>` for each of `cgroups` and
+    /// `cgroup/<cgroup_slice>/<child>`), e.g. `["app/web"]`.
+    #[serde(deserialize_with = "de_app_resources")]
+    pub app_resources: Vec<String>,
+    /// Distinct `(resource, metric)` series the application endpoint emits
+    /// over the agent's life (at most [`app::MAX_MAX_SERIES`]).
+    pub app_max_series: usize,
 }
 
 impl Default for VirtualSensors {
@@ -140,7 +161,77 @@ impl Default for VirtualSensors {
             cgroup_slice: None,
             app_port: None,
             app_default_resource: None,
+            app_resources: Vec::new(),
+            app_max_series: app::DEFAULT_MAX_SERIES,
         }
+    }
+}
+
+fn de_default_resource<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::{de::Error, Deserialize};
+    let r = Option::<String>::deserialize(d)?;
+    if let Some(r) = &r {
+        app::check_resource(r)
+            .map_err(|e| D::Error::custom(format!("app_default_resource: {e}")))?;
+    }
+    Ok(r)
+}
+
+fn de_app_resources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::{de::Error, Deserialize};
+    let v = Vec::<String>::deserialize(d)?;
+    for r in &v {
+        app::check_resource(r).map_err(|e| D::Error::custom(format!("app_resources: {e}")))?;
+    }
+    Ok(v)
+}
+
+impl VirtualSensors {
+    /// Checks the application endpoint's settings (the TOML parser already
+    /// checks the resources; this covers values set in code): listed and
+    /// default resources must be valid resource ids, the series cap at most
+    /// [`app::MAX_MAX_SERIES`]. The error names the bad value.
+    pub fn validate(&self) -> Result<(), String> {
+        self.app_allowed()?;
+        if self.app_max_series > app::MAX_MAX_SERIES {
+            return Err(format!(
+                "app_max_series = {} is above {}",
+                self.app_max_series,
+                app::MAX_MAX_SERIES
+            ));
+        }
+        Ok(())
+    }
+
+    /// The resources application lines may name: `app_resources`,
+    /// `app_default_resource`, `cgroup/<g>` for each of `cgroups` and the
+    /// direct children of `cgroup/<cgroup_slice>`. A listed or default
+    /// resource that is not a valid resource id is an error naming it; a
+    /// group that does not make one is left out (the cgroup sensor could
+    /// not report it either).
+    pub fn app_allowed(&self) -> Result<app::AllowedResources, String> {
+        let mut allowed = app::AllowedResources::default();
+        for r in &self.app_resources {
+            allowed
+                .insert(r)
+                .map_err(|e| format!("app_resources: {e}"))?;
+        }
+        if let Some(r) = &self.app_default_resource {
+            allowed
+                .insert(r)
+                .map_err(|e| format!("app_default_resource: {e}"))?;
+        }
+        for g in &self.cgroups {
+            if let Err(e) = allowed.insert_cgroup(g) {
+                tracing::debug!(group = %g, error = %e, "app sensor: group not allowed as a resource");
+            }
+        }
+        if let Some(slice) = &self.cgroup_slice {
+            if let Err(e) = allowed.set_cgroup_slice(slice) {
+                tracing::debug!(slice = %slice, error = %e, "app sensor: slice children not allowed as resources");
+            }
+        }
+        Ok(allowed)
     }
 }
 
@@ -180,5 +271,72 @@ mod tests {
         );
         let names: Vec<&str> = sensors.iter().map(|s| s.name()).collect();
         assert_eq!(names, ["cpu", "memory", "nic", "gpu", "status"]);
+    }
+
+    #[test]
+    fn app_settings_parse_and_are_checked() {
+        let v: VirtualSensors = toml::from_str(
+            "app_port = 0\napp_resources = [\"app/web\", \"cgroup/system.slice/api.service\"]\napp_default_resource = \"app/default\"\ncgroups = [\"web\"]\ncgroup_slice = \"vcp.slice\"",
+        )
+        .unwrap();
+        assert_eq!(
+            v.app_resources,
+            ["app/web", "cgroup/system.slice/api.service"]
+        );
+        assert_eq!(v.app_max_series, app::DEFAULT_MAX_SERIES);
+        v.validate().unwrap();
+        let allowed = v.app_allowed().unwrap();
+        for r in [
+            "app/web",
+            "cgroup/system.slice/api.service",
+            "app/default",
+            "cgroup/web",
+            "cgroup/vcp.slice/db",
+        ] {
+            assert!(allowed.allows(r), "{r}");
+        }
+        assert!(!allowed.allows("app/other"));
+        let sensors = standard(&Roots::default(), Arc::new(UplinkStatus::default()), &v);
+        assert_eq!(sensors.last().map(|s| s.name()), Some("app"));
+
+        // Bad resources are refused when the file is read, naming them.
+        for (text, bad) in [
+            (
+                "app_resources = [\"app/web\", \"app/../etc\"]",
+                "app/../etc",
+            ),
+            ("app_resources = [\"a b\"]", "a b"),
+            ("app_default_resource = \"cgroup//web\"", "cgroup//web"),
+        ] {
+            let e = toml::from_str::<VirtualSensors>(text).unwrap_err();
+            assert!(e.to_string().contains(bad), "{text}: {e}");
+        }
+        // And by validate() when set in code.
+        for (v, bad) in [
+            (
+                VirtualSensors {
+                    app_resources: vec!["app/web".into(), "app/x/..".into()],
+                    ..VirtualSensors::default()
+                },
+                "app/x/..",
+            ),
+            (
+                VirtualSensors {
+                    app_default_resource: Some("/app".into()),
+                    ..VirtualSensors::default()
+                },
+                "/app",
+            ),
+            (
+                VirtualSensors {
+                    app_max_series: app::MAX_MAX_SERIES + 1,
+                    ..VirtualSensors::default()
+                },
+                "app_max_series",
+            ),
+        ] {
+            let e = v.validate().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }

@@ -90,6 +90,31 @@ pub(super) fn ingest(f: &mut Families, control: &Control) {
             fam.add(host(&a.id), get(a));
         }
     }
+    let e = &control.fleet.endpoint;
+    let fam = f.counter(
+        "vcp_endpoint_refused_total",
+        "Connection attempts the QUIC endpoint refused or made retry, by reason: connections (max_connections live), handshakes (max_handshakes in progress), retry (address validation under load), failed (handshake failed, timed out or named no identity).",
+    );
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    for (reason, a) in [
+        ("connections", &e.refused_connections),
+        ("handshakes", &e.refused_handshakes),
+        ("retry", &e.retries),
+        ("failed", &e.failed_handshakes),
+    ] {
+        fam.add(labels(&[("reason", reason)]), get(a));
+    }
+    let fam = f.counter(
+        "vcp_queue_dropped_total",
+        "Messages dropped because a bounded queue between tasks was full, by queue (judge, dispatch); store: times ingest waited for the store writer.",
+    );
+    for (queue, n) in [
+        ("judge", get(&control.judge.queue.dropped)),
+        ("dispatch", get(&control.dispatch.queue.dropped)),
+        ("store", get(&control.fleet.store.full)),
+    ] {
+        fam.add(labels(&[("queue", queue)]), n);
+    }
     let fam = f.gauge(
         "vcp_agent_connected",
         "Whether the agent has a live connection (1) or not (0).",
@@ -229,7 +254,7 @@ pub(super) fn modules(f: &mut Families, control: &Control) {
         fam.add(id(m), u64::from(m.connected));
     }
     type Get = fn(&ModuleSummary) -> u64;
-    let counters: [(&'static str, &'static str, Get); 10] = [
+    let counters: [(&'static str, &'static str, Get); 12] = [
         (
             "vcp_module_solicitations_total",
             "Rounds the module instance was solicited in.",
@@ -267,8 +292,18 @@ pub(super) fn modules(f: &mut Families, control: &Control) {
         ),
         (
             "vcp_module_rejected_requests_total",
-            "Requests of the module instance rejected by admission.",
+            "Requests of the module instance rejected by admission (over quota included).",
             |m| m.rejected,
+        ),
+        (
+            "vcp_module_over_quota_requests_total",
+            "Requests of the module instance past its quota per round (rejected uncounted, charged to its vendor).",
+            |m| m.over_quota,
+        ),
+        (
+            "vcp_module_protocol_errors_total",
+            "Sessions of the module closed for breaking the protocol or a limit (an unsolicited answer, a frame flood); never billed.",
+            |m| m.protocol_errors,
         ),
         (
             "vcp_module_clipped_requests_total",

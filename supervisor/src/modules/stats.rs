@@ -10,13 +10,21 @@ use serde::Serialize;
 /// Bucket for requests of parameters the module did not declare.
 pub const UNDECLARED: &str = "(undeclared)";
 
+/// One parameter's request counters. `requests` counts every request of
+/// every answer; `late`, `rejected` and `clipped` are disjoint subsets of
+/// it (`over_quota` a subset of `rejected`), and so are the bytes of the
+/// requests in them (`fault_bytes`). Those are the module's own doing and
+/// are charged to its vendor; the rest — admitted as asked, on time and
+/// within the quota — is what the customer may be billed for.
 #[derive(Debug, Default)]
 pub struct ParamCounters {
     pub requests: AtomicU64,
     pub late: AtomicU64,
     pub rejected: AtomicU64,
+    pub over_quota: AtomicU64,
     pub clipped: AtomicU64,
     pub bytes: AtomicU64,
+    pub fault_bytes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -52,8 +60,10 @@ pub struct ParamSummary {
     pub rate_per_second: f64,
     pub late: u64,
     pub rejected: u64,
+    pub over_quota: u64,
     pub clipped: u64,
     pub bytes: u64,
+    pub fault_bytes: u64,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -79,23 +89,46 @@ impl ModuleStats {
         }
     }
 
-    /// Counters of `parameter`, or of the undeclared bucket; `None` means
+    /// Counters of `parameter`, or of the undeclared bucket; `false` means
     /// the parameter was not declared.
     pub fn param(&self, parameter: &str) -> (&ParamCounters, bool) {
-        match self.params.iter().find(|(p, _)| p == parameter) {
-            Some((_, c)) if parameter != UNDECLARED => (c, true),
-            _ => (&self.params[self.params.len() - 1].1, false),
+        let slot = self.slot(parameter);
+        (&self.params[slot].1, slot + 1 < self.params.len())
+    }
+
+    /// Number of counter slots (declared parameters and the undeclared one).
+    pub fn slots(&self) -> usize {
+        self.params.len()
+    }
+
+    /// The slot of `parameter`'s counters: its own when declared, the
+    /// undeclared bucket (the last slot) otherwise.
+    pub fn slot(&self, parameter: &str) -> usize {
+        let last = self.params.len() - 1;
+        if parameter == UNDECLARED {
+            return last;
         }
+        self.params[..last]
+            .iter()
+            .position(|(p, _)| p == parameter)
+            .unwrap_or(last)
+    }
+
+    /// The counters in `slot` (see [`ModuleStats::slot`]).
+    pub fn at(&self, slot: usize) -> &ParamCounters {
+        &self.params[slot.min(self.params.len() - 1)].1
     }
 
     /// Counts an answer that arrived after its round closed: its requests
-    /// are still counted (and will be charged), all as late.
+    /// are still counted, all as late (charged to the vendor).
     pub fn record_late(&self, proposals: &[vcp_common::module::Proposal]) {
         for p in proposals {
             let (c, _) = self.param(&p.parameter);
+            let size = p.wire_size() as u64;
             bump(&c.requests, 1);
             bump(&c.late, 1);
-            bump(&c.bytes, p.wire_size() as u64);
+            bump(&c.bytes, size);
+            bump(&c.fault_bytes, size);
         }
     }
 
@@ -108,8 +141,10 @@ impl ModuleStats {
                 rate_per_second: 0.0,
                 late: get(&c.late),
                 rejected: get(&c.rejected),
+                over_quota: get(&c.over_quota),
                 clipped: get(&c.clipped),
                 bytes: get(&c.bytes),
+                fault_bytes: get(&c.fault_bytes),
             })
             .filter(|s| s.requests > 0 || s.parameter != UNDECLARED)
             .collect()
@@ -123,8 +158,10 @@ impl ModuleStats {
                 t.requests += p.requests;
                 t.late += p.late;
                 t.rejected += p.rejected;
+                t.over_quota += p.over_quota;
                 t.clipped += p.clipped;
                 t.bytes += p.bytes;
+                t.fault_bytes += p.fault_bytes;
                 t
             })
     }
@@ -149,8 +186,8 @@ mod tests {
         s.record_late(&[p.clone(), p.clone()]);
         let t = s.totals();
         assert_eq!(
-            (t.requests, t.late, t.bytes),
-            (2, 2, 2 * p.wire_size() as u64)
+            (t.requests, t.late, t.bytes, t.fault_bytes),
+            (2, 2, 2 * p.wire_size() as u64, 2 * p.wire_size() as u64)
         );
         assert_eq!(s.params().len(), 1, "empty undeclared bucket hidden");
     }

@@ -14,16 +14,34 @@ use super::{
 use crate::modules::stats::ParamSummary;
 
 /// One parameter's request counters over the period. `requests` counts every
-/// request; `late`, `rejected` and `clipped` are subsets of it.
+/// request; `late`, `rejected` and `clipped` are disjoint subsets of it
+/// (`over_quota` a subset of `rejected`): the module's faults, which its
+/// vendor pays for. The rest — admitted as asked, on time, within the
+/// quota — is billable to the customer (split by contract).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamUsage {
     pub parameter: String,
     pub requests: u64,
     pub late: u64,
     pub rejected: u64,
+    #[serde(default)]
+    pub over_quota: u64,
     pub clipped: u64,
     /// Solicitation response bytes carrying these requests.
     pub bytes: u64,
+    /// The bytes of the faulty ones.
+    #[serde(default)]
+    pub fault_bytes: u64,
+}
+
+impl ParamUsage {
+    /// Requests the module's vendor pays for: late, rejected, clipped.
+    pub fn faults(&self) -> u64 {
+        self.late
+            .saturating_add(self.rejected)
+            .saturating_add(self.clipped)
+            .min(self.requests)
+    }
 }
 
 impl From<&ParamSummary> for ParamUsage {
@@ -33,8 +51,10 @@ impl From<&ParamSummary> for ParamUsage {
             requests: s.requests,
             late: s.late,
             rejected: s.rejected,
+            over_quota: s.over_quota,
             clipped: s.clipped,
             bytes: s.bytes,
+            fault_bytes: s.fault_bytes,
         }
     }
 }
@@ -71,9 +91,12 @@ pub struct Parties {
 }
 
 /// Request fees (one per parameter), the response-byte fee and the compute
-/// fee of one module instance for `period`, each split between the customer
-/// and the vendor per `contract` (the one for the usage's plane and module;
-/// `None`, or no vendor, means the customer pays) and paid to the operator.
+/// fee of one module instance for `period`, paid to the operator. Billable
+/// requests and their bytes are split between the customer and the vendor
+/// per `contract` (the one for the usage's plane and module; `None`, or no
+/// vendor, means the customer pays); the module's faulty requests (late,
+/// rejected, clipped, over quota) and their bytes are the vendor's alone —
+/// and nobody's for the operator's own modules, which have no vendor.
 pub fn request_charges(
     sheet: &PriceSheet,
     contract: Option<&Contract>,
@@ -95,34 +118,70 @@ pub fn request_charges(
     let mut out = Vec::new();
     for p in &usage.per_parameter {
         let fee = sheet.request_fee(usage.kind, &p.parameter);
+        let faults = p.faults();
+        let billable = p.requests - faults;
         let description = format!(
-            "requests {kind}/{}: {} ({} late, {} rejected, {} clipped) at {fee} µ",
-            p.parameter, p.requests, p.late, p.rejected, p.clipped
+            "requests {kind}/{}: {billable} of {} ({} late, {} rejected of which {} over quota, {} clipped: the vendor's) at {fee} µ",
+            p.parameter, p.requests, p.late, p.rejected, p.over_quota, p.clipped
         );
         let line = Line {
             kind: ChargeKind::RequestFee,
             detail: Some(&p.parameter),
-            amount: price(p.requests, fee, 1),
-            quantity: p.requests as f64,
+            amount: price(billable, fee, 1),
+            quantity: billable as f64,
             unit_price: fee,
             description,
         };
         payers.push(&mut out, line);
+        payers.push_fault(
+            &mut out,
+            Line {
+                kind: ChargeKind::RequestFee,
+                detail: Some(&p.parameter),
+                amount: price(faults, fee, 1),
+                quantity: faults as f64,
+                unit_price: fee,
+                description: format!(
+                    "faulty requests {kind}/{}: {} late, {} rejected ({} over quota), {} clipped at {fee} µ",
+                    p.parameter, p.late, p.rejected, p.over_quota, p.clipped
+                ),
+            },
+        );
     }
-    let bytes = usage
-        .per_parameter
-        .iter()
-        .fold(0u64, |b, p| b.saturating_add(p.bytes));
+    let sum = |f: fn(&ParamUsage) -> u64| {
+        usage
+            .per_parameter
+            .iter()
+            .fold(0u64, |b, p| b.saturating_add(f(p)))
+    };
+    let (bytes, fault_bytes) = (sum(|p| p.bytes), sum(|p| p.fault_bytes));
+    let billable_bytes = bytes.saturating_sub(fault_bytes);
     let per_kb = sheet.response_fee_per_kb;
     payers.push(
         &mut out,
         Line {
             kind: ChargeKind::ResponseBytes,
             detail: None,
-            amount: price(bytes, per_kb, 1000),
-            quantity: bytes as f64 / 1e3,
+            amount: price(billable_bytes, per_kb, 1000),
+            quantity: billable_bytes as f64 / 1e3,
             unit_price: per_kb,
-            description: format!("response bytes {kind}: {bytes} B at {per_kb} µ/kB"),
+            description: format!(
+                "response bytes {kind}: {billable_bytes} of {bytes} B at {per_kb} µ/kB"
+            ),
+        },
+    );
+    let fault_bytes = fault_bytes.min(bytes);
+    payers.push_fault(
+        &mut out,
+        Line {
+            kind: ChargeKind::ResponseBytes,
+            detail: None,
+            amount: price(fault_bytes, per_kb, 1000),
+            quantity: fault_bytes as f64 / 1e3,
+            unit_price: per_kb,
+            description: format!(
+                "response bytes {kind} of faulty requests: {fault_bytes} B at {per_kb} µ/kB"
+            ),
         },
     );
     let per_ms = sheet.compute_fee_per_ms;
@@ -161,6 +220,45 @@ struct Payers<'a> {
 }
 
 impl Payers<'_> {
+    /// The idempotency key of `line` for payer `role`.
+    fn key(&self, line: &Line<'_>, role: &str) -> String {
+        let u = self.usage;
+        let mut key = vec![
+            self.period,
+            line.kind.as_str(),
+            &u.control_plane,
+            &u.module,
+            &u.customer,
+            u.kind.as_str(),
+        ];
+        key.extend(line.detail);
+        key.push(role);
+        idempotency_key(&key)
+    }
+
+    /// A line the module's vendor pays whole (its faults); nothing when
+    /// the module has no vendor.
+    fn push_fault(&self, out: &mut Vec<Charge>, line: Line<'_>) {
+        let u = self.usage;
+        let Some(vendor) = &u.vendor else { return };
+        if line.amount <= 0 {
+            return;
+        }
+        out.push(Charge {
+            key: self.key(&line, "vendor-faults"),
+            at_ms: self.at_ms,
+            debit: vendor_account(vendor),
+            credit: OPERATOR_ACCOUNT.to_owned(),
+            amount: line.amount,
+            module: u.module.clone(),
+            control_plane: u.control_plane.clone(),
+            kind: line.kind.as_str().to_owned(),
+            description: line.description,
+            quantity: line.quantity,
+            unit_price: line.unit_price,
+        });
+    }
+
     fn push(&self, out: &mut Vec<Charge>, line: Line<'_>) {
         let u = self.usage;
         let (customer_part, vendor_part) = split_customer_share(line.amount, self.customer_ppm);
@@ -183,23 +281,13 @@ impl Payers<'_> {
             if amount <= 0 {
                 continue;
             }
-            let mut key = vec![
-                self.period,
-                line.kind.as_str(),
-                &u.control_plane,
-                &u.module,
-                &u.customer,
-                u.kind.as_str(),
-            ];
-            key.extend(line.detail);
-            key.push(role);
             let description = if ppm == SHARE_SCALE {
                 line.description.clone()
             } else {
                 format!("{}; {role} pays {}", line.description, percent(ppm))
             };
             out.push(Charge {
-                key: idempotency_key(&key),
+                key: self.key(&line, role),
                 at_ms: self.at_ms,
                 debit: if role == "customer" {
                     customer_account(id)

@@ -156,13 +156,15 @@ fn example_contracts_parse_and_bad_ones_are_rejected() {
 }
 
 #[test]
-fn customer_pays_every_fee_without_contract() {
+fn customer_pays_billable_fees_and_the_vendor_its_faults_without_contract() {
     let charges = request_charges(&sheet(), None, &usage(), "2025-06-01T13", 1_000);
-    // 12 × 100; 2 × 50 (default fee); 1750 B × 20 µ/kB = 35; 2.5 ms × 100 = 250.
+    // Of 12 × 100, 3 late + 1 rejected + 2 clipped are the vendor's; 2 × 50
+    // (default fee); 1750 B × 20 µ/kB = 35; 2.5 ms × 100 = 250.
     assert_eq!(
         summary(&charges),
         [
-            ("request_fee", "customer:acme", 1200),
+            ("request_fee", "customer:acme", 600),
+            ("request_fee", "vendor:predictive", 600),
             ("request_fee", "customer:acme", 100),
             ("response_bytes", "customer:acme", 35),
             ("compute", "customer:acme", 250),
@@ -170,18 +172,40 @@ fn customer_pays_every_fee_without_contract() {
     );
     let c = &charges[0];
     assert_eq!((c.credit.as_str(), c.at_ms), (OPERATOR_ACCOUNT, 1_000));
-    assert_eq!((c.quantity, c.unit_price), (12.0, 100));
+    assert_eq!((c.quantity, c.unit_price), (6.0, 100));
     assert_eq!(
         (c.module.as_str(), c.control_plane.as_str()),
         ("scaler", "acme")
     );
     assert!(
-        c.description.contains("3 late, 1 rejected, 2 clipped"),
+        c.description.contains("6 of 12 (3 late, 1 rejected"),
         "{}",
         c.description
     );
-    assert_eq!((charges[2].quantity, charges[2].unit_price), (1.75, 20));
-    assert_eq!((charges[3].quantity, charges[3].unit_price), (2.5, 100));
+    assert_eq!((charges[1].quantity, charges[1].unit_price), (6.0, 100));
+    assert_eq!((charges[3].quantity, charges[3].unit_price), (1.75, 20));
+    assert_eq!((charges[4].quantity, charges[4].unit_price), (2.5, 100));
+
+    // Over-quota bytes are the vendor's too.
+    let flood = ModuleUsage {
+        per_parameter: vec![ParamUsage {
+            rejected: 10_000,
+            over_quota: 9_000,
+            fault_bytes: 300_000,
+            ..param("instances", 11_000, 330_000)
+        }],
+        cpu_ns: 0,
+        ..usage()
+    };
+    assert_eq!(
+        summary(&request_charges(&sheet(), None, &flood, "p", 0)),
+        [
+            ("request_fee", "customer:acme", 100_000),
+            ("request_fee", "vendor:predictive", 1_000_000),
+            ("response_bytes", "customer:acme", 600),
+            ("response_bytes", "vendor:predictive", 6_000),
+        ]
+    );
 
     // Without a vendor a contract's split does not apply.
     let default_module = ModuleUsage {
@@ -200,8 +224,9 @@ fn split_payer_parts_sum_exactly() {
     assert_eq!(
         summary(&charges),
         [
-            ("request_fee", "customer:acme", 360),
-            ("request_fee", "vendor:predictive", 840),
+            ("request_fee", "customer:acme", 180),
+            ("request_fee", "vendor:predictive", 420),
+            ("request_fee", "vendor:predictive", 600),
             ("request_fee", "customer:acme", 30),
             ("request_fee", "vendor:predictive", 70),
             ("response_bytes", "customer:acme", 11), // 10.5 → 11: the customer's rounding unit
@@ -211,7 +236,7 @@ fn split_payer_parts_sum_exactly() {
         ]
     );
     assert!(charges[0].description.ends_with("customer pays 30%"));
-    assert!((charges[1].quantity - 8.4).abs() < 1e-9);
+    assert!((charges[1].quantity - 4.2).abs() < 1e-9);
 
     let third = contract(Payer::Split(1.0 / 3.0), None);
     let u = ModuleUsage {
@@ -402,7 +427,10 @@ fn idempotency_keys_are_deterministic_and_distinct() {
         v.into_iter().map(|c| c.key).collect::<Vec<_>>()
     };
     let keys = all("2025-06-01T13", &usage());
-    assert_eq!(keys.len(), 14);
+    assert_eq!(keys.len(), 15);
+    assert!(keys.contains(
+        &"2025-06-01T13:request_fee:acme:scaler:acme:autoscaling:instances:vendor-faults".into()
+    ));
     assert_eq!(
         keys,
         all("2025-06-01T13", &usage()),

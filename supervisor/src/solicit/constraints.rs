@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 use vcp_common::module::param;
 
 use crate::config::{ModuleLimits, OnViolation, ParamConstraint};
+use crate::judge::ModuleKey;
 
 /// The outcome of checking one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,18 +119,31 @@ impl Rule<'_> {
     }
 }
 
-/// Per-module request rate: a token bucket holding one second of requests.
+/// Per-module request rate: a token bucket holding one second of requests,
+/// per (control plane, module) — so a module that reconnects finds its
+/// bucket as it left it.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    buckets: HashMap<u64, (f64, i64)>,
+    buckets: HashMap<ModuleKey, (f64, i64)>,
 }
 
 impl RateLimiter {
-    /// Takes up to `wanted` tokens for module `uid` at `now_ms`; returns
+    /// Takes up to `wanted` tokens for module `key` at `now_ms`; returns
     /// how many it got (the rest of its requests are over its rate).
-    pub fn take(&mut self, uid: u64, limits: &ModuleLimits, now_ms: i64, wanted: usize) -> usize {
+    pub fn take(
+        &mut self,
+        key: &ModuleKey,
+        limits: &ModuleLimits,
+        now_ms: i64,
+        wanted: usize,
+    ) -> usize {
         let rate = limits.rate_per_second.max(0.0);
-        let (tokens, at) = self.buckets.entry(uid).or_insert((rate, now_ms));
+        if !self.buckets.contains_key(key) {
+            self.buckets.insert(key.clone(), (rate, now_ms));
+        }
+        let Some((tokens, at)) = self.buckets.get_mut(key) else {
+            return 0;
+        };
         let elapsed = (now_ms - *at).max(0) as f64 / 1000.0;
         *tokens = (*tokens + elapsed * rate).min(rate);
         *at = now_ms;
@@ -139,19 +153,20 @@ impl RateLimiter {
     }
 
     /// Takes one token; `false` when over rate.
-    pub fn admit(&mut self, uid: u64, limits: &ModuleLimits, now_ms: i64) -> bool {
-        self.take(uid, limits, now_ms, 1) == 1
+    pub fn admit(&mut self, key: &ModuleKey, limits: &ModuleLimits, now_ms: i64) -> bool {
+        self.take(key, limits, now_ms, 1) == 1
     }
 
     /// Forgets modules that are gone.
-    pub fn retain(&mut self, live: impl Fn(u64) -> bool) {
-        self.buckets.retain(|uid, _| live(*uid));
+    pub fn retain(&mut self, live: impl Fn(&ModuleKey) -> bool) {
+        self.buckets.retain(|key, _| live(key));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::module_key;
 
     fn c(on_violation: OnViolation) -> Constraints {
         Constraints::new(&[ParamConstraint {
@@ -208,14 +223,19 @@ mod tests {
             rate_per_second: 2.0,
             max_requests_per_round: 10,
         };
-        assert!(r.admit(1, &limits, 0));
-        assert!(r.admit(1, &limits, 0));
-        assert!(!r.admit(1, &limits, 0));
-        assert!(!r.admit(1, &limits, 400));
-        assert!(r.admit(1, &limits, 600));
-        assert!(r.admit(2, &limits, 600), "buckets are per module");
+        let (a, b) = (module_key("p", "a"), module_key("p", "b"));
+        assert!(r.admit(&a, &limits, 0));
+        assert!(r.admit(&a, &limits, 0));
+        assert!(!r.admit(&a, &limits, 0));
+        assert!(!r.admit(&a, &limits, 400));
+        assert!(
+            !r.admit(&module_key("p", "a"), &limits, 400),
+            "a new session of the same module finds its bucket"
+        );
+        assert!(r.admit(&a, &limits, 600));
+        assert!(r.admit(&b, &limits, 600), "buckets are per module");
         assert_eq!(
-            r.take(2, &limits, 1600, 5),
+            r.take(&b, &limits, 1600, 5),
             2,
             "a bucket holds one second of requests"
         );

@@ -228,7 +228,7 @@ impl RoundCore {
     /// Drops rate-limiter state of modules that are gone.
     pub fn forget_gone(&mut self, modules: &[Arc<ModuleInstance>]) {
         self.limiter
-            .retain(|uid| modules.iter().any(|m| m.uid == uid));
+            .retain(|key| modules.iter().any(|m| m.key == *key));
     }
 }
 

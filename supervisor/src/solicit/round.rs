@@ -1,7 +1,9 @@
 //! Admission of one module's answer into a round: each proposal is checked
-//! against the module's declared outputs, its control plane's scope, the
-//! module's quota and rate, and the parameter constraints; the outcome is
-//! counted in the module's request statistics.
+//! against the module's quota, its declared outputs, its control plane's
+//! scope, the module's rate, and the parameter constraints; the outcome is
+//! counted in the module's request statistics. Proposals past the quota
+//! are only counted (over quota, the vendor's): an answer of any size costs
+//! the round a count per proposal and no more.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,8 +60,51 @@ struct Run<'a> {
     /// The parameter's ordinal (when declared).
     ordinal: u32,
     current: ParamSettings<'a>,
-    /// requests, bytes, rejected, clipped
-    n: [u64; 4],
+    n: RunCounts,
+}
+
+/// Counts of one run of one parameter, added to its counters at once.
+#[derive(Default)]
+struct RunCounts {
+    requests: u64,
+    bytes: u64,
+    rejected: u64,
+    clipped: u64,
+    fault_bytes: u64,
+}
+
+/// Counts the proposals past the quota per parameter and drops them: they
+/// are rejected, charged to the vendor, and never examined, so an answer of
+/// any size costs the round one pass of counting and no more.
+fn over_quota(m: &ModuleInstance, proposals: &mut Vec<Proposal>, quota: usize) {
+    let Some(first) = proposals.get(quota) else {
+        return;
+    };
+    record_violation(
+        m,
+        "rejected",
+        first,
+        &format!(
+            "{} requests over the module's quota of {quota} per round",
+            proposals.len() - quota
+        ),
+    );
+    // (requests, bytes) per parameter slot of the module's counters.
+    let mut counts = vec![(0u64, 0u64); m.stats.slots()];
+    for p in &proposals[quota..] {
+        let c = &mut counts[m.stats.slot(&p.parameter)];
+        c.0 += 1;
+        c.1 += p.wire_size() as u64;
+    }
+    for (slot, (n, bytes)) in counts.into_iter().enumerate() {
+        let c = m.stats.at(slot);
+        add(&c.requests, n);
+        add(&c.rejected, n);
+        add(&c.over_quota, n);
+        add(&c.bytes, bytes);
+        add(&c.fault_bytes, bytes);
+    }
+    proposals.truncate(quota);
 }
 
 /// Admits `proposals` of the module in `slot`, appending accepted requests
@@ -73,24 +118,24 @@ pub fn admit(
     out: &mut Vec<Request>,
 ) {
     let quota = (m.limits.max_requests_per_round as usize).min(proposals.len());
-    let granted = a.limiter.take(m.uid, &m.limits, a.now_ms, quota);
+    let granted = a.limiter.take(&m.key, &m.limits, a.now_ms, quota);
     let (constraints, settings) = (a.constraints, a.settings);
     let scope = &*m.plane.scope;
     let bit = a.interner.scope_bit(&m.plane.scope);
-    // Pending counts for the current parameter run: requests, bytes,
-    // rejected, clipped.
     // Answers usually repeat one parameter: what depends on it is looked
     // up once per run of equal parameters.
     let mut run: Option<Run<'_>> = None;
     let flush = |run: &mut Option<Run<'_>>| {
         if let Some(r) = run.take() {
-            let [req, bytes, rej, clip] = r.n;
-            add(&r.counters.requests, req);
-            add(&r.counters.bytes, bytes);
-            add(&r.counters.rejected, rej);
-            add(&r.counters.clipped, clip);
+            let (c, n) = (r.counters, r.n);
+            add(&c.requests, n.requests);
+            add(&c.bytes, n.bytes);
+            add(&c.rejected, n.rejected);
+            add(&c.clipped, n.clipped);
+            add(&c.fault_bytes, n.fault_bytes);
         }
     };
+    over_quota(m, &mut proposals, quota);
     for (i, p) in proposals.drain(..).enumerate() {
         if run.as_ref().is_none_or(|r| r.parameter != p.parameter) {
             flush(&mut run);
@@ -106,7 +151,7 @@ pub fn admit(
                     0
                 },
                 current: settings.of(&p.parameter),
-                n: [0; 4],
+                n: RunCounts::default(),
             });
         }
         let Some(Run {
@@ -121,14 +166,14 @@ pub fn admit(
             continue;
         };
         let declared = *declared;
-        n[0] += 1;
-        n[1] += p.wire_size() as u64;
-        // Targets seen before are checked against the scope once. Only
-        // proposals within the quota keep a guess for the next round.
-        let found = match (declared, i < quota) {
-            (false, _) => None,
-            (true, true) => a.interner.find_at(slot, i, &p.target),
-            (true, false) => a.interner.find(&p.target),
+        let size = p.wire_size() as u64;
+        n.requests += 1;
+        n.bytes += size;
+        // Targets seen before are checked against the scope once.
+        let found = if declared {
+            a.interner.find_at(slot, i, &p.target)
+        } else {
+            None
         };
         let why = if !declared {
             Some("parameter not declared in the module's outputs")
@@ -137,15 +182,14 @@ pub fn admit(
             None => scope.covers(&p.target),
         } {
             Some("target outside the control plane's resources")
-        } else if i >= quota {
-            Some("over the module's quota of requests per round")
         } else if i >= granted {
             Some("over the module's request rate")
         } else {
             None
         };
         if let Some(why) = why {
-            n[2] += 1;
+            n.rejected += 1;
+            n.fault_bytes += size;
             record_violation(m, "rejected", &p, why);
             continue;
         }
@@ -153,12 +197,14 @@ pub fn admit(
         let value = match rule.check(&p.parameter, p.value, in_force) {
             Verdict::Accept(v) => v,
             Verdict::Clip { value, reason } => {
-                n[3] += 1;
+                n.clipped += 1;
+                n.fault_bytes += size;
                 record_violation(m, "clipped", &p, &reason);
                 value
             }
             Verdict::Reject(reason) => {
-                n[2] += 1;
+                n.rejected += 1;
+                n.fault_bytes += size;
                 record_violation(m, "rejected", &p, &reason);
                 continue;
             }

@@ -450,3 +450,72 @@ fn hints_are_kept_only_within_the_quota() {
     assert_eq!(d.len(), 4);
     assert!(core.mediator.interner.hint_len(0) <= 4);
 }
+
+#[test]
+fn requests_past_the_quota_are_counted_for_the_vendor_and_never_examined() {
+    let modules = vec![module(
+        0,
+        plane("p", scope(0b111, 0b1)),
+        &[param::INSTANCES],
+        3,
+        false,
+    )];
+    let ask = |p: &str, set: &str, value: f64| Proposal {
+        target: Target::ServiceSet(set.into()),
+        parameter: p.into(),
+        value,
+    };
+    let answer = vec![
+        ask(param::INSTANCES, "s0", 2.0),
+        ask(param::INSTANCES, "s1", 100.0), // clipped to 32... and the step
+        ask("bogus", "s0", 1.0),            // undeclared: rejected
+        ask(param::INSTANCES, "s2", 2.0),   // past the quota of 3
+        ask(param::INSTANCES, "nowhere", 2.0),
+        ask(param::INSTANCES, "s2", 2.0),
+        ask("bogus", "s0", 1.0),
+        ask("bogus", "s0", 1.0),
+    ];
+    let size = |p: &Proposal| p.wire_size() as u64;
+    let (inst_over, bogus_all): (u64, u64) = (
+        answer[3..6].iter().map(size).sum(),
+        [&answer[2], &answer[6], &answer[7]]
+            .iter()
+            .map(|p| size(p))
+            .sum(),
+    );
+    let clipped_bytes = size(&answer[1]);
+    let mut core = core();
+    let (d, _) = decide(
+        &mut core,
+        1,
+        &modules,
+        vec![(0, answer)],
+        &SettingsMap::default(),
+    );
+    assert_eq!(d.len(), 2, "s0 and s1; nothing past the quota");
+    let stats = modules[0].stats.params();
+    let inst = stats
+        .iter()
+        .find(|p| p.parameter == param::INSTANCES)
+        .unwrap();
+    assert_eq!(
+        (inst.requests, inst.rejected, inst.over_quota, inst.clipped),
+        (5, 3, 3, 1)
+    );
+    assert_eq!(inst.fault_bytes, inst_over + clipped_bytes);
+    let bogus = stats
+        .iter()
+        .find(|p| p.parameter == crate::modules::stats::UNDECLARED)
+        .unwrap();
+    assert_eq!(
+        (
+            bogus.requests,
+            bogus.rejected,
+            bogus.over_quota,
+            bogus.fault_bytes
+        ),
+        (3, 3, 2, bogus_all)
+    );
+    let usage = crate::pricing::ParamUsage::from(inst);
+    assert_eq!(usage.requests - usage.faults(), 1, "one billable request");
+}
