@@ -33,6 +33,8 @@ pub fn limits() -> ModuleSessionLimits {
         frames_burst: 50.0,
         max_outputs: 8,
         max_inputs: 8,
+        max_goals: 4,
+        max_name: 64,
     }
 }
 

@@ -27,11 +27,14 @@ use std::time::{Duration, Instant};
 
 use super::bucket::Bucket;
 use super::cursor::{Admit, Cursor};
-use super::{end_of_stream, Close, Wire};
+use super::{bounded, end_of_stream, Close, Wire};
 use crate::batch::{Batch, SeriesDef};
 use crate::codec::{BatchDecoder, CodecError, Limits};
 use crate::frame::{Applied, Configure, Frame, Hello, Welcome, PROTOCOL_VERSION};
 use crate::protocol::close;
+
+/// Longest hostname a Hello may carry (DNS's limit).
+pub const MAX_HOSTNAME: usize = 253;
 
 /// What one agent may make the supervisor hold or do.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,11 +314,7 @@ impl AgentSession {
     }
 
     fn close(&mut self, c: Close) {
-        if !c.by_peer {
-            self.wire.send(&Frame::Close {
-                reason: c.reason.clone(),
-            });
-        }
+        self.wire.say_close(&c);
         self.state = State::Closed;
         self.events.push_back(AgentEvent::Closed(c));
     }
@@ -378,14 +377,15 @@ impl AgentSession {
                     self.on_dropped(up_to, readings);
                 }
             }
-            (State::Streaming, Frame::Applied(a)) => {
+            (State::Streaming, Frame::Applied(mut a)) => {
                 if self.frame_allowed(kind, now) {
+                    a.detail = bounded(a.detail);
                     self.events.push_back(AgentEvent::Applied(a));
                 }
             }
             (_, Frame::Close { reason }) => self.end(Close {
                 code: close::NORMAL,
-                reason: format!("the agent closed: {reason}"),
+                reason: format!("the agent closed: {}", bounded(reason)),
                 by_peer: true,
             }),
             (_, other) => self.fail(
@@ -421,13 +421,20 @@ impl AgentSession {
             );
         }
         if hello.agent_id != self.peer {
-            let claimed = &hello.agent_id;
+            let claimed = bounded(hello.agent_id);
             return self.fail(
                 close::AUTH,
                 format!(
                     "authentication: the certificate is agent {:?}'s, the Hello claims {claimed:?}",
                     self.peer
                 ),
+            );
+        }
+        if hello.hostname.len() > MAX_HOSTNAME {
+            let n = hello.hostname.len();
+            return self.fail(
+                close::PROTOCOL,
+                format!("Hello: a hostname of {n} bytes (at most {MAX_HOSTNAME})"),
             );
         }
         let max = self.limits.max_skip_batches;

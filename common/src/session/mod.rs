@@ -60,6 +60,33 @@ impl Wire {
     fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
     }
+
+    /// Says why, in-band, unless the peer is the one who ended it.
+    fn say_close(&mut self, c: &Close) {
+        if !c.by_peer {
+            self.send(&Frame::Close {
+                reason: c.reason.clone(),
+            });
+        }
+    }
+}
+
+/// Longest text from a peer a session passes on (a close reason, an
+/// outcome's detail); the rest is cut, so a peer cannot fill logs and
+/// reports with megabytes of one string.
+pub const MAX_PEER_TEXT: usize = 256;
+
+/// `s` cut to at most [`MAX_PEER_TEXT`] bytes, on a character boundary.
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_PEER_TEXT {
+        let mut end = MAX_PEER_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 /// What to say when the stream ended with `pending` bytes unread.

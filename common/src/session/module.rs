@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::bucket::Bucket;
-use super::{end_of_stream, Close, Wire};
+use super::{bounded, end_of_stream, Close, Wire};
 use crate::frame::{Frame, Registered};
 use crate::module::{ModuleSpec, Proposal, Solicitation};
 use crate::protocol::close;
@@ -38,6 +38,10 @@ pub struct ModuleSessionLimits {
     /// Output parameters and sensor inputs a spec may declare.
     pub max_outputs: usize,
     pub max_inputs: usize,
+    /// Goals, conditions of a goal and custom sensors a spec may declare.
+    pub max_goals: usize,
+    /// Bytes of any name in a spec (vendor, version, parameters, metrics).
+    pub max_name: usize,
 }
 
 impl Default for ModuleSessionLimits {
@@ -49,6 +53,8 @@ impl Default for ModuleSessionLimits {
             frames_burst: 100.0,
             max_outputs: 64,
             max_inputs: 256,
+            max_goals: 16,
+            max_name: 128,
         }
     }
 }
@@ -210,11 +216,7 @@ impl ModuleSession {
     }
 
     fn close(&mut self, c: Close) {
-        if !c.by_peer {
-            self.wire.send(&Frame::Close {
-                reason: c.reason.clone(),
-            });
-        }
+        self.wire.say_close(&c);
         self.state = State::Closed;
         self.events.push_back(ModuleEvent::Closed(c));
     }
@@ -238,7 +240,7 @@ impl ModuleSession {
             (State::AwaitRegister { .. }, Frame::Register(spec)) => self.on_register(spec),
             (_, Frame::Close { reason }) => self.close(Close {
                 code: close::NORMAL,
-                reason: format!("the module closed: {reason}"),
+                reason: format!("the module closed: {}", bounded(reason)),
                 by_peer: true,
             }),
             (State::AwaitRegister { .. }, other) => self.fail(
@@ -287,18 +289,7 @@ impl ModuleSession {
                 ),
             );
         }
-        let l = &self.limits;
-        let problem = if spec.outputs.is_empty() {
-            Some("declares no output parameters".to_string())
-        } else if spec.outputs.len() > l.max_outputs || spec.inputs.len() > l.max_inputs {
-            Some(format!(
-                "more than {} outputs or {} inputs",
-                l.max_outputs, l.max_inputs
-            ))
-        } else {
-            None
-        };
-        match problem {
+        match spec_problem(&spec, &self.limits) {
             Some(p) => self.fail(close::PROTOCOL, format!("bad spec: {p}")),
             None => {
                 self.state = State::Registering;
@@ -306,6 +297,62 @@ impl ModuleSession {
             }
         }
     }
+}
+
+/// What makes a spec unacceptable, if anything: no outputs, or more
+/// outputs, inputs, goals or sensors, or longer names, than the limits.
+fn spec_problem(spec: &ModuleSpec, l: &ModuleSessionLimits) -> Option<String> {
+    if spec.outputs.is_empty() {
+        return Some("declares no output parameters".into());
+    }
+    if spec.outputs.len() > l.max_outputs || spec.inputs.len() > l.max_inputs {
+        return Some(format!(
+            "more than {} outputs or {} inputs",
+            l.max_outputs, l.max_inputs
+        ));
+    }
+    let max = l.max_goals;
+    if spec.goals.len() > max
+        || spec.custom_sensors.len() > max
+        || spec.goals.iter().any(|g| g.conditions.len() > max)
+    {
+        return Some(format!(
+            "more than {max} goals, conditions of a goal or custom sensors"
+        ));
+    }
+    let names = [spec.vendor.as_str(), spec.version.as_str()]
+        .into_iter()
+        .chain(spec.outputs.iter().map(String::as_str))
+        .chain(
+            spec.inputs.iter().flat_map(|i| {
+                std::iter::once(i.metric.as_str()).chain(i.resource_prefix.as_deref())
+            }),
+        )
+        .chain(spec.goals.iter().flat_map(|g| {
+            std::iter::once(g.metric.as_str()).chain(g.conditions.iter().map(|c| c.metric.as_str()))
+        }))
+        .chain(
+            spec.custom_sensors
+                .iter()
+                .flat_map(|c| [c.metric.as_str(), c.unit.as_str()]),
+        );
+    for name in names {
+        if name.len() > l.max_name {
+            return Some(format!(
+                "a name of {} bytes (at most {})",
+                name.len(),
+                l.max_name
+            ));
+        }
+    }
+    if let Some(c) = spec
+        .custom_sensors
+        .iter()
+        .find(|c| c.help.len() > 4 * l.max_name)
+    {
+        return Some(format!("a help text of {} bytes", c.help.len()));
+    }
+    None
 }
 
 #[cfg(test)]

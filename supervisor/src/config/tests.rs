@@ -11,7 +11,11 @@ fn example_parses() {
     assert_eq!(cfg.service_sets.len(), 2);
     assert_eq!(cfg.cadence(Kind::Autoscaling).deadline_ms, 50);
     assert_eq!(cfg.cadence(Kind::TrafficDetection).cadence_ms, 100);
-    assert_eq!(cfg.limits, limits::Limits::default(), "the example shows the defaults");
+    assert_eq!(
+        cfg.limits,
+        limits::Limits::default(),
+        "the example shows the defaults"
+    );
 }
 
 #[test]

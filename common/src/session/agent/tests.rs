@@ -182,6 +182,25 @@ fn the_certificate_names_the_agent_and_the_version_must_match() {
     }
     s.handle_input(&bytes(&[h]), t);
     assert_eq!(closed(&events(&mut s)).unwrap().code, close::VERSION);
+
+    // A peer's texts are bounded before they reach a log or a report.
+    let mut s = session(AgentLimits::default(), t);
+    let mut h = hello(1, 1);
+    if let Frame::Hello(h) = &mut h {
+        h.hostname = "h".repeat(300);
+    }
+    s.handle_input(&bytes(&[h]), t);
+    assert!(closed(&events(&mut s))
+        .unwrap()
+        .reason
+        .contains("a hostname of 300 bytes"));
+    let mut s = welcomed(AgentLimits::default(), t);
+    let bye = Frame::Close {
+        reason: "é".repeat(100_000),
+    };
+    s.handle_input(&bytes(&[bye]), t);
+    let ev = events(&mut s);
+    assert!(closed(&ev).unwrap().reason.len() < 2 * crate::session::MAX_PEER_TEXT);
 }
 
 #[test]

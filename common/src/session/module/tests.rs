@@ -146,6 +146,13 @@ fn registration_checks_the_certificate_and_the_spec() {
     assert!(closed(&events(&mut s)).unwrap().reason.contains("bad spec"));
 
     let mut s = ModuleSession::new(ID, ModuleSessionLimits::default(), t);
+    let mut long = spec(ID);
+    long.outputs = vec!["x".repeat(100_000)];
+    s.handle_input(&bytes(&[Frame::Register(long)]), t);
+    let reason = closed(&events(&mut s)).unwrap().reason.clone();
+    assert!(reason.contains("a name of 100000 bytes"), "{reason}");
+
+    let mut s = ModuleSession::new(ID, ModuleSessionLimits::default(), t);
     s.handle_input(&bytes(&[respond(1, 1)]), t);
     assert!(closed(&events(&mut s))
         .unwrap()
