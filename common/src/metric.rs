@@ -127,6 +127,7 @@ metrics! {
     APP_UTILIZATION = "app.utilization", Ratio, -5, "busy share of the application's instances, as the application reports it";
     APP_ERRORS_PER_SECOND = "app.errors_per_second", PerSecond, -2, "failed requests per second, as the application reports it";
     APP_MALFORMED_LINES = "app.malformed_lines", Count, 0, "lines the agent's application endpoint refused (cumulative); resource `agent`";
+    APP_UNLISTED_LINES = "app.unlisted_lines", Count, 0, "well-formed lines the agent's application endpoint refused because their resource is not one the agent's config lists (cumulative); resource `agent`";
 }
 
 /// Finds a registered metric by name.

@@ -60,7 +60,15 @@ pub async fn serve(
         let agent = fleet.agent(&agent_id);
         // A replaced session (its connection is closed by the claim) lets
         // go of the record promptly.
-        let mut record = agent.record.lock().await;
+        let Ok(mut record) = tokio::time::timeout(limits.hello_timeout, agent.record.lock()).await
+        else {
+            warn!("the agent's previous session did not end in time");
+            conn.close(
+                close::INTERNAL.into(),
+                b"the previous session has not ended",
+            );
+            return;
+        };
         let session = match AgentSession::new(&agent_id, *record, limits, Instant::now()) {
             Ok(s) => s,
             Err(e) => {
@@ -105,6 +113,7 @@ enum Wake {
     Read(Read),
     Timeout,
     Configure(Configure),
+    Closed(quinn::ConnectionError),
 }
 
 /// The next configuration, or never before the agent is online.
@@ -164,6 +173,8 @@ impl Driver<'_> {
                 r = p.read(), if reading => Wake::Read(r),
                 _ = stream::until(timeout) => Wake::Timeout,
                 Some(c) = recv(configs) => Wake::Configure(c),
+                // Noticed even while not reading (a throttled agent).
+                e = self.conn.closed() => Wake::Closed(e),
             };
             match wake {
                 Wake::Read(Read::Bytes(n)) => {
@@ -174,6 +185,7 @@ impl Driver<'_> {
                 Wake::Read(Read::Lost(why)) => return End::Lost(why),
                 Wake::Timeout => self.session.handle_timeout(Instant::now()),
                 Wake::Configure(c) => self.session.send_configure(c),
+                Wake::Closed(e) => return End::Lost(e.to_string()),
             }
         }
     }

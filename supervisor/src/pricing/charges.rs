@@ -120,10 +120,14 @@ pub fn request_charges(
         let fee = sheet.request_fee(usage.kind, &p.parameter);
         let faults = p.faults();
         let billable = p.requests - faults;
-        let description = format!(
-            "requests {kind}/{}: {billable} of {} ({} late, {} rejected of which {} over quota, {} clipped: the vendor's) at {fee} µ",
-            p.parameter, p.requests, p.late, p.rejected, p.over_quota, p.clipped
-        );
+        let description = if faults == 0 {
+            format!("requests {kind}/{}: {billable} at {fee} µ", p.parameter)
+        } else {
+            format!(
+                "requests {kind}/{}: {billable} of {} at {fee} µ ({} late, {} rejected, {} clipped: the vendor's)",
+                p.parameter, p.requests, p.late, p.rejected, p.clipped
+            )
+        };
         let line = Line {
             kind: ChargeKind::RequestFee,
             detail: Some(&p.parameter),
