@@ -169,9 +169,11 @@ pub fn request_charges(
             amount: price(billable_bytes, per_kb, 1000),
             quantity: billable_bytes as f64 / 1e3,
             unit_price: per_kb,
-            description: format!(
-                "response bytes {kind}: {billable_bytes} of {bytes} B at {per_kb} µ/kB"
-            ),
+            description: if billable_bytes == bytes {
+                format!("response bytes {kind}: {bytes} B at {per_kb} µ/kB")
+            } else {
+                format!("response bytes {kind}: {billable_bytes} of {bytes} B at {per_kb} µ/kB")
+            },
         },
     );
     let fault_bytes = fault_bytes.min(bytes);

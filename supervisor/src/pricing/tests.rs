@@ -178,7 +178,8 @@ fn customer_pays_billable_fees_and_the_vendor_its_faults_without_contract() {
         ("scaler", "acme")
     );
     assert!(
-        c.description.contains("6 of 12 at 100 µ (3 late, 1 rejected, 2 clipped"),
+        c.description
+            .contains("6 of 12 at 100 µ (3 late, 1 rejected, 2 clipped"),
         "{}",
         c.description
     );
