@@ -59,6 +59,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sample_interval: Duration::from_millis(args.sample_interval_ms),
         window: Duration::from_millis(args.window_ms),
         spool_batches: 3600,
+        // Each agent's durable spool, beside the supervisor's store.
+        state_dir: Some(data_dir.join("agents")),
         control: scenario::control(args.agents)?,
         api: Some(vcp_supervisor::ApiOptions::new(args.api_listen)),
     };

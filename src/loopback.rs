@@ -24,6 +24,9 @@ pub struct LoopbackOptions {
     pub sample_interval: Duration,
     pub window: Duration,
     pub spool_batches: usize,
+    /// A directory under which each agent keeps its spool (`<dir>/<id>`);
+    /// `None`: in memory.
+    pub state_dir: Option<PathBuf>,
     /// Control planes and modules; `SupervisorFile::default()` runs
     /// telemetry only.
     pub control: SupervisorFile,
@@ -117,7 +120,10 @@ pub fn agent_options(
             hostname: format!("{id} (loopback)"),
             supervisor: addr,
             server_name: SUPERVISOR_NAME.into(),
-            spool_batches: opts.spool_batches,
+            spool: vcp_agent::spool::SpoolConfig {
+                dir: opts.state_dir.as_ref().map(|d| d.join(id)),
+                ..vcp_agent::spool::SpoolConfig::memory(opts.spool_batches)
+            },
             zstd_level: 3,
             max_frame: vcp_common::protocol::DEFAULT_MAX_FRAME,
             backoff_min: Duration::from_millis(50),

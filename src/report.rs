@@ -51,7 +51,14 @@ pub struct AgentLine {
     pub batches: u64,
     pub readings: u64,
     pub duplicates: u64,
-    pub dropped: u64,
+    /// What the agent could not keep and told the supervisor of.
+    pub lost: Lost,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Lost {
+    pub batches: u64,
+    pub readings: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,7 +121,10 @@ pub fn build(
                 batches: a.batches,
                 readings: a.readings,
                 duplicates: a.duplicates,
-                dropped: a.dropped,
+                lost: Lost {
+                    batches: a.lost_batches,
+                    readings: a.lost_readings,
+                },
             })
             .collect(),
         totals: Totals {

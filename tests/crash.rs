@@ -85,6 +85,6 @@ async fn sigkilled_supervisor_loses_nothing_and_counts_nothing_twice() {
             r.totals.batches, r.cursor.last_seq,
             "{id}: contiguous from 1, no batch applied twice"
         );
-        assert_eq!(r.totals.dropped_batches, 0);
+        assert_eq!(r.totals.lost_batches, 0);
     }
 }

@@ -71,7 +71,7 @@ async fn three_agents_deliver_contiguous_real_readings() {
         let produced = c.last_seq.load(Ordering::Relaxed);
         assert_eq!(a.last_seq, produced, "{id}: last applied = last produced");
         assert_eq!(a.batches, produced, "{id}: contiguous from 1, nothing lost");
-        assert_eq!((a.duplicates, a.dropped), (0, 0), "{id}");
+        assert_eq!((a.duplicates, a.lost_batches), (0, 0), "{id}");
     }
 }
 
@@ -122,6 +122,6 @@ async fn supervisor_restart_loses_nothing_and_counts_nothing_twice() {
             a.batches, produced,
             "{id}: nothing lost, nothing counted twice"
         );
-        assert_eq!(a.dropped, 0, "{id}");
+        assert_eq!(a.lost_batches, 0, "{id}");
     }
 }

@@ -22,7 +22,15 @@ pub struct AgentFile {
     pub sample_interval_ms: u64,
     /// Milliseconds per batch (at least the sample interval).
     pub window_ms: u64,
-    /// Unacknowledged batches kept for resend; the oldest is dropped beyond.
+    /// Where the agent keeps its spool and identity (default
+    /// `/var/lib/vcp-agent` for root, else `$XDG_STATE_HOME/vcp-agent` or
+    /// `~/.local/state/vcp-agent`).
+    pub state_dir: Option<PathBuf>,
+    /// Bytes of unacknowledged batches kept on disk; the oldest are dropped
+    /// beyond (and reported to the supervisor as a gap).
+    pub spool_max_bytes: u64,
+    /// Unacknowledged batches kept in memory when the state directory
+    /// cannot be used; the oldest is dropped beyond.
     pub spool_batches: usize,
     pub zstd_level: i32,
     /// Series the agent defines over its life (at most the supervisor's
@@ -46,6 +54,8 @@ impl Default for AgentFile {
             key: None,
             sample_interval_ms: 1000,
             window_ms: 1000,
+            state_dir: None,
+            spool_max_bytes: crate::spool::DEFAULT_MAX_BYTES,
             spool_batches: 3600,
             zstd_level: 3,
             max_series: vcp_common::codec::DEFAULT_MAX_SERIES,
@@ -89,6 +99,22 @@ impl AgentFile {
         toml::from_str(text)
     }
 
+    /// The state directory: as configured, or the default for this user.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.state_dir {
+            return d.clone();
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/vcp-agent");
+        }
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("vcp-agent")
+    }
+
     /// Checks the timing fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.sample_interval_ms < 100 {
@@ -101,6 +127,12 @@ impl AgentFile {
             return Err(ConfigError::Invalid(format!(
                 "window_ms = {} is shorter than sample_interval_ms = {}",
                 self.window_ms, self.sample_interval_ms
+            )));
+        }
+        if self.spool_max_bytes < 4 * crate::spool::DEFAULT_SEGMENT_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "spool_max_bytes = {} is below the 4 MiB minimum",
+                self.spool_max_bytes
             )));
         }
         if self.spool_batches == 0 {

@@ -72,8 +72,14 @@ impl Agent {
         let (tx, rx) = mpsc::channel(16);
         let (stop, stopped) = watch::channel(false);
         let sensors = sensors::standard(&opts.roots, status.clone(), &opts.sensors);
+        // The spool's series table is the sampler's: a restarted agent's
+        // spooled batches keep their meaning.
+        let (spool, table) = spool::Spool::open(opts.uplink.spool.clone(), || {
+            use rand::Rng;
+            rand::rng().random()
+        });
         let sampler = tokio::spawn(sample_loop(
-            Sampler::new(sensors, opts.max_series),
+            Sampler::new(sensors, opts.max_series).with_table(table.clone()),
             opts.sample_interval,
             opts.window,
             tx,
@@ -88,6 +94,8 @@ impl Agent {
             applier,
             status.clone(),
             counters.clone(),
+            spool,
+            table,
         ));
         Ok(Agent {
             status,

@@ -43,6 +43,10 @@ struct Cli {
     /// Milliseconds per batch.
     #[arg(long)]
     window_ms: Option<u64>,
+    /// Directory of the agent's spool and identity (default
+    /// /var/lib/vcp-agent for root, else ~/.local/state/vcp-agent).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +72,9 @@ fn main() -> anyhow::Result<()> {
         sample_interval_ms,
         window_ms
     );
+    if let Some(d) = cli.state_dir.clone() {
+        file.state_dir = Some(d);
+    }
     file.validate()?;
     let Some(agent_id) = file.agent_id.clone() else {
         bail!("no agent id: pass --agent-id or set agent_id in the config file");
@@ -93,7 +100,12 @@ fn main() -> anyhow::Result<()> {
                 hostname: hostname(),
                 supervisor,
                 server_name: file.server_name.clone(),
-                spool_batches: file.spool_batches,
+                spool: vcp_agent::spool::SpoolConfig {
+                    dir: Some(file.state_dir()),
+                    max_bytes: file.spool_max_bytes,
+                    memory_batches: file.spool_batches,
+                    segment_bytes: vcp_agent::spool::DEFAULT_SEGMENT_BYTES,
+                },
                 zstd_level: file.zstd_level,
                 max_frame: vcp_common::protocol::DEFAULT_MAX_FRAME,
                 backoff_min: Duration::from_millis(200),

@@ -112,6 +112,14 @@ impl Sampler {
         }
     }
 
+    /// Starts from the series of `table` (restored from the spool), so that
+    /// new series continue its numbering and are announced only once.
+    pub fn with_table(mut self, table: SeriesTable) -> Self {
+        self.announced = table.len();
+        self.table = table;
+        self
+    }
+
     /// Reads every sensor once. `unix_ms` stamps the readings; `now` drives
     /// rate computations.
     pub fn sample(&mut self, now: Instant, unix_ms: i64) {

@@ -12,13 +12,13 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use vcp_client::framed::{Framed, StreamError};
-use vcp_common::batch::SeriesTable;
+use vcp_common::batch::{Batch, SeriesTable};
 use vcp_common::codec::{BatchEncoder, CodecError};
 use vcp_common::frame::{Applied, Configure, Frame, Hello, PROTOCOL_VERSION};
 use vcp_common::protocol::HELLO_TIMEOUT;
 
 use crate::sampler::Sampled;
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolConfig};
 use crate::uplink_status::UplinkStatus;
 
 /// How the uplink reaches the supervisor.
@@ -29,7 +29,8 @@ pub struct UplinkConfig {
     pub supervisor: SocketAddr,
     /// Name expected in the supervisor's certificate.
     pub server_name: String,
-    pub spool_batches: usize,
+    /// Where and how much the spool keeps.
+    pub spool: SpoolConfig,
     pub zstd_level: i32,
     pub max_frame: usize,
     pub backoff_min: Duration,
@@ -49,6 +50,8 @@ pub struct UplinkCounters {
     pub last_seq: AtomicU64,
     /// Highest sequence number the supervisor acknowledged.
     pub acked_seq: AtomicU64,
+    /// Gaps reported to the supervisor (`Dropped` frames).
+    pub gaps_reported: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,8 @@ enum SessionError {
     Stream(#[from] StreamError),
     #[error("encoding a batch: {0}")]
     Codec(#[from] CodecError),
+    #[error("reading the spool back: {0}")]
+    Spool(#[from] std::io::Error),
     #[error("the supervisor refused us: {0}")]
     Refused(String),
     #[error("no Welcome within {0:?}")]
@@ -69,6 +74,8 @@ enum SessionError {
     Ended,
     #[error("unexpected frame from supervisor")]
     Unexpected,
+    #[error("the spool dropped batches not yet sent; reconnecting to report the gap first")]
+    Gap,
 }
 
 enum Exit {
@@ -82,32 +89,37 @@ struct State {
     table: SeriesTable,
     status: Arc<UplinkStatus>,
     counters: Arc<UplinkCounters>,
-    incarnation: u64,
     rx: mpsc::Receiver<Sampled>,
     /// Configurations to the applier, outcomes back.
     configure: mpsc::Sender<Configure>,
     outcomes: mpsc::Receiver<Applied>,
+    /// Highest sequence number sent on the current connection.
+    sent: u64,
+    /// The spool dropped a batch this connection had not sent yet.
+    unsent_dropped: bool,
 }
 
 impl State {
-    /// Takes a closed window into the spool.
-    fn accept(&mut self, s: Sampled) {
+    /// Takes a closed window into the spool, durably; returns it numbered.
+    fn accept(&mut self, s: Sampled) -> Batch {
         for def in &s.new_series {
             let id = self.table.intern(&def.resource, &def.metric, def.exp);
             debug_assert_eq!(id, def.id, "sampler and uplink series tables diverged");
+            self.spool.define(def);
         }
-        let (seq, dropped) = self.spool.push(s.batch);
-        self.counters.last_seq.store(seq, Ordering::Relaxed);
-        if let Some(old) = dropped {
-            let n = old.readings() as u64;
-            self.status.add_dropped(n);
-            warn!(
-                seq = old.seq,
-                readings = n,
-                "spool full: dropped the oldest unacknowledged batch"
-            );
+        let mut fresh = s.batch.clone();
+        let pushed = self.spool.push(s.batch);
+        fresh.seq = pushed.seq;
+        self.spool.sync();
+        self.counters.last_seq.store(pushed.seq, Ordering::Relaxed);
+        if pushed.dropped_readings > 0 || pushed.dropped > 0 {
+            self.status.add_dropped(pushed.dropped_readings);
+        }
+        if pushed.first_dropped.is_some_and(|f| f > self.sent) {
+            self.unsent_dropped = true;
         }
         self.status.set_spooled(self.spool.len() as u64);
+        fresh
     }
 
     /// Runs `fut` while still taking batches into the spool. `None` when the
@@ -118,7 +130,9 @@ impl State {
             tokio::select! {
                 out = &mut fut => return Some(out),
                 s = self.rx.recv() => match s {
-                    Some(s) => self.accept(s),
+                    Some(s) => {
+                        self.accept(s);
+                    }
                     None => return None,
                 },
             }
@@ -128,6 +142,7 @@ impl State {
 
 /// Runs the uplink until the sampler's channel closes; then sends what it
 /// can within a short grace period and closes the connection.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: UplinkConfig,
     client: quinn::ClientConfig,
@@ -135,6 +150,8 @@ pub async fn run(
     applier: (mpsc::Sender<Configure>, mpsc::Receiver<Applied>),
     status: Arc<UplinkStatus>,
     counters: Arc<UplinkCounters>,
+    spool: Spool,
+    table: SeriesTable,
 ) -> std::io::Result<()> {
     let bind: SocketAddr = if cfg.supervisor.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid literal")
@@ -144,15 +161,16 @@ pub async fn run(
     let mut endpoint = quinn::Endpoint::client(bind)?;
     endpoint.set_default_client_config(client);
     let mut st = State {
-        spool: Spool::new(cfg.spool_batches),
+        spool,
         cfg,
-        table: SeriesTable::new(),
+        table,
         status,
         counters,
-        incarnation: rand::rng().random(),
         rx,
         configure: applier.0,
         outcomes: applier.1,
+        sent: 0,
+        unsent_dropped: false,
     };
     let mut backoff = st.cfg.backoff_min;
     loop {
@@ -209,14 +227,42 @@ impl Link {
 async fn send_batch(
     link: &mut Link,
     enc: &mut BatchEncoder,
-    st: &State,
+    st: &mut State,
     batch: &vcp_common::batch::Batch,
 ) -> Result<(), SessionError> {
     let mut payload = Vec::new();
     enc.encode(batch, &st.table, &mut payload)?;
     link.write(&Frame::Batch(payload), &st.counters).await?;
     st.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+    st.sent = st.sent.max(batch.seq);
     Ok(())
+}
+
+/// Sends every held batch past what was sent, taking new windows into the
+/// spool between batches (a long backlog must not stall the sampler).
+async fn send_backlog(
+    link: &mut Link,
+    enc: &mut BatchEncoder,
+    st: &mut State,
+) -> Result<(), SessionError> {
+    loop {
+        let backlog = st.spool.backlog(st.sent);
+        let mut any = false;
+        for b in backlog {
+            let b = b?;
+            send_batch(link, enc, st, &b).await?;
+            any = true;
+            while let Ok(s) = st.rx.try_recv() {
+                st.accept(s);
+            }
+            if st.unsent_dropped {
+                return Err(SessionError::Gap);
+            }
+        }
+        if !any {
+            return Ok(());
+        }
+    }
 }
 
 fn on_ack(st: &mut State, seq: u64) {
@@ -250,7 +296,7 @@ async fn session(
         protocol: PROTOCOL_VERSION,
         agent_id: st.cfg.agent_id.clone(),
         hostname: st.cfg.hostname.clone(),
-        incarnation: st.incarnation,
+        incarnation: st.spool.incarnation(),
         first_seq: st.spool.first_seq(),
     };
     link.write(&Frame::Hello(hello), &st.counters).await?;
@@ -258,32 +304,49 @@ async fn session(
     let Some(welcome) = st.while_sampling(welcome).await else {
         return Ok(Exit::Shutdown);
     };
-    match welcome.map_err(|_| SessionError::NoWelcome(HELLO_TIMEOUT))?? {
+    let applied = match welcome.map_err(|_| SessionError::NoWelcome(HELLO_TIMEOUT))?? {
         Frame::Welcome(w) => {
-            if let Some(seq) = w.last_applied {
-                on_ack(st, seq);
-            }
+            let applied = w.last_applied.unwrap_or(0);
+            on_ack(st, applied);
+            applied
         }
         Frame::Close { reason } => return Err(SessionError::Refused(reason)),
         _ => return Err(SessionError::Unexpected),
-    }
+    };
     *welcomed = true;
     info!(supervisor = %st.cfg.supervisor, resend = st.spool.len(), "connected to supervisor");
 
+    // What the spool could not keep is said before anything after it.
+    st.sent = applied;
+    st.unsent_dropped = false;
+    for (up_to, readings) in st.spool.gaps_after(applied) {
+        warn!(
+            up_to,
+            readings, "reporting batches the spool could not keep"
+        );
+        link.write(&Frame::Dropped { up_to, readings }, &st.counters)
+            .await?;
+        st.counters.gaps_reported.fetch_add(1, Ordering::Relaxed);
+        st.sent = st.sent.max(up_to);
+    }
     // A fresh encoder per connection: its dictionary and compression context
     // start empty on both sides, so spooled batches re-encode cleanly.
     let mut enc = BatchEncoder::new(st.cfg.zstd_level)?;
-    let backlog: Vec<_> = st.spool.iter().cloned().collect();
-    for b in &backlog {
-        send_batch(&mut link, &mut enc, st, b).await?;
-    }
+    send_backlog(&mut link, &mut enc, st).await?;
     loop {
         tokio::select! {
             s = st.rx.recv() => match s {
                 Some(s) => {
-                    st.accept(s);
-                    if let Some(b) = st.spool.iter().last().cloned() {
-                        send_batch(&mut link, &mut enc, st, &b).await?;
+                    let fresh = st.accept(s);
+                    if st.unsent_dropped {
+                        return Err(SessionError::Gap);
+                    }
+                    // In the steady state the new batch is the next to send:
+                    // no need to read the spool back.
+                    if fresh.seq == st.sent + 1 {
+                        send_batch(&mut link, &mut enc, st, &fresh).await?;
+                    } else {
+                        send_backlog(&mut link, &mut enc, st).await?;
                     }
                 }
                 None => {

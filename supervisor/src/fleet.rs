@@ -16,7 +16,8 @@ pub struct AgentStats {
     pub batches: AtomicU64,
     pub readings: AtomicU64,
     pub duplicates: AtomicU64,
-    pub dropped_batches: AtomicU64,
+    pub lost_batches: AtomicU64,
+    pub lost_readings: AtomicU64,
     pub wire_bytes: AtomicU64,
     /// UDP bytes received on this agent's connections, as quinn counted them.
     pub udp_bytes: AtomicU64,
@@ -33,8 +34,8 @@ impl AgentStats {
         self.batches.store(t.batches, Ordering::Relaxed);
         self.readings.store(t.readings, Ordering::Relaxed);
         self.duplicates.store(t.duplicates, Ordering::Relaxed);
-        self.dropped_batches
-            .store(t.dropped_batches, Ordering::Relaxed);
+        self.lost_batches.store(t.lost_batches, Ordering::Relaxed);
+        self.lost_readings.store(t.lost_readings, Ordering::Relaxed);
         self.wire_bytes.store(t.wire_bytes, Ordering::Relaxed);
     }
 }
@@ -65,8 +66,10 @@ pub struct AgentSummary {
     pub batches: u64,
     pub readings: u64,
     pub duplicates: u64,
-    /// Batches the agent dropped from a full spool (declared by the agent).
-    pub dropped: u64,
+    /// Batches the agent could not keep (declared by the agent).
+    pub lost_batches: u64,
+    /// The readings they held.
+    pub lost_readings: u64,
     pub wire_bytes: u64,
     pub udp_bytes: u64,
     pub last_seq: u64,
@@ -106,7 +109,8 @@ impl AgentEntry {
             batches: get(&s.batches),
             readings: get(&s.readings),
             duplicates: get(&s.duplicates),
-            dropped: get(&s.dropped_batches),
+            lost_batches: get(&s.lost_batches),
+            lost_readings: get(&s.lost_readings),
             wire_bytes: get(&s.wire_bytes),
             udp_bytes: get(&s.udp_bytes),
             last_seq: get(&s.last_seq),

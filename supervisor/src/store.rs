@@ -64,8 +64,12 @@ CREATE TABLE IF NOT EXISTS agent_cursor (
     readings INTEGER NOT NULL,
     duplicates INTEGER NOT NULL,
     dropped_batches INTEGER NOT NULL,
-    wire_bytes INTEGER NOT NULL
+    wire_bytes INTEGER NOT NULL,
+    lost_readings INTEGER NOT NULL DEFAULT 0
 );";
+
+/// Columns added since the first schema, for stores made before them.
+const ADDED: &[(&str, &str)] = &[("lost_readings", "INTEGER NOT NULL DEFAULT 0")];
 
 /// Opens (creating if needed) the store in `dir`.
 pub fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
@@ -80,6 +84,18 @@ pub fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql("synchronous"))?;
     conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
+    for (column, decl) in ADDED {
+        let has: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('agent_cursor') WHERE name = ?1")
+            .and_then(|mut s| s.exists([column]))
+            .map_err(sql("schema"))?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE agent_cursor ADD COLUMN {column} {decl}"
+            ))
+            .map_err(sql("schema"))?;
+        }
+    }
     Ok(conn)
 }
 
@@ -142,7 +158,7 @@ impl Store {
 
 fn load_agents(conn: &Connection) -> Result<HashMap<String, AgentRecord>, StoreError> {
     let mut stmt = conn
-        .prepare("SELECT agent_id, incarnation, last_seq, batches, readings, duplicates, dropped_batches, wire_bytes FROM agent_cursor")
+        .prepare("SELECT agent_id, incarnation, last_seq, batches, readings, duplicates, dropped_batches, wire_bytes, lost_readings FROM agent_cursor")
         .map_err(sql("load agents"))?;
     let rows = stmt
         .query_map([], |r| {
@@ -157,8 +173,9 @@ fn load_agents(conn: &Connection) -> Result<HashMap<String, AgentRecord>, StoreE
                         batches: from_sql(r.get(3)?),
                         readings: from_sql(r.get(4)?),
                         duplicates: from_sql(r.get(5)?),
-                        dropped_batches: from_sql(r.get(6)?),
+                        lost_batches: from_sql(r.get(6)?),
                         wire_bytes: from_sql(r.get(7)?),
+                        lost_readings: from_sql(r.get(8)?),
                     },
                 },
             ))
@@ -188,10 +205,10 @@ fn commit(conn: &mut Connection, group: &[Write]) -> Result<(), StoreError> {
     {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO agent_cursor (agent_id, incarnation, last_seq, batches, readings, duplicates, dropped_batches, wire_bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO agent_cursor (agent_id, incarnation, last_seq, batches, readings, duplicates, dropped_batches, wire_bytes, lost_readings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(agent_id) DO UPDATE SET incarnation = ?2, last_seq = ?3, batches = ?4,
-                   readings = ?5, duplicates = ?6, dropped_batches = ?7, wire_bytes = ?8",
+                   readings = ?5, duplicates = ?6, dropped_batches = ?7, wire_bytes = ?8, lost_readings = ?9",
             )
             .map_err(sql("prepare cursor"))?;
         for w in group {
@@ -203,8 +220,9 @@ fn commit(conn: &mut Connection, group: &[Write]) -> Result<(), StoreError> {
                 to_sql(t.batches),
                 to_sql(t.readings),
                 to_sql(t.duplicates),
-                to_sql(t.dropped_batches),
+                to_sql(t.lost_batches),
                 to_sql(t.wire_bytes),
+                to_sql(t.lost_readings),
             ])
             .map_err(sql("save cursor"))?;
         }
@@ -228,7 +246,8 @@ mod tests {
                 batches: 42,
                 readings: 2520,
                 duplicates: 1,
-                dropped_batches: 0,
+                lost_batches: 2,
+                lost_readings: 17,
                 wire_bytes: 9000,
             },
         };

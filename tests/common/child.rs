@@ -96,3 +96,59 @@ pub fn material(dir: &Path, id: &str) -> TlsMaterial {
     )
     .unwrap()
 }
+
+const CHILD_AGENT: &str = "VCP_TEST_CHILD_AGENT";
+
+/// The body of a child agent process; returns at once in the parent. Each
+/// test binary that spawns child agents calls it from an ignored test named
+/// `child_agent`. The agent reads this machine, keeps its spool in the
+/// given state directory, and runs until killed.
+pub fn run_agent_if_child() {
+    let Ok(spec) = std::env::var(CHILD_AGENT) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [certs, addr, id, state] = parts[..] else {
+        panic!("certs|addr|id|state, got {spec}");
+    };
+    let mut opts = crate::common::fast(1, Path::new(certs));
+    opts.state_dir = Some(PathBuf::from(state));
+    let tls = material(Path::new(certs), id);
+    let o = vcp::loopback::agent_options(id, addr.parse().unwrap(), tls, &opts);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let _agent = vcp_agent::Agent::start(o).unwrap();
+        std::future::pending::<()>().await;
+    });
+}
+
+/// A child agent, killed (SIGKILL) when dropped.
+pub struct ChildAgent(pub Child);
+
+impl ChildAgent {
+    /// Agent `id` with the certificates in `certs`, reaching `addr`,
+    /// spooling under `state/<id>`.
+    pub fn spawn(certs: &Path, addr: std::net::SocketAddr, id: &str, state: &Path) -> ChildAgent {
+        ChildAgent(
+            Command::new(std::env::current_exe().unwrap())
+                .args(["child_agent", "--exact", "--ignored", "--nocapture"])
+                .env(
+                    CHILD_AGENT,
+                    format!("{}|{addr}|{id}|{}", certs.display(), state.display()),
+                )
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildAgent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

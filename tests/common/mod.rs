@@ -17,6 +17,7 @@ pub fn fast(agents: usize, dir: &std::path::Path) -> LoopbackOptions {
         sample_interval: Duration::from_millis(100),
         window: Duration::from_millis(200),
         spool_batches: 10_000,
+        state_dir: None,
         control: Default::default(),
         api: None,
     }

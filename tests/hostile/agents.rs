@@ -158,7 +158,7 @@ async fn a_dropped_frame_up_to_u64_max_is_refused_and_moves_nothing() {
         .into_iter()
         .find(|a| a.id == "agent-9")
         .unwrap();
-    assert_eq!((a.last_seq, a.dropped), (0, 0));
+    assert_eq!((a.last_seq, a.lost_batches), (0, 0));
     fleet.stop().await;
 }
 

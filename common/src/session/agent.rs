@@ -79,7 +79,11 @@ pub struct AgentTotals {
     pub batches: u64,
     pub readings: u64,
     pub duplicates: u64,
-    pub dropped_batches: u64,
+    /// Batches the agent could not keep (its `Dropped` frames, and gaps
+    /// its Hello declared), and the readings they held (as far as known:
+    /// a Hello's gap carries none).
+    pub lost_batches: u64,
+    pub lost_readings: u64,
     pub wire_bytes: u64,
 }
 
@@ -444,7 +448,7 @@ impl AgentSession {
             .hello(hello.incarnation, hello.first_seq, max)
         {
             Ok(skipped) => {
-                self.record.totals.dropped_batches += skipped;
+                self.record.totals.lost_batches += skipped;
                 self.skipped_at_hello = skipped;
                 self.hello = Some(hello);
                 self.state = State::Welcoming;
@@ -524,7 +528,8 @@ impl AgentSession {
                 ),
             );
         }
-        self.record.totals.dropped_batches += skipped;
+        self.record.totals.lost_batches += skipped;
+        self.record.totals.lost_readings += readings;
         self.events.push_back(AgentEvent::Dropped {
             up_to,
             readings,

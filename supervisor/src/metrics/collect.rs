@@ -52,7 +52,7 @@ pub(super) fn ingest(f: &mut Families, control: &Control) {
     )
     .add(Vec::new(), agents.len() as u64);
     type Get = fn(&crate::fleet::AgentSummary) -> u64;
-    let counters: [(&'static str, &'static str, Get); 6] = [
+    let counters: [(&'static str, &'static str, Get); 7] = [
         (
             "vcp_ingest_batches_total",
             "Batches applied to the view and stored, per agent host (exactly once).",
@@ -69,9 +69,14 @@ pub(super) fn ingest(f: &mut Families, control: &Control) {
             |a| a.duplicates,
         ),
         (
-            "vcp_ingest_dropped_batches_total",
-            "Batches the agent declared dropped from its full spool, per agent host.",
-            |a| a.dropped,
+            "vcp_ingest_lost_batches_total",
+            "Batches the agent could not keep (spool overflow, disk failure) and said so, per agent host.",
+            |a| a.lost_batches,
+        ),
+        (
+            "vcp_ingest_lost_readings_total",
+            "Readings in the batches the agent could not keep, per agent host.",
+            |a| a.lost_readings,
         ),
         (
             "vcp_ingest_wire_bytes_total",

@@ -274,7 +274,8 @@ fn absurd_gaps_close_the_session_and_move_nothing() {
             AgentEvent::Persist(_)
         ]
     ));
-    assert_eq!(s.record().totals.dropped_batches, 4);
+    assert_eq!(s.record().totals.lost_batches, 4);
+    assert_eq!(s.record().totals.lost_readings, 40);
 }
 
 #[test]
