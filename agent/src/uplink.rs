@@ -107,9 +107,8 @@ impl State {
             debug_assert_eq!(id, def.id, "sampler and uplink series tables diverged");
             self.spool.define(def);
         }
-        let mut fresh = s.batch.clone();
-        let pushed = self.spool.push(s.batch);
-        fresh.seq = pushed.seq;
+        let mut fresh = s.batch;
+        let pushed = self.spool.push(&mut fresh);
         self.spool.sync();
         self.counters.last_seq.store(pushed.seq, Ordering::Relaxed);
         if pushed.dropped_readings > 0 || pushed.dropped > 0 {

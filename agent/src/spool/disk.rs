@@ -49,6 +49,8 @@ pub struct Disk {
     pub segments: VecDeque<Segment>,
     current: File,
     series: File,
+    /// Definitions appended since the last sync.
+    series_dirty: bool,
     scratch: Vec<u8>,
 }
 
@@ -159,6 +161,7 @@ impl Disk {
         let disk = Disk {
             current: append(&current_path)?,
             series: append(&series_path)?,
+            series_dirty: false,
             dir: dir.to_owned(),
             segment_bytes,
             segments,
@@ -178,6 +181,7 @@ impl Disk {
     pub fn append_def(&mut self, def: &SeriesDef) -> io::Result<()> {
         self.scratch.clear();
         record::encode(&Record::Def(def.clone()), &mut self.scratch);
+        self.series_dirty = true;
         self.series.write_all(&self.scratch)
     }
 
@@ -201,7 +205,7 @@ impl Disk {
             });
         }
         self.scratch.clear();
-        record::encode(&Record::Batch(batch.clone()), &mut self.scratch);
+        record::encode_batch(batch, &mut self.scratch);
         self.current.write_all(&self.scratch)?;
         if let Some(s) = self.segments.back_mut() {
             s.bytes += self.scratch.len() as u64;
@@ -212,7 +216,10 @@ impl Disk {
 
     /// Makes what was appended durable.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.series.sync_data()?;
+        if self.series_dirty {
+            self.series.sync_data()?;
+            self.series_dirty = false;
+        }
         self.current.sync_data()
     }
 

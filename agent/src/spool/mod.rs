@@ -239,9 +239,10 @@ impl Spool {
         }
     }
 
-    /// Numbers `batch` with the next sequence number and keeps it, dropping
-    /// the oldest batches past the spool's bounds.
-    pub fn push(&mut self, mut batch: Batch) -> Pushed {
+    /// Numbers `batch` with the next sequence number and keeps it (a copy,
+    /// in memory; on disk, its record), dropping the oldest batches past
+    /// the spool's bounds.
+    pub fn push(&mut self, batch: &mut Batch) -> Pushed {
         let seq = self.next_seq;
         self.next_seq += 1;
         batch.seq = seq;
@@ -251,19 +252,18 @@ impl Spool {
             dropped_readings: 0,
             first_dropped: None,
         };
-        let mut pending = Some(batch);
+        let mut in_memory = true;
         if let Some(d) = &mut self.disk {
-            let appended = pending.as_ref().map_or(Ok(()), |b| d.append_batch(b));
-            match appended {
+            match d.append_batch(batch) {
                 Ok(()) => {
-                    pending = None;
+                    in_memory = false;
                     self.enforce_bytes();
                 }
                 Err(e) => self.fall_back(e),
             }
         }
-        if let Some(b) = pending {
-            self.mem.push_back(b);
+        if in_memory {
+            self.mem.push_back(batch.clone());
             self.trim_memory();
         }
         self.pushed

@@ -34,28 +34,47 @@ pub enum Record {
     Def(SeriesDef),
 }
 
+/// Appends `batch` as a record, framed, to `out` (without cloning it).
+pub fn encode_batch(b: &Batch, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    put_batch(b, out);
+    seal(out, start);
+}
+
+fn put_batch(b: &Batch, out: &mut Vec<u8>) {
+    out.push(BATCH);
+    out.extend_from_slice(&b.seq.to_le_bytes());
+    out.extend_from_slice(&(b.timestamps.len() as u32).to_le_bytes());
+    for t in &b.timestamps {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    out.extend_from_slice(&(b.columns.len() as u32).to_le_bytes());
+    for c in &b.columns {
+        out.extend_from_slice(&c.series.to_le_bytes());
+        out.extend_from_slice(&c.start.to_le_bytes());
+        out.extend_from_slice(&(c.values.len() as u32).to_le_bytes());
+        for v in &c.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Writes the length and checksum of the record that starts at `start`.
+fn seal(out: &mut [u8], start: usize) {
+    let body = &out[start + HEADER..];
+    let len = body.len() as u32;
+    let crc = crc32fast::hash(body);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// Appends `record`, framed, to `out`.
 pub fn encode(record: &Record, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     match record {
-        Record::Batch(b) => {
-            out.push(BATCH);
-            out.extend_from_slice(&b.seq.to_le_bytes());
-            out.extend_from_slice(&(b.timestamps.len() as u32).to_le_bytes());
-            for t in &b.timestamps {
-                out.extend_from_slice(&t.to_le_bytes());
-            }
-            out.extend_from_slice(&(b.columns.len() as u32).to_le_bytes());
-            for c in &b.columns {
-                out.extend_from_slice(&c.series.to_le_bytes());
-                out.extend_from_slice(&c.start.to_le_bytes());
-                out.extend_from_slice(&(c.values.len() as u32).to_le_bytes());
-                for v in &c.values {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-        }
+        Record::Batch(b) => put_batch(b, out),
         Record::Ack(seq) => {
             out.push(ACK);
             out.extend_from_slice(&seq.to_le_bytes());
@@ -71,11 +90,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             }
         }
     }
-    let body = &out[start + HEADER..];
-    let len = body.len() as u32;
-    let crc = crc32fast::hash(body);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    seal(out, start);
 }
 
 /// Why bytes are not a record.

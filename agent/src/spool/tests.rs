@@ -33,14 +33,14 @@ fn seqs(s: &Spool, after: u64) -> Vec<u64> {
 fn memory_spool_numbers_acks_and_reports_exact_gaps() {
     let (mut s, _) = Spool::open(SpoolConfig::memory(2), || 5);
     assert_eq!((s.incarnation(), s.first_seq(), s.durable()), (5, 1, false));
-    assert_eq!(s.push(batch(1)).seq, 1);
-    assert_eq!(s.push(batch(2)).seq, 2);
-    let p = s.push(batch(3));
+    assert_eq!(s.push(&mut batch(1)).seq, 1);
+    assert_eq!(s.push(&mut batch(2)).seq, 2);
+    let p = s.push(&mut batch(3));
     assert_eq!(
         (p.seq, p.dropped, p.dropped_readings, p.first_dropped),
         (3, 1, 1, Some(1))
     );
-    s.push(batch(4)); // drops 2 (2 readings)
+    s.push(&mut batch(4)); // drops 2 (2 readings)
     assert_eq!(s.first_seq(), 1, "the gap is held until reported");
     assert_eq!(seqs(&s, 0), [3, 4]);
     // The supervisor had applied batch 1 before: only batch 2 is lost.
@@ -70,7 +70,7 @@ fn a_restarted_disk_spool_resumes_its_incarnation_sequence_and_backlog() {
         s.define(&def(0, "cpu"));
         s.define(&def(1, "cpu/0"));
         for _ in 0..10 {
-            s.push(batch(3));
+            s.push(&mut batch(3));
             s.sync();
         }
         s.ack(4);
@@ -83,7 +83,7 @@ fn a_restarted_disk_spool_resumes_its_incarnation_sequence_and_backlog() {
     assert_eq!(s.first_seq(), 5);
     assert_eq!(seqs(&s, 0), [5, 6, 7, 8, 9, 10]);
     assert_eq!(seqs(&s, 7), [8, 9, 10]);
-    assert_eq!(s.push(batch(1)).seq, 11);
+    assert_eq!(s.push(&mut batch(1)).seq, 11);
     assert_eq!(
         s.backlog(0).next().unwrap().unwrap(),
         Batch { seq: 5, ..batch(3) }
@@ -107,7 +107,7 @@ fn segments_rotate_and_acknowledged_ones_are_deleted() {
     };
     let (mut s, _) = Spool::open(disk_cfg(dir.path(), 1 << 20, 300), || 1);
     for _ in 0..20 {
-        s.push(batch(10));
+        s.push(&mut batch(10));
     }
     s.sync();
     assert!(files() >= 5, "{} segments", files());
@@ -116,7 +116,7 @@ fn segments_rotate_and_acknowledged_ones_are_deleted() {
     drop(s);
     let (mut s, _) = Spool::open(disk_cfg(dir.path(), 1 << 20, 300), || 2);
     assert!(s.is_empty());
-    assert_eq!(s.push(batch(1)).seq, 21, "the sequence goes on");
+    assert_eq!(s.push(&mut batch(1)).seq, 21, "the sequence goes on");
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn a_full_disk_spool_drops_the_oldest_segment_and_keeps_the_gap_across_restarts(
     {
         let (mut s, _) = Spool::open(cfg.clone(), || 1);
         for _ in 0..40 {
-            dropped += s.push(batch(5)).dropped_readings;
+            dropped += s.push(&mut batch(5)).dropped_readings;
             s.sync();
         }
         assert!(dropped > 0 && dropped % 5 == 0, "{dropped}");
@@ -156,7 +156,7 @@ fn a_torn_tail_is_cut_and_the_rest_kept() {
     {
         let (mut s, _) = Spool::open(cfg.clone(), || 1);
         for _ in 0..5 {
-            s.push(batch(4));
+            s.push(&mut batch(4));
         }
         s.sync();
     }
@@ -171,7 +171,11 @@ fn a_torn_tail_is_cut_and_the_rest_kept() {
     drop(f);
     let (mut s, _) = Spool::open(cfg, || 2);
     assert_eq!(seqs(&s, 0), [1, 2, 3, 4]);
-    assert_eq!(s.push(batch(1)).seq, 5, "the torn batch's number is reused");
+    assert_eq!(
+        s.push(&mut batch(1)).seq,
+        5,
+        "the torn batch's number is reused"
+    );
     s.sync();
     assert_eq!(seqs(&s, 0), [1, 2, 3, 4, 5]);
 }
@@ -181,19 +185,19 @@ fn an_unusable_directory_means_memory_and_a_failing_one_falls_back() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let (mut s, _) = Spool::open(disk_cfg(&file.path().join("spool"), 1 << 20, 1 << 20), || 3);
     assert!(!s.durable());
-    assert_eq!(s.push(batch(1)).seq, 1);
+    assert_eq!(s.push(&mut batch(1)).seq, 1);
 
     let dir = tempfile::tempdir().unwrap();
     let spool_dir = dir.path().join("spool");
     let (mut s, _) = Spool::open(disk_cfg(&spool_dir, 1 << 20, 200), || 4);
     for _ in 0..3 {
-        s.push(batch(2));
+        s.push(&mut batch(2));
     }
     s.sync();
     // The directory goes away under the agent: the next new segment fails.
     std::fs::remove_dir_all(&spool_dir).unwrap();
     for _ in 0..10 {
-        s.push(batch(2));
+        s.push(&mut batch(2));
     }
     assert!(!s.durable(), "fell back to memory");
     // What could not be read back is counted, never silent.
