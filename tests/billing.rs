@@ -191,3 +191,64 @@ async fn savings_measured_against_the_default_module_in_the_shadow() {
         vendor.lines.iter().map(|l| &l.kind).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_ledger_write_is_charged_exactly_once_later() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = common::fast(3, dir.path());
+    opts.control =
+        SupervisorFile::parse(&vcp::scenario::toml(3), std::path::Path::new("s.toml")).unwrap();
+    let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 3, opts)
+        .await
+        .unwrap();
+    let m = fleet
+        .spawn_module(PredictiveAutoscaler::new(
+            vcp::scenario::CUSTOM_MODULE,
+            "predictive-labs",
+        ))
+        .unwrap();
+    let control = fleet.supervisor().control.clone();
+    let requests = || {
+        control
+            .modules()
+            .iter()
+            .find(|m| m.id == vcp::scenario::CUSTOM_MODULE)
+            .map_or(0, |m| m.requests)
+    };
+    wait_until("requests", Duration::from_secs(30), || requests() >= 10).await;
+    // A real failure of the ledger's database: a trigger refuses every
+    // insert while `fail` holds a row.
+    let db = rusqlite::Connection::open(dir.path().join("ledger.sqlite")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch(
+        "CREATE TABLE fail (x); INSERT INTO fail VALUES (1);
+         CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN EXISTS (SELECT 1 FROM fail)
+         BEGIN SELECT RAISE(ABORT, 'injected: disk I/O error'); END;",
+    )
+    .unwrap();
+    let failed = control.bill_now(false).await;
+    assert!(
+        failed.is_err_and(|e| e.contains("injected")),
+        "the write fails"
+    );
+    m.stop();
+    tokio::time::sleep(Duration::from_millis(600)).await; // answers in flight
+    db.execute("DELETE FROM fail", []).unwrap();
+    control.bill_now(false).await.unwrap();
+    let total = requests();
+    fleet.stop().await;
+    let ledger = LedgerReader::open(dir.path()).unwrap();
+    let charged: f64 = ["customer:acme", "vendor:predictive-labs"]
+        .iter()
+        .flat_map(|a| ledger.statement(a, &Period::All).unwrap().lines)
+        .filter(|l| l.kind == "request_fee" && l.module == vcp::scenario::CUSTOM_MODULE)
+        .filter(|l| l.amount > 0)
+        .map(|l| l.quantity)
+        .sum();
+    assert!(
+        (charged - total as f64).abs() < 1e-6,
+        "every request charged once: {charged} charged of {total}"
+    );
+    check_sums(&ledger);
+}

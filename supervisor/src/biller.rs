@@ -11,7 +11,12 @@
 //! vendors by contribution weighted by reputation.
 //!
 //! Idempotency keys name the billing period and the run's start, so a
-//! replayed run charges nothing twice.
+//! replayed run charges nothing twice. A run's new baselines (the counters
+//! it charged up to) take effect only once its charges are durable: a run
+//! whose ledger write fails leaves them as they were, and the next run
+//! charges the whole interval since the last durable one — once. A
+//! customer's allocation is settled at most once per (period, customer,
+//! kind), whatever the set of vendors is then.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use crate::contribution::split_amount;
 use crate::control::{Control, ModuleSummary};
 use crate::control_plane::ServiceSetDef;
 use crate::judge::GoalRecord;
-use crate::ledger::{Charge, Granularity, Ledger, Period};
+use crate::ledger::{Charge, Granularity, Ledger, LedgerReader, Period};
 use crate::pricing::{
     cost_benefit, customer_account, goals_held, request_charges, resource_charge, resource_cost,
     vendor_account, Baseline, BillingPeriod, ModuleUsage, ParamUsage, Parties, ResourceUsage,
@@ -52,16 +57,25 @@ pub struct BillNow {
 struct Biller {
     control: Arc<Control>,
     ledger: Ledger,
+    reader: LedgerReader,
     last_ms: i64,
     modules: HashMap<(String, String), ModuleSummary>,
     goals: HashMap<String, (u64, u64)>,
     period: String,
 }
 
+/// The baselines a run moves to, kept apart until its charges are durable.
+#[derive(Default)]
+struct Staged {
+    modules: Vec<((String, String), ModuleSummary)>,
+    goals: Vec<(String, (u64, u64))>,
+}
+
 /// Starts the biller task; runs every `interval` and on request.
 pub fn start(
     control: Arc<Control>,
     ledger: Ledger,
+    reader: LedgerReader,
     interval: Duration,
 ) -> (mpsc::Sender<BillNow>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<BillNow>(4);
@@ -70,6 +84,7 @@ pub fn start(
     let mut biller = Biller {
         control,
         ledger,
+        reader,
         last_ms: now,
         modules: HashMap::new(),
         goals: HashMap::new(),
@@ -82,7 +97,7 @@ pub fn start(
             tokio::select! {
                 _ = ticker.tick() => {
                     if let Err(e) = biller.run(unix_ms(), false).await {
-                        warn!(error = %e, "billing run failed; its usage is charged by the next run");
+                        warn!(error = %e, "billing run failed; the next run charges its interval");
                     }
                 }
                 cmd = rx.recv() => match cmd {
@@ -137,22 +152,26 @@ impl Biller {
             Period::containing(now, granularity(self.control.file.prices.period)).to_string();
         let label = format!("{}@{}", self.period, self.last_ms);
         let secs = (now - self.last_ms).max(0) as f64 / 1000.0;
-        let mut charges = self.module_charges(&label, now);
-        charges.extend(self.resource_and_contract_charges(&label, now, secs));
+        let mut staged = Staged::default();
+        let mut charges = self.module_charges(&label, now, &mut staged);
+        charges.extend(self.resource_and_contract_charges(&label, now, secs, &mut staged));
         // A period ends: settle it. On request: settle the period so far
-        // (its settlement key stops a second settlement of the same period).
+        // (at most once per period, customer and kind).
         if settle || period != self.period {
-            charges.extend(self.settlements(&self.period.clone(), now));
+            charges.extend(self.settlements(&self.period.clone(), now)?);
         }
         charges.retain(|c| c.debit != c.credit);
         let n = charges.len();
         self.ledger.record_durable(charges).await?;
+        // Durable: the run's baselines now hold.
+        self.modules.extend(staged.modules);
+        self.goals.extend(staged.goals);
         self.last_ms = now;
         self.period = period;
         Ok(n)
     }
 
-    fn module_charges(&mut self, label: &str, now: i64) -> Vec<Charge> {
+    fn module_charges(&self, label: &str, now: i64, staged: &mut Staged) -> Vec<Charge> {
         let sheet = &self.control.file.prices;
         let mut out = Vec::new();
         // The operator does not bill itself for its own control plane.
@@ -171,7 +190,7 @@ impl Biller {
                 .iter()
                 .find(|c| c.control_plane == m.control_plane && c.module == m.id);
             out.extend(request_charges(sheet, contract, &usage, label, now));
-            self.modules.insert(key, m);
+            staged.modules.push((key, m));
         }
         out
     }
@@ -214,7 +233,13 @@ impl Biller {
         }
     }
 
-    fn resource_and_contract_charges(&mut self, label: &str, now: i64, secs: f64) -> Vec<Charge> {
+    fn resource_and_contract_charges(
+        &self,
+        label: &str,
+        now: i64,
+        secs: f64,
+        staged: &mut Staged,
+    ) -> Vec<Charge> {
         let sheet = &self.control.file.prices;
         let report = self.control.judge.report.load_full();
         let period_ms = Period::parse(&self.period)
@@ -240,10 +265,10 @@ impl Biller {
                 let (windows, met) =
                     goal_delta(&report.goals, &set.id, self.goals.get(&set.id).copied());
                 let record = report.goals.iter().find(|g| g.service_set == set.id);
-                self.goals.insert(
+                staged.goals.push((
                     set.id.clone(),
                     record.map_or((0, 0), |g| (g.windows, g.met)),
-                );
+                ));
                 // Cost-benefit: the contracts of the modules serving this plane.
                 // (Judged on the interval's goal windows; without one, no verdict.)
                 for contract in self
@@ -303,14 +328,22 @@ impl Biller {
         out
     }
 
-    /// Each customer allocation of the period, split among the vendors of
-    /// the customer's modules of that kind by contribution × reputation,
-    /// rounded so the parts sum exactly to the amount.
-    fn settlements(&self, period: &str, now: i64) -> Vec<Charge> {
+    /// Each customer allocation of the period not settled yet, split among
+    /// the vendors of the customer's modules of that kind by contribution ×
+    /// reputation, rounded so the parts sum exactly to the amount.
+    fn settlements(
+        &self,
+        period: &str,
+        now: i64,
+    ) -> Result<Vec<Charge>, crate::ledger::LedgerError> {
         let report = self.control.judge.report.load_full();
         let modules = self.control.modules();
         let mut out = Vec::new();
         for s in &self.control.file.settlements {
+            let key = settlement_key(period, &s.customer, s.kind);
+            if self.reader.has_key(&key)? {
+                continue; // settled already: the allocation goes out once
+            }
             let mut weights: Vec<(String, f64)> = Vec::new();
             for m in modules
                 .iter()
@@ -332,9 +365,14 @@ impl Biller {
                     None => weights.push((vendor.clone(), contribution * reputation)),
                 }
             }
-            for (vendor, amount) in split_amount(s.amount, &weights) {
+            for (i, (vendor, amount)) in split_amount(s.amount, &weights).into_iter().enumerate() {
                 out.push(Charge {
-                    key: format!("{period}:settlement:{}:{}:{vendor}", s.customer, s.kind),
+                    // The first part carries the settlement's own key; the
+                    // parts are written in one transaction.
+                    key: match i {
+                        0 => key.clone(),
+                        _ => format!("{key}:{vendor}"),
+                    },
                     at_ms: now,
                     debit: customer_account(&s.customer),
                     credit: vendor_account(&vendor),
@@ -352,8 +390,14 @@ impl Biller {
                 });
             }
         }
-        out
+        Ok(out)
     }
+}
+
+/// The key a settlement of `customer`'s allocation to `kind` in `period`
+/// carries: one per (period, payer, allocation).
+fn settlement_key(period: &str, customer: &str, kind: vcp_common::module::Kind) -> String {
+    format!("{period}:settlement:{customer}:{kind}")
 }
 
 /// Goal windows (total, met) since the last run.
@@ -366,3 +410,7 @@ fn goal_delta(goals: &[GoalRecord], set: &str, before: Option<(u64, u64)>) -> (u
             (g.windows.saturating_sub(w0), g.met.saturating_sub(m0))
         })
 }
+
+#[cfg(test)]
+#[path = "biller_tests.rs"]
+mod tests;

@@ -14,7 +14,7 @@ use crate::control_plane::{self, ControlPlane, ModuleRef, Planes};
 use crate::dispatch::{self, DispatchHandle};
 use crate::fleet::Fleet;
 use crate::judge::{self, module_key, Evidence, JudgeHandle};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerReader};
 use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
@@ -100,7 +100,7 @@ impl Control {
     pub fn start(
         file: SupervisorFile,
         fleet: Arc<Fleet>,
-        ledger: Option<Ledger>,
+        ledger: Option<(Ledger, LedgerReader)>,
         provisioned: Vec<PlaneSpec>,
     ) -> Arc<Control> {
         let planes: Planes = Arc::new(arc_swap::ArcSwap::from_pointee(
@@ -179,7 +179,8 @@ impl Control {
         });
         if let Some(ledger) = ledger {
             let interval = std::time::Duration::from_secs(control.file.billing_interval_s);
-            let (tx, task) = biller::start(control.clone(), ledger, interval);
+            let (ledger, reader) = ledger;
+            let (tx, task) = biller::start(control.clone(), ledger, reader, interval);
             let _ = control.biller.set(tx);
             control.lock_tasks().push(task);
         }

@@ -121,7 +121,7 @@ impl Supervisor {
                 source,
             })?;
         info!(listen = %endpoint.local_addr().map_or(config.listen, |a| a), data_dir = %config.data_dir.display(), "supervisor listening");
-        let (ledger, _) = Ledger::open(&config.data_dir)?;
+        let ledger = Ledger::open(&config.data_dir)?;
         let planes = Arc::new(PlaneStore::open(&config.data_dir)?);
         let control = Control::start(
             config.control,
