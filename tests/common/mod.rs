@@ -5,6 +5,7 @@
 pub mod child;
 pub mod hostile;
 pub mod http;
+pub mod relay;
 
 use std::time::{Duration, Instant};
 
