@@ -125,3 +125,54 @@ async fn outcomes_are_counted_and_offline_hosts_catch_up() {
     a2.stop().await;
     fleet.stop().await;
 }
+
+/// Asks the same number of instances every round.
+struct Steady(f64);
+
+impl ModuleLogic for Steady {
+    fn spec(&self) -> ModuleSpec {
+        common::autoscaler_spec(MODULE, "v")
+    }
+    fn solicit(&mut self, _: &Solicitation) -> Vec<Proposal> {
+        vec![Proposal {
+            target: Target::ServiceSet("acme-shop".into()),
+            parameter: param::INSTANCES.into(),
+            value: self.0,
+        }]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_offline_past_the_ttl_converges_to_the_decision_in_force() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("applied.jsonl");
+    let mut opts = common::fast(0, dir.path());
+    opts.control = common::acme_scenario(MODULE, "replace", "");
+    opts.control.configuration_ttl_s = 1;
+    let fleet = Loopback::start(opts).await.unwrap();
+    // The decision never changes while agent-2 is away: only the level
+    // (in force, not applied) says it must be sent when the host is back.
+    let m = fleet.spawn_module(Steady(5.0)).unwrap();
+    wait_until("the expiry", Duration::from_secs(30), || {
+        counts(&fleet, MODULE).expired >= 1
+    })
+    .await;
+    let mut o = fleet.agent_options(
+        "agent-2",
+        fleet.ca.material(&fleet.ca.agent("agent-2").unwrap()),
+    );
+    o.actuator = exec(&format!("cat >> {}", journal.display()));
+    let a2 = Agent::start(o).unwrap();
+    wait_until(
+        "the decision in force applied",
+        Duration::from_secs(30),
+        || counts(&fleet, MODULE).applied >= 1,
+    )
+    .await;
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.contains("\"value\":5"), "{text}");
+    m.stop();
+    a2.stop().await;
+    fleet.stop().await;
+}
