@@ -97,7 +97,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary store")?;
     let (store, records) = Store::open(dir.path())?;
     let fleet = Arc::new(Fleet::new(store, records));
-    let control = Control::start(config(&args)?, fleet, None, Vec::new());
+    let control = Control::start(config(&args)?, fleet, None, Vec::new(), &|_| Vec::new());
     let plane = control
         .plane(DEFAULT_PLANE)
         .context("the default control plane")?;

@@ -123,10 +123,18 @@ async fn a_module_that_misses_deadlines_loses_reputation_and_precedence() {
     // Feedback moves reputation: five stars lift the custom module.
     let before = score(&custom);
     for _ in 0..5 {
-        control.judge.feedback(custom.clone(), 5.0).await.unwrap();
+        control
+            .judge
+            .feedback(custom.clone(), 5.0, None)
+            .await
+            .unwrap();
     }
     assert!(
-        control.judge.feedback(custom.clone(), 6.0).await.is_err(),
+        control
+            .judge
+            .feedback(custom.clone(), 6.0, None)
+            .await
+            .is_err(),
         "ratings are 1–5"
     );
     wait_until("feedback to be published", Duration::from_secs(5), || {

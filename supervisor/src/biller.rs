@@ -27,12 +27,13 @@ use tracing::warn;
 use vcp_common::metric::{NIC_RX_BYTES, NIC_TX_BYTES};
 use vcp_common::module::{param, Target};
 
+use crate::checkpoint::{self, BillerState, Checkpoint};
 use crate::config::OPERATOR;
 use crate::contribution::split_amount;
 use crate::control::{Control, ModuleSummary};
 use crate::control_plane::ServiceSetDef;
 use crate::judge::GoalRecord;
-use crate::ledger::{Charge, Granularity, Ledger, LedgerReader, Period};
+use crate::ledger::{Charge, Granularity, Ledger, LedgerReader, Period, StateRow};
 use crate::pricing::{
     cost_benefit, customer_account, goals_held, request_charges, resource_charge, resource_cost,
     vendor_account, Baseline, BillingPeriod, ModuleUsage, ParamUsage, Parties, ResourceUsage,
@@ -71,12 +72,15 @@ struct Staged {
     goals: Vec<(String, (u64, u64))>,
 }
 
-/// Starts the biller task; runs every `interval` and on request.
+/// Starts the biller task; runs every `interval` and on request, from the
+/// baselines of an earlier run if `resumed` holds them, and checkpoints
+/// the supervisor's state every second.
 pub fn start(
     control: Arc<Control>,
     ledger: Ledger,
     reader: LedgerReader,
     interval: Duration,
+    resumed: Option<BillerState>,
 ) -> (mpsc::Sender<BillNow>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<BillNow>(4);
     let now = unix_ms();
@@ -90,11 +94,24 @@ pub fn start(
         goals: HashMap::new(),
         period,
     };
+    if let Some(r) = resumed {
+        biller.last_ms = r.last_ms;
+        biller.period = r.period;
+        biller.modules = r.modules.into_iter().collect();
+        biller.goals = r.goals.into_iter().collect();
+    }
     let task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.tick().await;
+        let mut checkpoints = tokio::time::interval(CHECKPOINT);
         loop {
             tokio::select! {
+                _ = checkpoints.tick() => {
+                    let row = biller.checkpoint(unix_ms(), biller.state());
+                    if let Err(e) = biller.ledger.save_state(row) {
+                        warn!(error = %e, "checkpoint not saved");
+                    }
+                }
                 _ = ticker.tick() => {
                     if let Err(e) = biller.run(unix_ms(), false).await {
                         warn!(error = %e, "billing run failed; the next run charges its interval");
@@ -145,7 +162,39 @@ fn delta(now: &ModuleSummary, before: Option<&ModuleSummary>) -> ModuleUsage {
     }
 }
 
+/// How often the supervisor's state is checkpointed between billing runs.
+const CHECKPOINT: Duration = Duration::from_secs(1);
+
 impl Biller {
+    /// The baselines in force.
+    fn state(&self) -> BillerState {
+        BillerState {
+            last_ms: self.last_ms,
+            period: self.period.clone(),
+            modules: self
+                .modules
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            goals: self.goals.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    /// The supervisor's state at `now` with `biller`'s baselines.
+    fn checkpoint(&self, now: i64, biller: BillerState) -> StateRow {
+        let c = Checkpoint {
+            at_ms: now,
+            judge: self.control.judge.state.load().to_vec(),
+            usage: self.control.usage(),
+            biller,
+        };
+        StateRow {
+            name: checkpoint::NAME.into(),
+            at_ms: now,
+            bytes: c.encode(),
+        }
+    }
+
     /// One billing run over [last run, now).
     async fn run(&mut self, now: i64, settle: bool) -> Result<usize, crate::ledger::LedgerError> {
         let period =
@@ -162,7 +211,21 @@ impl Biller {
         }
         charges.retain(|c| c.debit != c.credit);
         let n = charges.len();
-        self.ledger.record_durable(charges).await?;
+        // The baselines this run moves to go with its charges, in one
+        // transaction.
+        let mut next = self.state();
+        let mut modules: HashMap<_, _> = next.modules.drain(..).collect();
+        modules.extend(staged.modules.iter().cloned());
+        let mut goals: HashMap<_, _> = next.goals.drain(..).collect();
+        goals.extend(staged.goals.iter().cloned());
+        next = BillerState {
+            last_ms: now,
+            period: period.clone(),
+            modules: modules.into_iter().collect(),
+            goals: goals.into_iter().collect(),
+        };
+        let row = self.checkpoint(now, next);
+        self.ledger.record_durable_with(charges, vec![row]).await?;
         // Durable: the run's baselines now hold.
         self.modules.extend(staged.modules);
         self.goals.extend(staged.goals);

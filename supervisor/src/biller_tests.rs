@@ -68,7 +68,7 @@ async fn a_second_settlement_in_the_period_with_other_vendors_pays_nothing_more(
     let (store, records) = Store::open(dir.path()).unwrap();
     let fleet = Arc::new(Fleet::new(store, records));
     let file = SupervisorFile::parse(CONFIG, Path::new("s.toml")).unwrap();
-    let control = Control::start(file, fleet, None, Vec::new());
+    let control = Control::start(file, fleet, None, Vec::new(), &|_| Vec::new());
     let plane = control.plane("vcp-acme").unwrap();
     control.add_builtin(
         plane.clone(),

@@ -9,16 +9,18 @@ use tokio::task::JoinHandle;
 use vcp_common::module::Kind;
 
 use crate::biller::{self, BillNow};
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::{CustomModuleConfig, SupervisorFile};
 use crate::control_plane::{self, ControlPlane, ModuleRef, Planes};
 use crate::dispatch::{self, DispatchHandle};
 use crate::fleet::Fleet;
-use crate::judge::{self, module_key, Evidence, JudgeHandle};
+use crate::judge::{self, module_key, Evidence, JudgeHandle, JudgeState};
 use crate::ledger::{Ledger, LedgerReader};
 use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
 use crate::modules::stats::{ModuleStats, ParamSummary};
+use crate::provision::store::FeedbackRecord;
 use crate::provision::PlaneSpec;
 use crate::settings::Settings;
 use crate::solicit::constraints::Constraints;
@@ -37,7 +39,7 @@ struct Known {
 }
 
 /// One module's request statistics, for reports.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ModuleSummary {
     pub id: String,
     pub kind: Kind,
@@ -72,6 +74,26 @@ pub struct ModuleSummary {
     pub last_fault: Option<String>,
 }
 
+/// The module instances an earlier run counted, in the planes still in
+/// force: their counters carry on when the modules come back.
+fn restore_known(usage: &[checkpoint::Usage], planes: &[Arc<ControlPlane>]) -> Vec<Known> {
+    usage
+        .iter()
+        .filter_map(|u| {
+            let plane = planes.iter().find(|p| p.id == u.control_plane)?;
+            Some(Known {
+                id: u.module.clone(),
+                kind: u.kind,
+                plane: plane.clone(),
+                remote: u.remote,
+                shadow: u.shadow,
+                stats: Arc::new(ModuleStats::restore(&u.stats)),
+                since: std::time::Instant::now(),
+            })
+        })
+        .collect()
+}
+
 pub struct Control {
     pub file: SupervisorFile,
     pub fleet: Arc<Fleet>,
@@ -97,12 +119,20 @@ impl Control {
     /// Builds the control planes of `file`, starts their default modules and
     /// the solicitors. Must run inside a tokio runtime.
     /// `provisioned` are the planes provisioned earlier through the API.
+    /// `feedback` reads the stored ratings numbered after a number (those
+    /// a restored judge has not taken).
     pub fn start(
         file: SupervisorFile,
         fleet: Arc<Fleet>,
         ledger: Option<(Ledger, LedgerReader)>,
         provisioned: Vec<PlaneSpec>,
+        feedback: &dyn Fn(i64) -> Vec<(i64, FeedbackRecord)>,
     ) -> Arc<Control> {
+        // What an earlier run learnt and counted, if it left a checkpoint.
+        let checkpoint = ledger
+            .as_ref()
+            .and_then(|(_, r)| r.state(checkpoint::NAME).ok().flatten())
+            .and_then(|row| Checkpoint::decode(&row.bytes));
         let planes: Planes = Arc::new(arc_swap::ArcSwap::from_pointee(
             control_plane::build(&file, &provisioned)
                 .into_iter()
@@ -111,17 +141,41 @@ impl Control {
         ));
         let registry = Arc::new(Registry::default());
         let settings = Arc::new(Settings::default());
+        let planes_now = planes.load_full();
+        let restored = checkpoint
+            .as_ref()
+            .and_then(|c| JudgeState::decode(&c.judge));
+        let resumed = restored.as_ref().map(|j| j.feedback);
         let (judge, judge_task) = judge::start(
             file.reputation.clone(),
             std::time::Duration::from_secs(file.evaluation_window_s),
             planes.clone(),
             fleet.clone(),
             settings.clone(),
+            restored,
         );
-        for f in &file.feedback {
+        // The configuration's ratings count once: a restored judge has them.
+        let replay_after = match resumed {
+            Some(taken) => taken,
+            None => {
+                for f in &file.feedback {
+                    judge.send(Evidence::Feedback {
+                        key: module_key(&f.control_plane, &f.module),
+                        rating: f.rating,
+                        number: None,
+                        done: None,
+                    });
+                }
+                0
+            }
+        };
+        // Stored ratings the judge has not taken (all of them when it
+        // starts afresh).
+        for (number, f) in feedback(replay_after) {
             judge.send(Evidence::Feedback {
                 key: module_key(&f.control_plane, &f.module),
                 rating: f.rating,
+                number: Some(number),
                 done: None,
             });
         }
@@ -171,7 +225,12 @@ impl Control {
             judge,
             dispatch,
             policy_counts,
-            known: Mutex::new(Vec::new()),
+            known: Mutex::new(
+                checkpoint
+                    .as_ref()
+                    .map(|c| restore_known(&c.usage, &planes_now))
+                    .unwrap_or_default(),
+            ),
             tasks: Mutex::new(tasks),
             fleet,
             biller: std::sync::OnceLock::new(),
@@ -180,7 +239,8 @@ impl Control {
         if let Some(ledger) = ledger {
             let interval = std::time::Duration::from_secs(control.file.billing_interval_s);
             let (ledger, reader) = ledger;
-            let (tx, task) = biller::start(control.clone(), ledger, reader, interval);
+            let resumed = checkpoint.map(|c| c.biller);
+            let (tx, task) = biller::start(control.clone(), ledger, reader, interval, resumed);
             let _ = control.biller.set(tx);
             control.lock_tasks().push(task);
         }
@@ -283,6 +343,21 @@ impl Control {
         }
         drop(known);
         self.registry.add(instance);
+    }
+
+    /// Every module instance's counters, for checkpoints.
+    pub fn usage(&self) -> Vec<checkpoint::Usage> {
+        self.lock_known()
+            .iter()
+            .map(|k| checkpoint::Usage {
+                control_plane: k.plane.id.clone(),
+                module: k.id.clone(),
+                kind: k.kind,
+                remote: k.remote,
+                shadow: k.shadow,
+                stats: k.stats.state(),
+            })
+            .collect()
     }
 
     /// Statistics of an earlier session of module `id` in `plane`.

@@ -21,7 +21,8 @@ use crate::control_plane::Planes;
 use crate::fleet::Fleet;
 use crate::queue::Lossy;
 use crate::reputation::{
-    shared, Components, Reputation, ReputationConfig, ReputationSnapshot, SharedReputation,
+    shared, Components, Reputation, ReputationConfig, ReputationSnapshot, ReputationState,
+    SharedReputation,
 };
 use crate::settings::{Decision, Settings};
 use crate::unix_ms;
@@ -48,6 +49,8 @@ pub enum Evidence {
     Feedback {
         key: ModuleKey,
         rating: f64,
+        /// The stored rating's number, if it was stored.
+        number: Option<i64>,
         done: Option<oneshot::Sender<Result<(), String>>>,
     },
 }
@@ -68,13 +71,34 @@ pub struct ModuleContribution {
     pub reward_share: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct GoalRecord {
     pub service_set: String,
     pub windows: u64,
     pub met: u64,
     /// Instances in force at each evaluation window (the latest 720).
     pub instances: Vec<f64>,
+}
+
+/// Everything the judge has learnt, to keep across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct JudgeState {
+    pub reputation: ReputationState<ModuleKey>,
+    pub contribution: Contribution<ModuleKey, TargetKey>,
+    pub goals: Vec<GoalRecord>,
+    /// The number of the last stored rating taken: those after it are
+    /// replayed at start.
+    pub feedback: i64,
+}
+
+impl JudgeState {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<JudgeState> {
+        postcard::from_bytes(bytes).ok()
+    }
 }
 
 /// What the judge publishes for reports.
@@ -99,6 +123,9 @@ pub const QUEUE: usize = 16_384;
 #[derive(Clone)]
 pub struct JudgeHandle {
     pub queue: Lossy<Evidence>,
+    /// The judge's state ([`JudgeState::encode`]), republished with the
+    /// report, for checkpoints.
+    pub state: Arc<ArcSwap<Vec<u8>>>,
     pub reputation: Arc<SharedReputation<ModuleKey>>,
     pub report: Arc<ArcSwap<JudgeReport>>,
 }
@@ -110,14 +137,21 @@ impl JudgeHandle {
         self.queue.send(e);
     }
 
-    /// Records a customer's rating (1–5) of a module instance; waits for
-    /// room in the queue (feedback is never dropped).
-    pub async fn feedback(&self, key: ModuleKey, rating: f64) -> Result<(), String> {
+    /// Records a customer's rating (1–5) of a module instance, stored as
+    /// `number` if it was stored; waits for room in the queue (feedback is
+    /// never dropped).
+    pub async fn feedback(
+        &self,
+        key: ModuleKey,
+        rating: f64,
+        number: Option<i64>,
+    ) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         self.queue
             .send_wait(Evidence::Feedback {
                 key,
                 rating,
+                number,
                 done: Some(done),
             })
             .await;
@@ -131,22 +165,35 @@ struct Judge {
     contribution: Contribution<ModuleKey, TargetKey>,
     shared: Arc<SharedReputation<ModuleKey>>,
     report: Arc<ArcSwap<JudgeReport>>,
+    state: Arc<ArcSwap<Vec<u8>>>,
     planes: Planes,
     fleet: Arc<Fleet>,
     settings: Arc<Settings>,
     goals: Vec<GoalRecord>,
+    /// The number of the last stored rating taken.
+    feedback: i64,
 }
 
-/// Starts the judge task.
+/// Starts the judge task, from what an earlier run had learnt if
+/// `restored` holds it.
 pub fn start(
     config: ReputationConfig,
     window: Duration,
     planes: Planes,
     fleet: Arc<Fleet>,
     settings: Arc<Settings>,
+    restored: Option<JudgeState>,
 ) -> (JudgeHandle, tokio::task::JoinHandle<()>) {
     let (queue, rx) = crate::queue::lossy("judge", QUEUE);
-    let reputation = Reputation::new(config);
+    let (reputation, contribution, mut earlier, feedback) = match restored {
+        Some(s) => (
+            Reputation::restore(config, s.reputation),
+            s.contribution,
+            s.goals,
+            s.feedback,
+        ),
+        None => (Reputation::new(config), Contribution::new(), Vec::new(), 0),
+    };
     let shared = Arc::new(shared(ReputationSnapshot::empty(
         reputation.config().prior,
         unix_ms(),
@@ -157,27 +204,37 @@ pub fn start(
         .iter()
         .flat_map(|p| p.scope.service_sets.iter())
         .filter(|s| !s.goals.is_empty())
-        .map(|s| GoalRecord {
-            service_set: s.id.clone(),
-            windows: 0,
-            met: 0,
-            instances: Vec::new(),
-        })
+        .map(
+            |s| match earlier.iter().position(|g| g.service_set == s.id) {
+                Some(i) => earlier.swap_remove(i),
+                None => GoalRecord {
+                    service_set: s.id.clone(),
+                    windows: 0,
+                    met: 0,
+                    instances: Vec::new(),
+                },
+            },
+        )
         .collect();
-    let judge = Judge {
+    let state = Arc::new(ArcSwap::from_pointee(Vec::new()));
+    let mut judge = Judge {
         reputation,
-        contribution: Contribution::new(),
+        contribution,
         shared: shared.clone(),
         report: report.clone(),
+        state: state.clone(),
         planes,
         fleet,
         settings,
         goals,
+        feedback,
     };
+    judge.publish(unix_ms());
     let task = tokio::spawn(judge.run(rx, window));
     (
         JudgeHandle {
             queue,
+            state,
             reputation: shared,
             report,
         },
@@ -216,11 +273,17 @@ impl Judge {
                     }
                 }
             }
-            Evidence::Feedback { key, rating, done } => {
+            Evidence::Feedback {
+                key,
+                rating,
+                number,
+                done,
+            } => {
                 let r = self
                     .reputation
                     .feedback(&key, rating, now)
                     .map_err(|e| e.to_string());
+                self.feedback = self.feedback.max(number.unwrap_or(0));
                 if let Some(done) = done {
                     let _ = done.send(r);
                 }
@@ -341,6 +404,13 @@ impl Judge {
             contribution,
             goals: self.goals.clone(),
         }));
+        let state = JudgeState {
+            reputation: self.reputation.state(),
+            contribution: self.contribution.clone(),
+            goals: self.goals.clone(),
+            feedback: self.feedback,
+        };
+        self.state.store(Arc::new(state.encode()));
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod api;
 pub mod biller;
+pub mod checkpoint;
 pub mod config;
 pub mod contribution;
 pub mod control;

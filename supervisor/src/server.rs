@@ -123,11 +123,19 @@ impl Supervisor {
         info!(listen = %endpoint.local_addr().map_or(config.listen, |a| a), data_dir = %config.data_dir.display(), "supervisor listening");
         let ledger = Ledger::open(&config.data_dir)?;
         let planes = Arc::new(PlaneStore::open(&config.data_dir)?);
+        let stored = planes.clone();
+        let feedback = move |after| {
+            stored.feedback_after(after).unwrap_or_else(|e| {
+                warn!(error = %e, "stored feedback cannot be read back");
+                Vec::new()
+            })
+        };
         let control = Control::start(
             config.control,
             fleet.clone(),
             Some(ledger),
             planes.active()?,
+            &feedback,
         );
         let accounts = Arc::new(Accounts::open(&config.data_dir)?);
         // Workflows left unfinished by an earlier run resume here.

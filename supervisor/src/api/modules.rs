@@ -119,20 +119,20 @@ pub async fn feedback(
     // Stored first (and counted): a rating that reached the judge is on
     // record, and one account cannot flood a module's reputation.
     let (planes, stored) = (s.planes.clone(), record.clone());
-    let recent = blocking(move || {
+    let number = blocking(move || {
         let recent = planes.feedback_since(
             &stored.account,
             &stored.module,
             &stored.control_plane,
             stored.at_ms - FEEDBACK_WINDOW_MS,
         )?;
-        if recent < FEEDBACK_PER_WINDOW {
-            planes.add_feedback(&stored)?;
+        if recent >= FEEDBACK_PER_WINDOW {
+            return Ok(None);
         }
-        Ok::<_, crate::provision::store::PlaneStoreError>(recent)
+        planes.add_feedback(&stored).map(Some)
     })
     .await?;
-    if recent >= FEEDBACK_PER_WINDOW {
+    let Some(number) = number else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
@@ -140,10 +140,14 @@ pub async fn feedback(
                 record.module
             ),
         ));
-    }
+    };
     s.control
         .judge
-        .feedback(module_key(&record.control_plane, &record.module), f.rating)
+        .feedback(
+            module_key(&record.control_plane, &record.module),
+            f.rating,
+            Some(number),
+        )
         .await
         .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(record)))

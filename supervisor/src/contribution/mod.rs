@@ -65,7 +65,7 @@ pub enum ContributionError {
 }
 
 /// A mediated outcome's attribution: normalised influences, in module order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Decision<K> {
     pub round: u64,
     pub at_ms: i64,
@@ -75,7 +75,7 @@ pub struct Decision<K> {
 }
 
 /// Counters, for `/metrics` and reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ContributionStats {
     pub decisions: u64,
     pub stale_decisions: u64,
@@ -91,14 +91,19 @@ pub struct ContributionStats {
     pub ignored_outcomes: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 struct Tally {
     contribution: f64,
     windows: u64,
 }
 
-/// The contribution table (writer side). See the module docs.
-#[derive(Debug, Clone)]
+/// The contribution table (writer side). See the module docs. It is its
+/// own state: it serializes whole, to keep across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Ord, T: Serialize + Ord",
+    deserialize = "K: serde::Deserialize<'de> + Ord, T: serde::Deserialize<'de> + Ord"
+))]
 pub struct Contribution<K, T> {
     decisions: BTreeMap<T, VecDeque<Decision<K>>>,
     tallies: BTreeMap<K, Tally>,

@@ -159,7 +159,21 @@ CREATE TABLE IF NOT EXISTS entries (
     CHECK (debit <> credit)
 );
 CREATE INDEX IF NOT EXISTS entries_debit ON entries (debit, at_ms);
-CREATE INDEX IF NOT EXISTS entries_credit ON entries (credit, at_ms);";
+CREATE INDEX IF NOT EXISTS entries_credit ON entries (credit, at_ms);
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    bytes BLOB NOT NULL
+);";
+
+/// A named blob kept beside the charges (what the supervisor resumes
+/// from); written in the same transaction as the charges it goes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRow {
+    pub name: String,
+    pub at_ms: i64,
+    pub bytes: Vec<u8>,
+}
 
 /// Opens (creating if needed) the ledger for writing.
 pub(crate) fn open_writer(dir: &Path) -> Result<Connection, LedgerError> {

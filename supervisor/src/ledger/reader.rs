@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 
 use super::period::rfc3339;
-use super::{sql, LedgerError, Line, Period, Statement, LEDGER_FILE};
+use super::{sql, LedgerError, Line, Period, StateRow, Statement, LEDGER_FILE};
 
 /// Everything in the ledger. Double entry: `total_debits == total_credits`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -108,6 +108,24 @@ impl LedgerReader {
             .map_err(sql("accounts"))?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(sql("accounts"))?;
         rows.collect::<Result<_, _>>().map_err(sql("accounts"))
+    }
+
+    /// The state row `name`, if one was written.
+    pub fn state(&self, name: &str) -> Result<Option<StateRow>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT at_ms, bytes FROM state WHERE name = ?1")
+            .map_err(sql("state"))?;
+        let mut rows = stmt
+            .query_map(params![name], |r| {
+                Ok(StateRow {
+                    name: name.to_owned(),
+                    at_ms: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            })
+            .map_err(sql("state"))?;
+        rows.next().transpose().map_err(sql("state"))
     }
 
     /// Whether a charge with this idempotency key is recorded.

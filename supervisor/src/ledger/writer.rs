@@ -21,7 +21,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{checked, open_writer, sql, Charge, LedgerError, LedgerReader};
+use super::{checked, open_writer, sql, Charge, LedgerError, LedgerReader, StateRow};
 
 /// Messages waiting for the writer before senders block.
 pub const QUEUE_MESSAGES: usize = 4096;
@@ -30,15 +30,28 @@ pub const GROUP_CHARGES: usize = 20_000;
 
 enum Msg {
     Record(Vec<Charge>),
-    Durable(Vec<Charge>, oneshot::Sender<Result<usize, LedgerError>>),
+    Durable(
+        Vec<Charge>,
+        Vec<StateRow>,
+        oneshot::Sender<Result<usize, LedgerError>>,
+    ),
     Flush(oneshot::Sender<Result<u64, LedgerError>>),
+    State(StateRow),
 }
 
 impl Msg {
     fn charges(&self) -> &[Charge] {
         match self {
-            Msg::Record(c) | Msg::Durable(c, _) => c,
-            Msg::Flush(_) => &[],
+            Msg::Record(c) | Msg::Durable(c, _, _) => c,
+            Msg::Flush(_) | Msg::State(_) => &[],
+        }
+    }
+
+    fn state(&self) -> &[StateRow] {
+        match self {
+            Msg::Durable(_, s, _) => s,
+            Msg::State(s) => std::slice::from_ref(s),
+            _ => &[],
         }
     }
 }
@@ -84,15 +97,33 @@ impl Ledger {
 
     /// Records charges and waits for their commit; returns how many were new.
     pub async fn record_durable(&self, charges: Vec<Charge>) -> Result<usize, LedgerError> {
+        self.record_durable_with(charges, Vec::new()).await
+    }
+
+    /// Records charges and state rows in one transaction and waits for its
+    /// commit: the state holds exactly when the charges do.
+    pub async fn record_durable_with(
+        &self,
+        charges: Vec<Charge>,
+        state: Vec<StateRow>,
+    ) -> Result<usize, LedgerError> {
         let charges = checked(charges)?;
-        if charges.is_empty() {
+        if charges.is_empty() && state.is_empty() {
             return Ok(0);
         }
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Msg::Durable(charges, done))
+            .send(Msg::Durable(charges, state, done))
             .map_err(|_| LedgerError::Closed)?;
         wait.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    /// Queues a state row for the next group commit (a checkpoint: the
+    /// newest one written wins). Returns at once.
+    pub fn save_state(&self, row: StateRow) -> Result<(), LedgerError> {
+        self.tx
+            .send(Msg::State(row))
+            .map_err(|_| LedgerError::Closed)
     }
 
     /// Waits until everything queued before it is committed; returns the
@@ -139,11 +170,11 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, mut committed: u64) {
         };
         for (i, msg) in group.into_iter().enumerate() {
             match (msg, &result) {
-                (Msg::Record(_), _) => {}
-                (Msg::Durable(_, done), Ok(new)) => {
+                (Msg::Record(_), _) | (Msg::State(_), _) => {}
+                (Msg::Durable(_, _, done), Ok(new)) => {
                     let _ = done.send(Ok(new.get(i).copied().unwrap_or(0)));
                 }
-                (Msg::Durable(_, done), Err(error)) => {
+                (Msg::Durable(_, _, done), Err(error)) => {
                     let _ = done.send(Err(LedgerError::Commit(error.clone())));
                 }
                 (Msg::Flush(done), result) => {
@@ -196,6 +227,17 @@ fn commit(conn: &mut Connection, group: &[Msg]) -> Result<Vec<usize>, LedgerErro
                     .map_err(sql("insert charge"))?;
             }
             new.push(n);
+        }
+        let mut state = tx
+            .prepare_cached(
+                "INSERT INTO state (name, at_ms, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET at_ms = ?2, bytes = ?3 WHERE ?2 >= state.at_ms",
+            )
+            .map_err(sql("prepare state"))?;
+        for row in group.iter().flat_map(|m| m.state()) {
+            state
+                .execute(params![row.name, row.at_ms, row.bytes])
+                .map_err(sql("save state"))?;
         }
     }
     tx.commit().map_err(sql("commit"))?;

@@ -107,7 +107,7 @@ async fn renders_a_running_control_and_passes_promtool() {
     let (store, records) = Store::open(dir.path()).unwrap();
     let fleet = Arc::new(Fleet::new(store, records));
     let file = SupervisorFile::parse(CONFIG, Path::new("metrics-test.toml")).unwrap();
-    let control = Control::start(file, fleet.clone(), None, Vec::new());
+    let control = Control::start(file, fleet.clone(), None, Vec::new(), &|_| Vec::new());
     let agent = fleet.agent("host-1");
     agent.stats.batches.store(7, Ordering::Relaxed);
     agent.stats.readings.store(700, Ordering::Relaxed);

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Bucket for requests of parameters the module did not declare.
 pub const UNDECLARED: &str = "(undeclared)";
@@ -52,7 +52,7 @@ pub struct ModuleStats {
 }
 
 /// A copy of one parameter's counters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ParamSummary {
     pub parameter: String,
     pub requests: u64,
@@ -64,6 +64,21 @@ pub struct ParamSummary {
     pub clipped: u64,
     pub bytes: u64,
     pub fault_bytes: u64,
+}
+
+/// A module instance's counters as numbers, to keep across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsState {
+    pub solicitations: u64,
+    pub responses: u64,
+    pub deadline_misses: u64,
+    pub busy: u64,
+    pub faults: u64,
+    pub protocol_errors: u64,
+    pub cpu_ns: u64,
+    /// Per parameter: requests, late, rejected, over quota, clipped,
+    /// bytes, fault bytes.
+    pub params: Vec<(String, [u64; 7])>,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -117,6 +132,76 @@ impl ModuleStats {
     /// The counters in `slot` (see [`ModuleStats::slot`]).
     pub fn at(&self, slot: usize) -> &ParamCounters {
         &self.params[slot.min(self.params.len() - 1)].1
+    }
+
+    /// The counters now.
+    pub fn state(&self) -> StatsState {
+        StatsState {
+            solicitations: get(&self.solicitations),
+            responses: get(&self.responses),
+            deadline_misses: get(&self.deadline_misses),
+            busy: get(&self.busy),
+            faults: get(&self.faults),
+            protocol_errors: get(&self.protocol_errors),
+            cpu_ns: get(&self.cpu_ns),
+            params: self
+                .params
+                .iter()
+                .map(|(p, c)| {
+                    let n = [
+                        &c.requests,
+                        &c.late,
+                        &c.rejected,
+                        &c.over_quota,
+                        &c.clipped,
+                        &c.bytes,
+                        &c.fault_bytes,
+                    ]
+                    .map(get);
+                    (p.clone(), n)
+                })
+                .collect(),
+        }
+    }
+
+    /// Counters that start from `s` (its parameters are the declared ones).
+    pub fn restore(s: &StatsState) -> Self {
+        let outputs: Vec<String> = s
+            .params
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| p != UNDECLARED)
+            .collect();
+        let stats = ModuleStats::new(&outputs);
+        for (a, v) in [
+            (&stats.solicitations, s.solicitations),
+            (&stats.responses, s.responses),
+            (&stats.deadline_misses, s.deadline_misses),
+            (&stats.busy, s.busy),
+            (&stats.faults, s.faults),
+            (&stats.protocol_errors, s.protocol_errors),
+            (&stats.cpu_ns, s.cpu_ns),
+        ] {
+            a.store(v, Ordering::Relaxed);
+        }
+        for (p, n) in &s.params {
+            let c = stats.at(stats.slot(p));
+            for (a, v) in [
+                &c.requests,
+                &c.late,
+                &c.rejected,
+                &c.over_quota,
+                &c.clipped,
+                &c.bytes,
+                &c.fault_bytes,
+            ]
+            .into_iter()
+            .zip(n)
+            {
+                a.store(*v, Ordering::Relaxed);
+            }
+        }
+        stats
     }
 
     /// Counts an answer that arrived after its round closed: its requests
@@ -190,5 +275,9 @@ mod tests {
             (2, 2, 2 * p.wire_size() as u64, 2 * p.wire_size() as u64)
         );
         assert_eq!(s.params().len(), 1, "empty undeclared bucket hidden");
+        s.busy.store(3, Ordering::Relaxed);
+        let again = ModuleStats::restore(&s.state());
+        assert_eq!(again.state(), s.state());
+        assert_eq!(again.totals(), s.totals());
     }
 }

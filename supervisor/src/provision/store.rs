@@ -182,8 +182,11 @@ impl PlaneStore {
         Ok(out)
     }
 
-    pub fn add_feedback(&self, f: &FeedbackRecord) -> Result<(), PlaneStoreError> {
-        self.conn().execute(
+    /// Stores a rating; returns its number (ratings are numbered in the
+    /// order they were given).
+    pub fn add_feedback(&self, f: &FeedbackRecord) -> Result<i64, PlaneStoreError> {
+        let conn = self.conn();
+        conn.execute(
             "INSERT INTO feedback (module, control_plane, account, rating, comment, at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -195,7 +198,33 @@ impl PlaneStore {
                 f.at_ms
             ],
         )?;
-        Ok(())
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Every rating numbered after `after`, with its number, oldest first.
+    pub fn feedback_after(
+        &self,
+        after: i64,
+    ) -> Result<Vec<(i64, FeedbackRecord)>, PlaneStoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT rowid, module, control_plane, account, rating, comment, at_ms FROM feedback
+             WHERE rowid > ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map(params![after], |r| {
+            Ok((
+                r.get(0)?,
+                FeedbackRecord {
+                    module: r.get(1)?,
+                    control_plane: r.get(2)?,
+                    account: r.get(3)?,
+                    rating: r.get(4)?,
+                    comment: r.get(5)?,
+                    at_ms: r.get(6)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// How many ratings `account` gave `module` in `plane` since `since_ms`.

@@ -2,7 +2,7 @@
 //! [`super`]).
 
 /// Exponentially decayed (sum, weight) of one component's observations.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Decayed {
     sum: f64,
     weight: f64,

@@ -79,7 +79,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use config::ReputationConfig;
 use decay::Decayed;
@@ -135,9 +135,17 @@ enum Kind {
     Efficiency = 3,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Record {
     parts: [Decayed; 4],
+    ignored: u64,
+}
+
+/// What a reputation table knows, to keep across restarts (see
+/// [`Reputation::state`] and [`Reputation::restore`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReputationState<K: Ord> {
+    records: BTreeMap<K, Record>,
     ignored: u64,
 }
 
@@ -163,6 +171,23 @@ impl<K: Clone + Eq + Hash + Ord> Reputation<K> {
     /// The configuration in effect (after sanitising).
     pub fn config(&self) -> &ReputationConfig {
         &self.config
+    }
+
+    /// Everything observed so far.
+    pub fn state(&self) -> ReputationState<K> {
+        ReputationState {
+            records: self.records.clone(),
+            ignored: self.ignored,
+        }
+    }
+
+    /// A table with `config` that knows what `state` knew.
+    pub fn restore(config: ReputationConfig, state: ReputationState<K>) -> Self {
+        Reputation {
+            config: config.sanitized(),
+            records: state.records,
+            ignored: state.ignored,
+        }
     }
 
     /// A customer rating `rating` ∈ [1, 5] (fractions allowed), observed as
