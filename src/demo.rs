@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use vcp_common::metric;
 use vcp_common::module::{param, Target};
+use vcp_core::view::HostSnapshot;
 use vcp_supervisor::control::Control;
 use vcp_supervisor::fleet::Fleet;
-use vcp_supervisor::view::HostSnapshot;
 
 use crate::closed_loop;
 use crate::loopback::LoopbackOptions;

@@ -164,7 +164,7 @@ async fn a_sigkilled_supervisor_resumes_reputation_contribution_and_unbilled_usa
     );
     assert!(contribution(&b).is_some_and(|(c, _)| c > 0.0));
     let score = |j: &JudgeState, at: i64| {
-        vcp_supervisor::reputation::Reputation::restore(Default::default(), j.reputation.clone())
+        vcp_core::reputation::Reputation::restore(Default::default(), j.reputation.clone())
             .components(&key, at)
     };
     let at = after.at_ms;

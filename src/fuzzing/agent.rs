@@ -12,7 +12,7 @@ use vcp_common::module::Target;
 use vcp_common::protocol::FrameBuffer;
 use vcp_common::session::agent::{AgentEvent, AgentLimits, AgentRecord, AgentSession};
 use vcp_common::session::cursor::Cursor;
-use vcp_supervisor::view::{Carry, HostSnapshot};
+use vcp_core::view::{Carry, HostSnapshot};
 
 use super::Script;
 

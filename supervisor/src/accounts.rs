@@ -73,9 +73,9 @@ impl Principal {
     /// The caller's own account in the ledger.
     pub fn ledger_account(&self) -> String {
         match self.role {
-            Role::Operator => crate::pricing::OPERATOR_ACCOUNT.to_owned(),
-            Role::Customer => crate::pricing::customer_account(&self.account),
-            Role::Vendor => crate::pricing::vendor_account(&self.account),
+            Role::Operator => vcp_core::pricing::OPERATOR_ACCOUNT.to_owned(),
+            Role::Customer => vcp_core::pricing::customer_account(&self.account),
+            Role::Vendor => vcp_core::pricing::vendor_account(&self.account),
         }
     }
 

@@ -29,16 +29,16 @@ use vcp_common::module::{param, Target};
 
 use crate::checkpoint::{self, BillerState, Checkpoint};
 use crate::config::OPERATOR;
-use crate::contribution::split_amount;
 use crate::control::{Control, ModuleSummary};
 use crate::control_plane::ServiceSetDef;
 use crate::judge::GoalRecord;
 use crate::ledger::{Charge, Granularity, Ledger, LedgerReader, Period, StateRow};
-use crate::pricing::{
+use crate::unix_ms;
+use vcp_core::contribution::split_amount;
+use vcp_core::pricing::{
     cost_benefit, customer_account, goals_held, request_charges, resource_charge, resource_cost,
     vendor_account, Baseline, BillingPeriod, ModuleUsage, ParamUsage, Parties, ResourceUsage,
 };
-use crate::unix_ms;
 
 fn granularity(p: BillingPeriod) -> Granularity {
     match p {

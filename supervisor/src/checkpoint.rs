@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use vcp_common::module::Kind;
 
 use crate::control::ModuleSummary;
-use crate::modules::stats::StatsState;
+use vcp_core::stats::StatsState;
 
 /// The ledger state row's name.
 pub const NAME: &str = "supervisor";

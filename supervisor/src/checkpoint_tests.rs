@@ -12,8 +12,8 @@ use crate::fleet::Fleet;
 use crate::judge::{module_key, JudgeState};
 use crate::ledger::{Ledger, LedgerReader};
 use crate::provision::store::FeedbackRecord;
-use crate::reputation::{Components, Reputation};
 use crate::store::Store;
+use vcp_core::reputation::{Components, Reputation};
 
 const CONFIG: &str = r#"
 billing_interval_s = 1

@@ -19,13 +19,13 @@ use crate::ledger::{Ledger, LedgerReader};
 use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
-use crate::modules::stats::{ModuleStats, ParamSummary};
 use crate::provision::store::FeedbackRecord;
 use crate::provision::PlaneSpec;
-use crate::settings::Settings;
 use crate::solicit::constraints::Constraints;
 use crate::solicit::mediation::{Mediator, PolicyCounts, PolicyTable};
 use crate::solicit::{KindStats, KindSummary, RoundContext, Solicitor};
+use vcp_core::settings::Settings;
+use vcp_core::stats::{ModuleStats, ParamSummary};
 
 /// A module instance ever registered, kept for reports after it left.
 struct Known {
@@ -377,7 +377,7 @@ impl Control {
                 c.control_plane == plane.id
                     && &c.module == id
                     && c.cost_benefit
-                        .is_some_and(|cb| cb.baseline == crate::pricing::Baseline::DefaultModule)
+                        .is_some_and(|cb| cb.baseline == vcp_core::pricing::Baseline::DefaultModule)
             }),
             ModuleRef::Default => false,
         })

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::store::{AgentRecord, AgentTotals, Store};
-use crate::view::View;
+use vcp_core::view::View;
 
 /// Live per-agent counters; lock-free.
 #[derive(Debug, Default)]

@@ -24,7 +24,7 @@ use crate::fleet::{AgentEntry, Fleet};
 use crate::live::Claim;
 use crate::stream::{self, Pipe, Read};
 use crate::unix_ms;
-use crate::view::{Carry, HostCell};
+use vcp_core::view::{Carry, HostCell};
 
 /// Configurations queued for one connected agent.
 const CONFIGURE_QUEUE: usize = 64;

@@ -16,23 +16,18 @@ use tracing::warn;
 use vcp_common::metric::CPU_UTILIZATION;
 use vcp_common::module::{param, Condition, SensorSelector, Target};
 
-use crate::contribution::Contribution;
 use crate::control_plane::Planes;
 use crate::fleet::Fleet;
 use crate::queue::Lossy;
-use crate::reputation::{
+use crate::unix_ms;
+use vcp_core::contribution::Contribution;
+use vcp_core::reputation::{
     shared, Components, Reputation, ReputationConfig, ReputationSnapshot, ReputationState,
     SharedReputation,
 };
-use crate::settings::{Decision, Settings};
-use crate::unix_ms;
+use vcp_core::settings::{Decision, Settings};
 
-/// A module instance: `<control plane>/<module id>`.
-pub type ModuleKey = Arc<str>;
-
-pub fn module_key(plane: &str, module: &str) -> ModuleKey {
-    Arc::from(format!("{plane}/{module}"))
-}
+pub use vcp_core::{module_key, ModuleKey};
 
 /// Evaluation windows of instance history kept per service set.
 const INSTANCE_HISTORY: usize = 720;

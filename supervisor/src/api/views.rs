@@ -11,7 +11,7 @@ use super::ApiError;
 use crate::accounts::{Principal, Role};
 use crate::control::{Control, ModuleSummary};
 use crate::control_plane::{ControlPlane, ModuleRef};
-use crate::reputation::Components;
+use vcp_core::reputation::Components;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlaneView {

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use vcp_common::module::{Condition, Kind};
 
-use crate::modules::builtin::BuiltinConfig;
-use crate::pricing::{Contract, PriceSheet};
-use crate::reputation::ReputationConfig;
 use crate::solicit::mediation::PolicyEntry;
+use vcp_core::builtin::BuiltinConfig;
+use vcp_core::pricing::{Contract, PriceSheet};
+use vcp_core::reputation::ReputationConfig;
 
 pub mod limits;
 mod members;

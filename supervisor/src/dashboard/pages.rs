@@ -119,7 +119,7 @@ pub async fn modules(State(s): State<ApiState>, viewer: Viewer) -> Response {
 
 fn plane_cells(m: &ModuleView, p: &ModuleInPlane) -> Markup {
     let rep = p.reputation.as_ref();
-    let cell = |f: fn(&crate::reputation::Components) -> f64| {
+    let cell = |f: fn(&vcp_core::reputation::Components) -> f64| {
         rep.map_or_else(|| MISSING.to_owned(), |r| format::score(f(r)))
     };
     let (id, plane) = (&m.id, &p.control_plane);

@@ -30,8 +30,8 @@ use vcp_common::frame::{Applied, Configure};
 
 use crate::control_plane::Planes;
 use crate::queue::Lossy;
-use crate::settings::Decision;
 use crate::unix_ms;
+use vcp_core::settings::Decision;
 
 /// Outcomes of one module's configurations.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

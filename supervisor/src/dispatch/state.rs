@@ -12,7 +12,7 @@ use vcp_common::module::Target;
 
 use super::{DeliveryCounts, DispatchMsg};
 use crate::control_plane::Planes;
-use crate::settings::Decision;
+use vcp_core::settings::Decision;
 
 /// A configuration with no outcome after this long counts as failed.
 pub const ANSWER_MS: i64 = 30_000;

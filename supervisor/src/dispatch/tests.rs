@@ -13,7 +13,7 @@ use super::state::{Dispatcher, ANSWER_MS, RETRY_MS};
 use super::DispatchMsg;
 use crate::config::Instances;
 use crate::control_plane::{ControlPlane, Scope, ServiceSetDef};
-use crate::settings::Decision;
+use vcp_core::settings::Decision;
 
 fn dispatcher() -> Dispatcher {
     let set = ServiceSetDef {

@@ -28,7 +28,6 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 
 pub use period::{Granularity, Period};
 pub use reader::{LedgerReader, LedgerTotals};
@@ -38,28 +37,7 @@ pub use writer::Ledger;
 /// The file in the data directory.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
 
-/// One charge: `debit` pays `amount` micro-units to `credit`.
-///
-/// Accounts are strings such as `customer:acme`, `vendor:predictive-labs`,
-/// `operator`. `amount` may be computed from a fractional `quantity` times
-/// `unit_price`; the rounding is the caller's, the ledger stores `amount`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Charge {
-    /// Idempotency key: the same key is charged once, ever.
-    pub key: String,
-    pub at_ms: i64,
-    pub debit: String,
-    pub credit: String,
-    /// Micro-units, > 0 (a zero charge is skipped, a negative one refused).
-    pub amount: i64,
-    pub module: String,
-    pub control_plane: String,
-    pub kind: String,
-    pub description: String,
-    pub quantity: f64,
-    /// Micro-units per unit.
-    pub unit_price: i64,
-}
+pub use vcp_core::pricing::Charge;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -95,46 +73,15 @@ pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Ledg
     move |source| LedgerError::Sqlite { context, source }
 }
 
-impl Charge {
-    /// Checks the charge; `Ok(false)` for a zero amount, which is skipped.
-    pub fn validate(&self) -> Result<bool, LedgerError> {
-        let invalid = |reason: String| {
-            Err(LedgerError::InvalidCharge {
-                key: self.key.clone(),
-                reason,
-            })
-        };
-        if self.key.is_empty() {
-            return invalid("the idempotency key is empty".into());
-        }
-        if self.amount < 0 {
-            return invalid(format!("amount {} micro-units is negative", self.amount));
-        }
-        if self.debit.is_empty() || self.credit.is_empty() {
-            return invalid(format!(
-                "empty account (debit {:?}, credit {:?})",
-                self.debit, self.credit
-            ));
-        }
-        if self.debit == self.credit {
-            return invalid(format!(
-                "debit and credit are the same account {:?}",
-                self.debit
-            ));
-        }
-        if !self.quantity.is_finite() {
-            return invalid(format!("quantity {} is not finite", self.quantity));
-        }
-        Ok(self.amount > 0)
-    }
-}
-
 /// Validates every charge and drops the zero ones; refuses the whole batch
 /// if one is invalid (nothing of it is queued).
 pub(crate) fn checked(mut charges: Vec<Charge>) -> Result<Vec<Charge>, LedgerError> {
     let mut zero = false;
     for c in &charges {
-        zero |= !c.validate()?;
+        zero |= !c.validate().map_err(|reason| LedgerError::InvalidCharge {
+            key: c.key.clone(),
+            reason,
+        })?;
     }
     if zero {
         charges.retain(|c| c.amount != 0);

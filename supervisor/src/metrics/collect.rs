@@ -387,7 +387,7 @@ pub(super) fn judge(f: &mut Families, control: &Control) {
     for r in &report.reputation {
         fam.add(id(&r.module, &r.control_plane), r.components.score);
     }
-    type Parts = fn(&crate::reputation::Components) -> [f64; 4];
+    type Parts = fn(&vcp_core::reputation::Components) -> [f64; 4];
     let per_component: [(&'static str, &'static str, Parts); 2] = [
         (
             "vcp_reputation_component",

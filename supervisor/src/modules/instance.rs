@@ -11,7 +11,7 @@ use vcp_common::module::{Kind, ModuleSpec, Proposal, Solicitation};
 
 use crate::config::ModuleLimits;
 use crate::control_plane::ControlPlane;
-use crate::modules::stats::ModuleStats;
+use vcp_core::stats::ModuleStats;
 
 /// A solicitation for one module instance.
 pub struct Ask {

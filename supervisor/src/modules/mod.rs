@@ -2,9 +2,7 @@
 //! default modules, remote custom modules connected over QUIC, and the
 //! per-instance bookkeeping the solicitor uses.
 
-pub mod builtin;
 pub mod instance;
 pub mod registry;
 pub mod remote;
 pub mod runner;
-pub mod stats;

@@ -12,7 +12,7 @@ use tracing::warn;
 use vcp_common::module::ModuleLogic;
 
 use crate::modules::instance::{Ask, Fault};
-use crate::modules::stats::ModuleStats;
+use vcp_core::stats::ModuleStats;
 
 /// Builds a built-in module's logic, as new.
 pub type Factory = Box<dyn Fn() -> Box<dyn ModuleLogic> + Send + Sync>;

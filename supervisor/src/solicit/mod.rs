@@ -32,13 +32,13 @@ use crate::fleet::Fleet;
 use crate::judge::{Evidence, JudgeHandle, ModuleKey};
 use crate::modules::instance::{Ask, ModuleInstance};
 use crate::modules::registry::Registry;
-use crate::reputation::ReputationSnapshot;
-use crate::settings::Settings;
-use crate::settings::{Decision, SettingsMap};
 use crate::unix_ms;
 use constraints::{Constraints, RateLimiter};
 use mediation::Mediator;
 use round::{admit, Admission, Request};
+use vcp_core::reputation::ReputationSnapshot;
+use vcp_core::settings::Settings;
+use vcp_core::settings::{Decision, SettingsMap};
 
 /// Per-kind round counters.
 #[derive(Debug, Default)]

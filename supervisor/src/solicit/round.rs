@@ -11,12 +11,12 @@ use std::sync::Arc;
 use tracing::debug;
 use vcp_common::module::Proposal;
 
-use crate::modules::stats::ParamCounters;
+use vcp_core::stats::ParamCounters;
 
 use crate::modules::instance::ModuleInstance;
-use crate::settings::{ParamSettings, SettingsMap};
 use crate::solicit::constraints::{Constraints, RateLimiter, Rule, Verdict};
 use crate::solicit::intern::Interner;
+use vcp_core::settings::{ParamSettings, SettingsMap};
 
 /// A request that passed admission. Its parameter and target are ids in
 /// the round's [`Interner`].

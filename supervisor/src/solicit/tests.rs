@@ -16,12 +16,12 @@ use super::mediation::{Mediator, PolicyTable};
 use super::RoundCore;
 use crate::config::{Instances, ModuleLimits, OnViolation, ParamConstraint};
 use crate::control_plane::{ControlPlane, Scope, ServiceSetDef};
-use crate::mediate::{mediate_value, Bid};
 use crate::modules::instance::ModuleInstance;
-use crate::reputation::ReputationSnapshot;
-use crate::settings::{Decision, SettingsMap};
 use crate::solicit::constraints::Constraints;
 use crate::solicit::mediation::default_policy;
+use vcp_core::mediate::{mediate_value, Bid};
+use vcp_core::reputation::ReputationSnapshot;
+use vcp_core::settings::{Decision, SettingsMap};
 
 const SETS: usize = 6;
 const HOSTS: usize = 3;
@@ -505,7 +505,7 @@ fn requests_past_the_quota_are_counted_for_the_vendor_and_never_examined() {
     assert_eq!(inst.fault_bytes, inst_over + clipped_bytes);
     let bogus = stats
         .iter()
-        .find(|p| p.parameter == crate::modules::stats::UNDECLARED)
+        .find(|p| p.parameter == vcp_core::stats::UNDECLARED)
         .unwrap();
     assert_eq!(
         (
@@ -516,6 +516,6 @@ fn requests_past_the_quota_are_counted_for_the_vendor_and_never_examined() {
         ),
         (3, 3, 2, bogus_all)
     );
-    let usage = crate::pricing::ParamUsage::from(inst);
+    let usage = vcp_core::pricing::ParamUsage::from(inst);
     assert_eq!(usage.requests - usage.faults(), 1, "one billable request");
 }

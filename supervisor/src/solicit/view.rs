@@ -6,8 +6,8 @@ use vcp_common::module::{param, Goal, Objective, SensorSelector, Target};
 use vcp_common::view::{HostReadings, Reading, SensorView, ServiceSetState, Setting};
 
 use crate::control_plane::Scope;
-use crate::settings::SettingsMap;
-use crate::view::View;
+use vcp_core::settings::SettingsMap;
+use vcp_core::view::View;
 
 /// A service set's goal as modules see it: as few instances as possible
 /// while its conditions hold.

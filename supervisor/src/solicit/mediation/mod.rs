@@ -14,17 +14,17 @@ use std::time::{Duration, Instant};
 use vcp_common::module::{param, Kind};
 
 use crate::control_plane::ControlPlane;
-use crate::mediate::capacity::allocate;
-use crate::mediate::optimise;
-use crate::mediate::{mediate_value, Bid, Policy, SeedableRng, SmallRng};
 use crate::modules::instance::ModuleInstance;
-use crate::settings::{Decision, SettingsMap};
 use crate::solicit::intern::{Interner, NONE};
 use crate::solicit::policy::policy_index;
 pub use crate::solicit::policy::{
     default_policy, PolicyCount, PolicyCounts, PolicyEntry, PolicyTable, POLICY_NAMES,
 };
 use crate::solicit::round::Request;
+use vcp_core::mediate::capacity::allocate;
+use vcp_core::mediate::optimise;
+use vcp_core::mediate::{mediate_value, Bid, Policy, SeedableRng, SmallRng};
+use vcp_core::settings::{Decision, SettingsMap};
 
 mod placement;
 

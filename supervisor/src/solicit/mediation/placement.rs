@@ -8,11 +8,11 @@ use vcp_common::module::{param, Target};
 
 use super::Mediator;
 use crate::judge::ModuleKey;
-use crate::mediate::optimise::{self, place, Problem, Search};
 use crate::modules::instance::ModuleInstance;
-use crate::settings::{Decision, SettingsMap};
 use crate::solicit::intern::Interner;
 use crate::solicit::round::Request;
+use vcp_core::mediate::optimise::{self, place, Problem, Search};
+use vcp_core::settings::{Decision, SettingsMap};
 
 impl Mediator {
     #[allow(clippy::too_many_arguments)]

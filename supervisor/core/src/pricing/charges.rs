@@ -11,7 +11,7 @@ use super::{
     customer_account, idempotency_key, vendor_account, Charge, ChargeKind, Contract, PriceSheet,
     OPERATOR_ACCOUNT,
 };
-use crate::modules::stats::ParamSummary;
+use crate::stats::ParamSummary;
 
 /// One parameter's request counters over the period. `requests` counts every
 /// request; `late`, `rejected` and `clipped` are disjoint subsets of it

@@ -7,8 +7,9 @@ use vcp_common::module::Kind;
 
 use super::PricingError;
 
-/// An example price sheet (also `supervisor/prices.example.toml`).
-pub const PRICES_EXAMPLE: &str = include_str!("../../prices.example.toml");
+/// The example price sheet, `supervisor/prices.example.toml`.
+#[cfg(test)]
+pub const PRICES_EXAMPLE: &str = include_str!("../../../prices.example.toml");
 
 /// Billing period granularity (carried for the statement builder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -73,10 +74,12 @@ pub struct PriceSheet {
 }
 
 impl PriceSheet {
-    /// Parses and validates a price sheet.
+    /// Parses and validates a price sheet (the supervisor's configuration
+    /// reads it as part of its file; this is for tests).
+    #[cfg(test)]
     pub fn from_toml(text: &str) -> Result<Self, PricingError> {
         let sheet: PriceSheet =
-            toml::from_str(text).map_err(|e| PricingError::Toml(e.to_string()))?;
+            toml::from_str(text).map_err(|e| PricingError::invalid("toml", e.to_string()))?;
         sheet.validate()?;
         Ok(sheet)
     }

@@ -8,6 +8,7 @@ use super::money::ratio_ppm;
 use super::{PricingError, SHARE_SCALE};
 
 /// An example contracts file.
+#[cfg(test)]
 pub const CONTRACTS_EXAMPLE: &str = r#"
 # The customer pays 30 % of the module's fees and the vendor 70 %; the vendor
 # earns half of the reduction of the service set's resource cost below
@@ -151,10 +152,11 @@ pub struct ContractSet {
 }
 
 impl ContractSet {
-    /// Parses and validates a contracts file.
+    /// Parses and validates a contracts file (for tests).
+    #[cfg(test)]
     pub fn from_toml(text: &str) -> Result<Self, PricingError> {
         let set: ContractSet =
-            toml::from_str(text).map_err(|e| PricingError::Toml(e.to_string()))?;
+            toml::from_str(text).map_err(|e| PricingError::invalid("toml", e.to_string()))?;
         set.validate()?;
         Ok(set)
     }

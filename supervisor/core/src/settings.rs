@@ -23,7 +23,7 @@ pub struct Decision {
     /// How many requests competed for this (target, parameter).
     pub contenders: usize,
     /// Each competing module's influence on the outcome (summing to 1).
-    pub influences: Vec<(crate::judge::ModuleKey, f64)>,
+    pub influences: Vec<(crate::ModuleKey, f64)>,
 }
 
 /// A decision keyed by its target, so the map needs no separate key (and

@@ -77,12 +77,68 @@ pub use charges::{
     cost_benefit, goals_held, request_charges, resource_charge, resource_cost, ModuleUsage,
     ParamUsage, Parties, ResourceUsage,
 };
-pub use contract::{Baseline, Contract, ContractSet, CostBenefit, Payer, CONTRACTS_EXAMPLE};
+#[cfg(test)]
+pub use contract::CONTRACTS_EXAMPLE;
+pub use contract::{Baseline, Contract, ContractSet, CostBenefit, Payer};
 pub use money::{div_round_half_even, ratio_ppm, split_customer_share, SHARE_SCALE};
-pub use sheet::{BillingPeriod, PriceSheet, RequestFee, ResourcePrices, PRICES_EXAMPLE};
+#[cfg(test)]
+pub use sheet::PRICES_EXAMPLE;
+pub use sheet::{BillingPeriod, PriceSheet, RequestFee, ResourcePrices};
 
-/// One ledger entry; the ledger owns the type.
-pub use crate::ledger::Charge;
+use serde::{Deserialize, Serialize};
+
+/// One charge: `debit` pays `amount` micro-units to `credit`.
+///
+/// Accounts are strings such as `customer:acme`, `vendor:predictive-labs`,
+/// `operator`. `amount` may be computed from a fractional `quantity` times
+/// `unit_price`; the rounding is the caller's, the ledger stores `amount`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Charge {
+    /// Idempotency key: the same key is charged once, ever.
+    pub key: String,
+    pub at_ms: i64,
+    pub debit: String,
+    pub credit: String,
+    /// Micro-units, > 0 (a zero charge is skipped, a negative one refused).
+    pub amount: i64,
+    pub module: String,
+    pub control_plane: String,
+    pub kind: String,
+    pub description: String,
+    pub quantity: f64,
+    /// Micro-units per unit.
+    pub unit_price: i64,
+}
+
+impl Charge {
+    /// Checks the charge; `Ok(false)` for a zero amount, which is skipped,
+    /// and the reason when it is invalid.
+    pub fn validate(&self) -> Result<bool, String> {
+        let invalid = |reason: String| Err(reason);
+        if self.key.is_empty() {
+            return invalid("the idempotency key is empty".into());
+        }
+        if self.amount < 0 {
+            return invalid(format!("amount {} micro-units is negative", self.amount));
+        }
+        if self.debit.is_empty() || self.credit.is_empty() {
+            return invalid(format!(
+                "empty account (debit {:?}, credit {:?})",
+                self.debit, self.credit
+            ));
+        }
+        if self.debit == self.credit {
+            return invalid(format!(
+                "debit and credit are the same account {:?}",
+                self.debit
+            ));
+        }
+        if !self.quantity.is_finite() {
+            return invalid(format!("quantity {} is not finite", self.quantity));
+        }
+        Ok(self.amount > 0)
+    }
+}
 
 /// The types of charge this module produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,9 +178,6 @@ pub fn vendor_account(id: &str) -> String {
 /// A price sheet or contract file that does not parse or is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
-    /// Syntax, unknown field or wrong type (the message carries the line).
-    #[error("{0}")]
-    Toml(String),
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
 }
