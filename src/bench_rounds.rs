@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vcp_common::module::{param, Kind, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
+use vcp_core::plane::DEFAULT_PLANE;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::control::Control;
-use vcp_supervisor::control_plane::DEFAULT_PLANE;
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::store::Store;
 

@@ -84,9 +84,7 @@ fn create_token(
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use vcp_supervisor::accounts::{check_account, Accounts};
-    if account == vcp_supervisor::config::OPERATOR
-        && role != vcp_supervisor::accounts::Role::Operator
-    {
+    if account == vcp_core::plane::OPERATOR && role != vcp_supervisor::accounts::Role::Operator {
         anyhow::bail!("account {account:?} is the operator's: use --role operator");
     }
     if let Some(path) = config {

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{SupervisorFile, OPERATOR};
+use crate::config::SupervisorFile;
+use vcp_core::plane::OPERATOR;
 
 /// The database of the supervisor's own records besides telemetry and the
 /// ledger: tokens, provisioned control planes, feedback and workflows.

@@ -28,13 +28,13 @@ use vcp_common::metric::{NIC_RX_BYTES, NIC_TX_BYTES};
 use vcp_common::module::{param, Target};
 
 use crate::checkpoint::{self, BillerState, Checkpoint};
-use crate::config::OPERATOR;
 use crate::control::{Control, ModuleSummary};
-use crate::control_plane::ServiceSetDef;
 use crate::judge::GoalRecord;
 use crate::ledger::{Charge, Granularity, Ledger, LedgerReader, Period, StateRow};
 use crate::unix_ms;
 use vcp_core::contribution::split_amount;
+use vcp_core::plane::ServiceSetDef;
+use vcp_core::plane::OPERATOR;
 use vcp_core::pricing::{
     cost_benefit, customer_account, goals_held, request_charges, resource_charge, resource_cost,
     vendor_account, Baseline, BillingPeriod, ModuleUsage, ParamUsage, Parties, ResourceUsage,

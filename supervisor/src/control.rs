@@ -11,7 +11,6 @@ use vcp_common::module::Kind;
 use crate::biller::{self, BillNow};
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{CustomModuleConfig, SupervisorFile};
-use crate::control_plane::{self, ControlPlane, ModuleRef, Planes};
 use crate::dispatch::{self, DispatchHandle};
 use crate::fleet::Fleet;
 use crate::judge::{self, module_key, Evidence, JudgeHandle, JudgeState};
@@ -20,10 +19,11 @@ use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
 use crate::provision::store::FeedbackRecord;
-use crate::provision::PlaneSpec;
 use crate::solicit::constraints::Constraints;
 use crate::solicit::mediation::{Mediator, PolicyCounts, PolicyTable};
 use crate::solicit::{KindStats, KindSummary, RoundContext, Solicitor};
+use vcp_core::plane::PlaneSpec;
+use vcp_core::plane::{self, ControlPlane, ModuleRef, Planes};
 use vcp_core::settings::Settings;
 use vcp_core::stats::{ModuleStats, ParamSummary};
 
@@ -134,7 +134,7 @@ impl Control {
             .and_then(|(_, r)| r.state(checkpoint::NAME).ok().flatten())
             .and_then(|row| Checkpoint::decode(&row.bytes));
         let planes: Planes = Arc::new(arc_swap::ArcSwap::from_pointee(
-            control_plane::build(&file, &provisioned)
+            file.planes(&provisioned)
                 .into_iter()
                 .map(Arc::new)
                 .collect(),
@@ -404,7 +404,7 @@ impl Control {
     /// modules may register. Idempotent: the same spec again is a no-op.
     pub fn activate(&self, spec: PlaneSpec) -> Result<Arc<ControlPlane>, String> {
         let mut provisioned = self.lock_provisioned();
-        let id = control_plane::virtual_plane_id(&spec.customer);
+        let id = plane::virtual_plane_id(&spec.customer);
         if !provisioned.contains(&spec) {
             if let Some(p) = self.plane(&id) {
                 return Err(format!(
@@ -412,7 +412,7 @@ impl Control {
                     spec.customer, p.id
                 ));
             }
-            spec.validate(&self.file)?;
+            crate::provision::validate(&spec, &self.file)?;
             provisioned.push(spec);
             self.reconcile(&provisioned);
         }
@@ -446,7 +446,9 @@ impl Control {
     /// plane starts its default modules afresh (statistics carry over).
     fn reconcile(&self, provisioned: &[PlaneSpec]) {
         let old = self.planes.load_full();
-        let next: Vec<Arc<ControlPlane>> = control_plane::build(&self.file, provisioned)
+        let next: Vec<Arc<ControlPlane>> = self
+            .file
+            .planes(provisioned)
             .into_iter()
             .map(|p| {
                 old.iter()

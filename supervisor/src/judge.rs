@@ -16,11 +16,11 @@ use tracing::warn;
 use vcp_common::metric::CPU_UTILIZATION;
 use vcp_common::module::{param, Condition, SensorSelector, Target};
 
-use crate::control_plane::Planes;
 use crate::fleet::Fleet;
 use crate::queue::Lossy;
 use crate::unix_ms;
 use vcp_core::contribution::Contribution;
+use vcp_core::plane::Planes;
 use vcp_core::reputation::{
     shared, Components, Reputation, ReputationConfig, ReputationSnapshot, ReputationState,
     SharedReputation,

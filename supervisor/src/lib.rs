@@ -8,7 +8,6 @@ pub mod biller;
 pub mod checkpoint;
 pub mod config;
 pub mod control;
-pub mod control_plane;
 pub mod dashboard;
 pub mod dispatch;
 pub mod fleet;

@@ -6,6 +6,7 @@
 pub mod builtin;
 pub mod contribution;
 pub mod mediate;
+pub mod plane;
 pub mod pricing;
 pub mod reputation;
 pub mod settings;

@@ -12,10 +12,10 @@ use super::extract::Params;
 use super::views::{self, DecisionView, ModuleView};
 use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
-use crate::control_plane::virtual_plane_id;
 use crate::judge::module_key;
 use crate::provision::store::FeedbackRecord;
 use crate::unix_ms;
+use vcp_core::plane::virtual_plane_id;
 
 pub async fn list(State(s): State<ApiState>, caller: Caller) -> Json<Vec<ModuleView>> {
     Json(views::modules(&s.control, &caller))
@@ -81,7 +81,7 @@ pub async fn feedback(
             if s.control.plane(&own).is_some() {
                 own
             } else {
-                crate::control_plane::DEFAULT_PLANE.to_owned()
+                vcp_core::plane::DEFAULT_PLANE.to_owned()
             }
         }
         (None, _) => {

@@ -14,10 +14,10 @@ use super::error::parse_json;
 use super::views::{self, PlaneView};
 use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
-use crate::control_plane::{virtual_plane_id, DEFAULT_PLANE};
 use crate::provision::tasks::Payload;
-use crate::provision::{Choice, PlaneSpec};
 use crate::workflow::WorkflowView;
+use vcp_core::plane::{virtual_plane_id, DEFAULT_PLANE};
+use vcp_core::plane::{Choice, PlaneSpec};
 
 pub async fn list(
     State(s): State<ApiState>,
@@ -111,8 +111,7 @@ pub async fn create(
         customer,
         modules: req.modules,
     };
-    spec.validate(&s.control.file)
-        .map_err(ApiError::unprocessable)?;
+    crate::provision::validate(&spec, &s.control.file).map_err(ApiError::unprocessable)?;
     let id = virtual_plane_id(&spec.customer);
     if s.control.plane(&id).is_some() {
         return Err(ApiError::conflict(format!(

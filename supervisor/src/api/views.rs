@@ -10,7 +10,7 @@ use vcp_common::module::{Kind, Target};
 use super::ApiError;
 use crate::accounts::{Principal, Role};
 use crate::control::{Control, ModuleSummary};
-use crate::control_plane::{ControlPlane, ModuleRef};
+use vcp_core::plane::{ControlPlane, ModuleRef};
 use vcp_core::reputation::Components;
 
 #[derive(Debug, Clone, Serialize)]
@@ -317,7 +317,7 @@ pub struct ServiceSetView {
     pub customer: String,
     pub control_plane: String,
     pub members: Vec<vcp_common::view::Member>,
-    pub instances: crate::config::Instances,
+    pub instances: vcp_core::plane::Instances,
     /// The instances decided and in force, once a module decided.
     pub instances_in_force: Option<f64>,
     pub goals: Vec<vcp_common::module::Condition>,

@@ -6,17 +6,19 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 use vcp_common::module::{Condition, Kind};
 
 use crate::solicit::mediation::PolicyEntry;
 use vcp_core::builtin::BuiltinConfig;
+use vcp_core::plane::{InstanceSize, Instances, Mode, OPERATOR};
 use vcp_core::pricing::{Contract, PriceSheet};
 use vcp_core::reputation::ReputationConfig;
 
 pub mod limits;
 mod members;
+mod planes;
 
 pub use members::{overlapping_members, MemberConfig};
 
@@ -29,10 +31,6 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
         .join("vcp")
 }
-
-/// The operator's own account: its service sets run under the default
-/// control plane.
-pub const OPERATOR: &str = "operator";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,14 +134,6 @@ pub struct Vendor {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Instances {
-    pub min: u32,
-    pub max: u32,
-    pub initial: u32,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSetConfig {
@@ -162,15 +152,6 @@ pub struct ServiceSetConfig {
     /// measured NIC traffic.
     #[serde(default)]
     pub instance: Option<InstanceSize>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct InstanceSize {
-    pub cores: f64,
-    pub memory_gib: f64,
-    #[serde(default)]
-    pub gpus: f64,
 }
 
 /// A customer's rating of a module (1–5), loaded at start.
@@ -193,18 +174,6 @@ pub struct CustomModuleConfig {
     pub customer: Spanned<String>,
     #[serde(default)]
     pub limits: Option<ModuleLimits>,
-}
-
-/// What a virtual control plane does with one kind.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Use the operator's default module.
-    Keep,
-    /// Use the custom module instead of the default.
-    Replace,
-    /// Use both; their requests compete in mediation.
-    Complement,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -28,9 +28,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use vcp_common::frame::{Applied, Configure};
 
-use crate::control_plane::Planes;
 use crate::queue::Lossy;
 use crate::unix_ms;
+use vcp_core::plane::Planes;
 use vcp_core::settings::Decision;
 
 /// Outcomes of one module's configurations.

@@ -11,7 +11,7 @@ use vcp_common::frame::{Applied, Configure};
 use vcp_common::module::Target;
 
 use super::{DeliveryCounts, DispatchMsg};
-use crate::control_plane::Planes;
+use vcp_core::plane::Planes;
 use vcp_core::settings::Decision;
 
 /// A configuration with no outcome after this long counts as failed.

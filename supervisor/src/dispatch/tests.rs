@@ -11,8 +11,8 @@ use vcp_common::view::Member;
 
 use super::state::{Dispatcher, ANSWER_MS, RETRY_MS};
 use super::DispatchMsg;
-use crate::config::Instances;
-use crate::control_plane::{ControlPlane, Scope, ServiceSetDef};
+use vcp_core::plane::Instances;
+use vcp_core::plane::{ControlPlane, Scope, ServiceSetDef};
 use vcp_core::settings::Decision;
 
 fn dispatcher() -> Dispatcher {

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use vcp_common::module::{Kind, ModuleSpec, Proposal, Solicitation};
 
 use crate::config::ModuleLimits;
-use crate::control_plane::ControlPlane;
+use vcp_core::plane::ControlPlane;
 use vcp_core::stats::ModuleStats;
 
 /// A solicitation for one module instance.

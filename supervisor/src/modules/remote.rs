@@ -20,10 +20,10 @@ use vcp_common::session::module::{ModuleEvent, ModuleSession, ModuleSessionLimit
 use vcp_common::session::Close;
 
 use crate::control::Control;
-use crate::control_plane::ModuleRef;
 use crate::live::Claim;
 use crate::modules::instance::{Ask, Fault, ModuleInstance};
 use crate::stream::{self, Pipe, Read};
+use vcp_core::plane::ModuleRef;
 
 /// Serves the connection of module `module_id` (named by its
 /// certificate) until it ends.

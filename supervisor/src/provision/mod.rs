@@ -6,32 +6,10 @@
 pub mod store;
 pub mod tasks;
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use vcp_common::module::Kind;
+use vcp_core::plane::{Choice, Mode, PlaneSpec, OPERATOR};
 
-use crate::config::{Mode, SupervisorFile, OPERATOR};
-
-/// What a virtual control plane does with one kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Choice {
-    pub mode: Mode,
-    /// The custom module (for replace and complement).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module: Option<String>,
-}
-
-/// A customer's virtual control plane: one per customer, over the service
-/// sets the customer owns. Kinds not listed keep the default module.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlaneSpec {
-    pub customer: String,
-    #[serde(default)]
-    pub modules: BTreeMap<Kind, Choice>,
-}
+use crate::config::SupervisorFile;
 
 /// Checks one kind's choice of a plane of `customer` against the custom
 /// modules of `file`: the message says what is wrong.
@@ -77,45 +55,38 @@ pub fn check_choice(
     }
 }
 
-impl PlaneSpec {
-    /// Whether the spec makes sense for `file`: a known customer (not the
-    /// operator) owning at least one service set, and valid choices.
-    pub fn validate(&self, file: &SupervisorFile) -> Result<(), String> {
-        if self.customer == OPERATOR {
-            return Err("the operator's default control plane is implicit; virtual control planes belong to customers".into());
-        }
-        if !file
-            .customers
-            .iter()
-            .any(|c| c.id.get_ref() == &self.customer)
-        {
-            return Err(format!("unknown customer {:?}", self.customer));
-        }
-        if !file
-            .service_sets
-            .iter()
-            .any(|s| s.customer.get_ref() == &self.customer)
-        {
-            return Err(format!(
-                "customer {:?} owns no service set: a control plane would have nothing to control",
-                self.customer
-            ));
-        }
-        if let Some((_, message)) =
-            crate::config::overlapping_members(&file.service_sets, Some(&self.customer))
-        {
-            return Err(message);
-        }
-        for (kind, c) in &self.modules {
-            check_choice(file, &self.customer, *kind, c.mode, c.module.as_deref())?;
-        }
-        Ok(())
+/// Whether `spec` makes sense for `file`: a known customer (not the
+/// operator) owning at least one service set, and valid choices.
+pub fn validate(spec: &PlaneSpec, file: &SupervisorFile) -> Result<(), String> {
+    if spec.customer == OPERATOR {
+        return Err("the operator's default control plane is implicit; virtual control planes belong to customers".into());
     }
-
-    /// The custom modules the plane uses.
-    pub fn custom_modules(&self) -> impl Iterator<Item = &str> {
-        self.modules.values().filter_map(|c| c.module.as_deref())
+    if !file
+        .customers
+        .iter()
+        .any(|c| c.id.get_ref() == &spec.customer)
+    {
+        return Err(format!("unknown customer {:?}", spec.customer));
     }
+    if !file
+        .service_sets
+        .iter()
+        .any(|s| s.customer.get_ref() == &spec.customer)
+    {
+        return Err(format!(
+            "customer {:?} owns no service set: a control plane would have nothing to control",
+            spec.customer
+        ));
+    }
+    if let Some((_, message)) =
+        crate::config::overlapping_members(&file.service_sets, Some(&spec.customer))
+    {
+        return Err(message);
+    }
+    for (kind, c) in &spec.modules {
+        check_choice(file, &spec.customer, *kind, c.mode, c.module.as_deref())?;
+    }
+    Ok(())
 }
 
 impl From<&crate::config::ControlPlaneConfig> for PlaneSpec {

@@ -248,9 +248,9 @@ impl PlaneStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
     use crate::provision::Choice;
     use vcp_common::module::Kind;
+    use vcp_core::plane::Mode;
 
     #[test]
     fn planes_survive_reopen_and_one_workflow_holds_a_customer() {

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{PlaneState, PlaneStore};
 use super::PlaneSpec;
-use crate::config::OPERATOR as OPERATOR_ACCOUNT;
 use crate::control::Control;
-use crate::control_plane::virtual_plane_id;
 use crate::workflow::{Actions, BoxFuture, TaskDef, Template, WorkflowInfo};
+use vcp_core::plane::virtual_plane_id;
+use vcp_core::plane::OPERATOR as OPERATOR_ACCOUNT;
 
 pub static PROVISION: Template = Template {
     name: "provision",
@@ -95,7 +95,7 @@ impl Provisioner {
                 .is_some_and(|r| r.workflow == record_of))
         };
         match (task, undo) {
-            ("validate", false) => spec.validate(&self.control.file),
+            ("validate", false) => super::validate(&spec, &self.control.file),
             ("authorise", false) => {
                 if wf.owner != customer && wf.owner != OPERATOR_ACCOUNT {
                     return Err(format!(

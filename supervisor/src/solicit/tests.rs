@@ -14,12 +14,13 @@ use vcp_common::view::Member;
 use super::intern::target_hash;
 use super::mediation::{Mediator, PolicyTable};
 use super::RoundCore;
-use crate::config::{Instances, ModuleLimits, OnViolation, ParamConstraint};
-use crate::control_plane::{ControlPlane, Scope, ServiceSetDef};
+use crate::config::{ModuleLimits, OnViolation, ParamConstraint};
 use crate::modules::instance::ModuleInstance;
 use crate::solicit::constraints::Constraints;
 use crate::solicit::mediation::default_policy;
 use vcp_core::mediate::{mediate_value, Bid};
+use vcp_core::plane::Instances;
+use vcp_core::plane::{ControlPlane, Scope, ServiceSetDef};
 use vcp_core::reputation::ReputationSnapshot;
 use vcp_core::settings::{Decision, SettingsMap};
 

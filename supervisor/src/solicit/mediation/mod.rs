@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use vcp_common::module::{param, Kind};
 
-use crate::control_plane::ControlPlane;
 use crate::modules::instance::ModuleInstance;
 use crate::solicit::intern::{Interner, NONE};
 use crate::solicit::policy::policy_index;
@@ -24,6 +23,7 @@ use crate::solicit::round::Request;
 use vcp_core::mediate::capacity::allocate;
 use vcp_core::mediate::optimise;
 use vcp_core::mediate::{mediate_value, Bid, Policy, SeedableRng, SmallRng};
+use vcp_core::plane::ControlPlane;
 use vcp_core::settings::{Decision, SettingsMap};
 
 mod placement;

@@ -2,14 +2,72 @@
 //! per customer that opts in, each a set of modules per kind and a scope —
 //! the service sets and resources its modules may see and configure.
 
-use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
 use vcp_common::module::{Kind, Target};
 use vcp_common::view::Member;
 
-use crate::config::{Instances, Mode, SupervisorFile, OPERATOR};
-use crate::provision::PlaneSpec;
+/// The operator's account (owner of the default control plane).
+pub const OPERATOR: &str = "operator";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Instances {
+    pub min: u32,
+    pub max: u32,
+    pub initial: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSize {
+    pub cores: f64,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: f64,
+}
+
+/// What a virtual control plane does with one kind.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Use the operator's default module.
+    Keep,
+    /// Use the custom module instead of the default.
+    Replace,
+    /// Use both; their requests compete in mediation.
+    Complement,
+}
+
+/// What a virtual control plane does with one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub mode: Mode,
+    /// The custom module (for replace and complement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+}
+
+/// A customer's virtual control plane: one per customer, over the service
+/// sets the customer owns. Kinds not listed keep the default module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaneSpec {
+    pub customer: String,
+    #[serde(default)]
+    pub modules: BTreeMap<Kind, Choice>,
+}
+
+impl PlaneSpec {
+    /// The custom modules the plane uses.
+    pub fn custom_modules(&self) -> impl Iterator<Item = &str> {
+        self.modules.values().filter_map(|c| c.module.as_deref())
+    }
+}
 
 /// Id of the operator's default control plane.
 pub const DEFAULT_PLANE: &str = "default";
@@ -21,7 +79,7 @@ pub struct ServiceSetDef {
     pub members: Vec<Member>,
     pub instances: Instances,
     pub goals: Vec<vcp_common::module::Condition>,
-    pub instance: Option<crate::config::InstanceSize>,
+    pub instance: Option<InstanceSize>,
 }
 
 /// What a control plane's modules may see and configure. Indexed, since
@@ -125,17 +183,6 @@ impl ControlPlane {
     }
 }
 
-fn set_def(s: &crate::config::ServiceSetConfig) -> ServiceSetDef {
-    ServiceSetDef {
-        id: s.id.get_ref().clone(),
-        customer: s.customer.get_ref().clone(),
-        members: s.members.iter().map(|m| m.member()).collect(),
-        instances: *s.instances.get_ref(),
-        goals: s.goals.clone(),
-        instance: s.instance,
-    }
-}
-
 /// Id of a customer's virtual control plane.
 pub fn virtual_plane_id(customer: &str) -> String {
     format!("vcp-{customer}")
@@ -145,17 +192,11 @@ pub fn virtual_plane_id(customer: &str) -> String {
 /// provisioned or removed; readers take a snapshot without locks.
 pub type Planes = Arc<arc_swap::ArcSwap<Vec<Arc<ControlPlane>>>>;
 
-/// The control planes a (validated) configuration and the planes
-/// provisioned at run time describe: the default plane first, then one per
-/// customer with a virtual control plane. The default plane holds the
-/// service sets of every customer without one.
-pub fn build(cfg: &SupervisorFile, provisioned: &[PlaneSpec]) -> Vec<ControlPlane> {
-    let specs: Vec<(PlaneSpec, bool)> = cfg
-        .control_planes
-        .iter()
-        .map(|c| (PlaneSpec::from(c), false))
-        .chain(provisioned.iter().map(|p| (p.clone(), true)))
-        .collect();
+/// The control planes over `service_sets` that `specs` describe (each
+/// with whether it was provisioned at run time): the default plane first,
+/// then one per customer with a virtual control plane. The default plane
+/// holds the service sets of every customer without one.
+pub fn build(service_sets: &[ServiceSetDef], specs: Vec<(PlaneSpec, bool)>) -> Vec<ControlPlane> {
     let has_vcp = |customer: &str| specs.iter().any(|(s, _)| s.customer == customer);
     let default_modules = || {
         std::array::from_fn(|i| {
@@ -170,10 +211,10 @@ pub fn build(cfg: &SupervisorFile, provisioned: &[PlaneSpec]) -> Vec<ControlPlan
         id: DEFAULT_PLANE.into(),
         customer: OPERATOR.into(),
         scope: Arc::new(Scope::new(
-            cfg.service_sets
+            service_sets
                 .iter()
-                .filter(|s| !has_vcp(s.customer.get_ref()))
-                .map(set_def)
+                .filter(|s| !has_vcp(&s.customer))
+                .cloned()
                 .collect(),
             true,
         )),
@@ -193,10 +234,10 @@ pub fn build(cfg: &SupervisorFile, provisioned: &[PlaneSpec]) -> Vec<ControlPlan
         planes.push(ControlPlane {
             id: virtual_plane_id(&spec.customer),
             scope: Arc::new(Scope::new(
-                cfg.service_sets
+                service_sets
                     .iter()
-                    .filter(|s| s.customer.get_ref() == &spec.customer)
-                    .map(set_def)
+                    .filter(|s| s.customer == spec.customer)
+                    .cloned()
                     .collect(),
                 false,
             )),
@@ -206,53 +247,4 @@ pub fn build(cfg: &SupervisorFile, provisioned: &[PlaneSpec]) -> Vec<ControlPlan
         });
     }
     planes
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn example_builds_default_and_virtual_planes() {
-        let cfg = SupervisorFile::parse(include_str!("../supervisor.example.toml"), Path::new("x"))
-            .unwrap();
-        let planes = build(&cfg, &[]);
-        assert_eq!(planes.len(), 2);
-        let (def, acme) = (&planes[0], &planes[1]);
-        assert_eq!(def.id, DEFAULT_PLANE);
-        assert_eq!(
-            def.scope
-                .service_sets
-                .iter()
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>(),
-            ["ops-web"]
-        );
-        assert_eq!(acme.id, "vcp-acme");
-        assert_eq!(
-            acme.modules(Kind::Autoscaling),
-            [ModuleRef::Custom("acme-predictive".into())]
-        );
-        assert_eq!(acme.modules(Kind::LoadBalancing), [ModuleRef::Default]);
-        assert!(acme.modules(Kind::Provisioning).is_empty());
-
-        // Scope: acme sees agent-2 and agent-3, not agent-1.
-        assert!(acme.scope.sees("agent-2", "cpu"));
-        assert!(!acme.scope.sees("agent-1", "cpu"));
-        assert!(acme.scope.covers(&Target::ServiceSet("acme-shop".into())));
-        assert!(!acme.scope.covers(&Target::ServiceSet("ops-web".into())));
-        assert!(!acme.scope.covers(&Target::Member {
-            service_set: "acme-shop".into(),
-            host: "agent-1".into()
-        }));
-        assert!(!acme.scope.covers(&Target::Resource {
-            host: "agent-1".into(),
-            resource: vcp_common::resource::ResourceId::new("nic/eth0").unwrap()
-        }));
-        assert!(def.scope.covers(&Target::Resource {
-            host: "agent-3".into(),
-            resource: vcp_common::resource::ResourceId::new("nic/eth0").unwrap()
-        }));
-    }
 }
