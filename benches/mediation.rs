@@ -22,17 +22,17 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use vcp_common::module::{param, Kind, ModuleSpec, Proposal, Target};
 use vcp_common::view::Member;
+use vcp_core::admission::constraints::Constraints;
+use vcp_core::admission::constraints::{ModuleLimits, OnViolation, ParamConstraint};
+use vcp_core::instance::Instance;
 use vcp_core::mediate::capacity::allocate;
 use vcp_core::mediate::{mediate_value, precedence, Bid, Policy, SeedableRng, SmallRng};
+use vcp_core::mediation::{Mediator, PolicyTable};
 use vcp_core::plane::Instances;
 use vcp_core::plane::{ControlPlane, Scope, ServiceSetDef};
 use vcp_core::reputation::ReputationSnapshot;
+use vcp_core::round::RoundCore;
 use vcp_core::settings::SettingsMap;
-use vcp_supervisor::config::{ModuleLimits, OnViolation, ParamConstraint};
-use vcp_supervisor::modules::instance::ModuleInstance;
-use vcp_supervisor::solicit::constraints::Constraints;
-use vcp_supervisor::solicit::mediation::{Mediator, PolicyTable};
-use vcp_supervisor::solicit::RoundCore;
 
 const SIZES: [usize; 3] = [2, 8, 64];
 
@@ -152,7 +152,7 @@ fn round(c: &mut Criterion) {
         rate_per_second: 1e9,
         max_requests_per_round: 1_000_000,
     };
-    let modules: Vec<Arc<ModuleInstance>> = (0..MODULES)
+    let modules: Vec<Arc<Instance>> = (0..MODULES)
         .map(|m| {
             let spec = ModuleSpec {
                 id: format!("module-{m}"),
@@ -165,7 +165,14 @@ fn round(c: &mut Criterion) {
                 deadline_ms: 50,
                 custom_sensors: vec![],
             };
-            Arc::new(ModuleInstance::new(spec, plane.clone(), m == 0, false, limits, None).0)
+            Arc::new(Instance::new(
+                spec,
+                plane.clone(),
+                m == 0,
+                false,
+                limits,
+                None,
+            ))
         })
         .collect();
     let answers: Vec<Vec<Proposal>> = (0..MODULES)

@@ -2,12 +2,12 @@
 //! add fields, never rename them.
 
 use serde::Serialize;
+use vcp_core::mediation::PolicyCount;
 use vcp_supervisor::control::{Control, ModuleSummary};
 use vcp_supervisor::dispatch::DeliveryCounts;
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::judge::{GoalRecord, ModuleContribution, ModuleReputation};
 use vcp_supervisor::ledger::{LedgerReader, LedgerTotals, Period, Statement};
-use vcp_supervisor::solicit::mediation::PolicyCount;
 use vcp_supervisor::solicit::KindSummary;
 
 #[derive(Debug, Serialize)]

@@ -10,14 +10,14 @@ use vcp_common::frame::{Registered, PROTOCOL_VERSION};
 use vcp_common::module::{param, Kind, ModuleSpec, SensorSelector, Solicitation};
 use vcp_common::session::module::{ModuleEvent, ModuleSession, ModuleSessionLimits};
 use vcp_common::view::{Member, SensorView};
+use vcp_core::admission::constraints::Constraints;
+use vcp_core::admission::constraints::{ModuleLimits, OnViolation, ParamConstraint};
+use vcp_core::instance::Instance;
+use vcp_core::mediation::{Mediator, PolicyTable};
 use vcp_core::plane::Instances;
 use vcp_core::plane::{ControlPlane, Scope, ServiceSetDef};
+use vcp_core::round::RoundCore;
 use vcp_core::settings::SettingsMap;
-use vcp_supervisor::config::{ModuleLimits, OnViolation, ParamConstraint};
-use vcp_supervisor::modules::instance::ModuleInstance;
-use vcp_supervisor::solicit::constraints::Constraints;
-use vcp_supervisor::solicit::mediation::{Mediator, PolicyTable};
-use vcp_supervisor::solicit::RoundCore;
 
 use super::Script;
 
@@ -69,7 +69,7 @@ pub mod op {
     pub const COUNT: u8 = 5;
 }
 
-fn instance() -> ModuleInstance {
+fn instance() -> Instance {
     let sets = (0..3)
         .map(|i| ServiceSetDef {
             id: format!("s{i}"),
@@ -98,7 +98,7 @@ fn instance() -> ModuleInstance {
         rate_per_second: 200.0,
         max_requests_per_round: QUOTA,
     };
-    ModuleInstance::new(spec(), plane, false, true, limits, None).0
+    Instance::new(spec(), plane, false, true, limits, None)
 }
 
 fn core() -> RoundCore {

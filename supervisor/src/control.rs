@@ -19,9 +19,10 @@ use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
 use crate::provision::store::FeedbackRecord;
-use crate::solicit::constraints::Constraints;
-use crate::solicit::mediation::{Mediator, PolicyCounts, PolicyTable};
 use crate::solicit::{KindStats, KindSummary, RoundContext, Solicitor};
+use vcp_core::admission::constraints::Constraints;
+use vcp_core::instance::Instance;
+use vcp_core::mediation::{Mediator, PolicyCounts, PolicyTable};
 use vcp_core::plane::PlaneSpec;
 use vcp_core::plane::{self, ControlPlane, ModuleRef, Planes};
 use vcp_core::settings::Settings;
@@ -286,7 +287,7 @@ impl Control {
     ) -> Arc<ModuleInstance> {
         let plane_id = plane.id.clone();
         let logic = make();
-        let (mut instance, inbox) = ModuleInstance::new(
+        let mut instance = Instance::new(
             logic.spec(),
             plane,
             is_default,
@@ -295,6 +296,7 @@ impl Control {
             self.known_stats(&logic.spec().id, &plane_id),
         );
         instance.shadow = shadow;
+        let (instance, inbox) = ModuleInstance::new(instance);
         let instance = Arc::new(instance);
         self.lock_tasks().push(tokio::spawn(run_builtin(
             make,

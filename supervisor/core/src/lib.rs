@@ -3,12 +3,17 @@
 //! is plain data (or an atomic counter, or an arc-swapped snapshot). The
 //! supervisor's tasks drive it; tests drive it directly.
 
+pub mod admission;
 pub mod builtin;
 pub mod contribution;
+pub mod histogram;
+pub mod instance;
 pub mod mediate;
+pub mod mediation;
 pub mod plane;
 pub mod pricing;
 pub mod reputation;
+pub mod round;
 pub mod settings;
 pub mod stats;
 pub mod view;

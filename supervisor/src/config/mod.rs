@@ -10,8 +10,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use vcp_common::module::{Condition, Kind};
 
-use crate::solicit::mediation::PolicyEntry;
+use vcp_core::admission::constraints::{ModuleLimits, ParamConstraint};
 use vcp_core::builtin::BuiltinConfig;
+use vcp_core::mediation::PolicyEntry;
 use vcp_core::plane::{InstanceSize, Instances, Mode, OPERATOR};
 use vcp_core::pricing::{Contract, PriceSheet};
 use vcp_core::reputation::ReputationConfig;
@@ -213,49 +214,6 @@ impl Cadence {
                 cadence_ms: 1000,
                 deadline_ms: 50,
             },
-        }
-    }
-}
-
-/// What happens to a request that breaks a constraint.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum OnViolation {
-    #[default]
-    Clip,
-    Reject,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ParamConstraint {
-    pub parameter: String,
-    #[serde(default)]
-    pub min: Option<f64>,
-    #[serde(default)]
-    pub max: Option<f64>,
-    /// Largest change from the value in force, per round.
-    #[serde(default)]
-    pub max_step: Option<f64>,
-    #[serde(default)]
-    pub on_violation: OnViolation,
-}
-
-/// Per-module limits against floods.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModuleLimits {
-    /// Sustained requests per second (token bucket, burst of one second).
-    pub rate_per_second: f64,
-    /// Requests accepted from one answer; the rest are rejected.
-    pub max_requests_per_round: u32,
-}
-
-impl Default for ModuleLimits {
-    fn default() -> Self {
-        ModuleLimits {
-            rate_per_second: 10_000.0,
-            max_requests_per_round: 1_000,
         }
     }
 }

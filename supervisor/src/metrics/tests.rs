@@ -7,8 +7,8 @@ use super::*;
 use crate::config::SupervisorFile;
 use crate::fleet::Fleet;
 use crate::ledger::{Charge, Ledger};
-use crate::solicit::histogram::Histogram;
 use crate::store::Store;
+use vcp_core::histogram::Histogram;
 
 /// Runs `promtool check metrics` on `text`; the error says what is wrong.
 fn promtool(text: &str) -> Result<(), String> {

@@ -2,15 +2,12 @@
 //! talks to it through a one-slot inbox, so a module still busy with an
 //! older round is skipped (and counted) instead of queueing work.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use vcp_common::module::{Kind, ModuleSpec, Proposal, Solicitation};
-
-use crate::config::ModuleLimits;
-use vcp_core::plane::ControlPlane;
+use vcp_common::module::{Proposal, Solicitation};
+use vcp_core::instance::Instance;
 use vcp_core::stats::ModuleStats;
 
 /// A solicitation for one module instance.
@@ -81,81 +78,40 @@ impl Ask {
     }
 }
 
-static NEXT_UID: AtomicU64 = AtomicU64::new(1);
-
-/// One module serving one control plane.
+/// One module serving one control plane: what the round sees of it
+/// ([`Instance`]) and how the solicitor reaches it.
 pub struct ModuleInstance {
-    /// Unique per instance, also across reconnects of a remote module.
-    pub uid: u64,
-    /// Reputation and contribution key: `<control plane>/<module id>`.
-    pub key: crate::judge::ModuleKey,
-    /// The module id and its control plane's id, shared by decisions.
-    pub name: Arc<str>,
-    pub plane_id: Arc<str>,
-    pub spec: ModuleSpec,
-    pub plane: Arc<ControlPlane>,
-    /// The operator's built-in module for its kind.
-    pub is_default: bool,
-    pub remote: bool,
-    /// Runs in the shadow: solicited like the others, its requests never
-    /// take effect but are kept as what it would have done (the baseline
-    /// of cost-benefit contracts measured against the default module).
-    pub shadow: bool,
-    pub limits: ModuleLimits,
-    pub stats: Arc<ModuleStats>,
+    pub instance: Arc<Instance>,
     inbox: mpsc::Sender<Ask>,
     /// Signalled when the instance's control plane leaves force.
     retired: tokio::sync::Notify,
 }
 
+impl std::ops::Deref for ModuleInstance {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.instance
+    }
+}
+
 impl std::fmt::Debug for ModuleInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModuleInstance")
-            .field("id", &self.spec.id)
-            .field("plane", &self.plane.id)
-            .finish()
+        self.instance.fmt(f)
     }
 }
 
 impl ModuleInstance {
-    /// A new instance and the receiving end of its inbox. `stats` carries
-    /// over from an earlier session of the same module, if any.
-    pub fn new(
-        spec: ModuleSpec,
-        plane: Arc<ControlPlane>,
-        is_default: bool,
-        remote: bool,
-        limits: ModuleLimits,
-        stats: Option<Arc<ModuleStats>>,
-    ) -> (ModuleInstance, mpsc::Receiver<Ask>) {
+    /// A reachable `instance` and the receiving end of its inbox.
+    pub fn new(instance: Instance) -> (ModuleInstance, mpsc::Receiver<Ask>) {
         let (inbox, rx) = mpsc::channel(1);
-        let stats = stats.unwrap_or_else(|| Arc::new(ModuleStats::new(&spec.outputs)));
         (
             ModuleInstance {
-                uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
-                key: crate::judge::module_key(&plane.id, &spec.id),
-                name: Arc::from(spec.id.as_str()),
-                plane_id: Arc::from(plane.id.as_str()),
-                spec,
-                plane,
-                is_default,
-                remote,
-                shadow: false,
-                limits,
-                stats,
+                instance: Arc::new(instance),
                 inbox,
                 retired: tokio::sync::Notify::new(),
             },
             rx,
         )
-    }
-
-    pub fn id(&self) -> &str {
-        &self.spec.id
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.spec.kind
     }
 
     /// Marks the instance retired: its control plane left force. A remote

@@ -23,6 +23,7 @@ use crate::control::Control;
 use crate::live::Claim;
 use crate::modules::instance::{Ask, Fault, ModuleInstance};
 use crate::stream::{self, Pipe, Read};
+use vcp_core::instance::Instance;
 use vcp_core::plane::ModuleRef;
 
 /// Serves the connection of module `module_id` (named by its
@@ -193,8 +194,14 @@ impl Driver<'_> {
         };
         let limits = configured.limits.unwrap_or(control.file.module_limits);
         let known = control.known_stats(&spec.id, &plane.id);
-        let (instance, inbox) =
-            ModuleInstance::new(spec, plane.clone(), false, true, limits, known);
+        let (instance, inbox) = ModuleInstance::new(Instance::new(
+            spec,
+            plane.clone(),
+            false,
+            true,
+            limits,
+            known,
+        ));
         let instance = Arc::new(instance);
         // One live instance per module and plane: it replaces an earlier one.
         control.register(instance.clone());

@@ -8,14 +8,6 @@
 //! atomics. A module that is late, busy, panics or disconnects only loses
 //! its own part of the round.
 
-pub mod constraints;
-pub mod histogram;
-pub mod intern;
-pub mod mediation;
-pub mod policy;
-pub mod round;
-#[cfg(test)]
-mod tests;
 pub mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,16 +21,14 @@ use vcp_common::module::{Kind, Solicitation};
 
 use crate::dispatch::{DispatchHandle, DispatchMsg};
 use crate::fleet::Fleet;
-use crate::judge::{Evidence, JudgeHandle, ModuleKey};
+use crate::judge::{Evidence, JudgeHandle};
 use crate::modules::instance::{Ask, ModuleInstance};
 use crate::modules::registry::Registry;
 use crate::unix_ms;
-use constraints::{Constraints, RateLimiter};
-use mediation::Mediator;
-use round::{admit, Admission, Request};
-use vcp_core::reputation::ReputationSnapshot;
-use vcp_core::settings::Settings;
-use vcp_core::settings::{Decision, SettingsMap};
+use vcp_core::admission::constraints::Constraints;
+use vcp_core::mediation::Mediator;
+use vcp_core::round::RoundCore;
+use vcp_core::settings::{Decision, Settings};
 
 /// Per-kind round counters.
 #[derive(Debug, Default)]
@@ -55,7 +45,7 @@ pub struct KindStats {
     /// less the time spent waiting for answers.
     pub last_own_us: AtomicU64,
     /// The supervisor's own work per round.
-    pub own: histogram::Histogram,
+    pub own: vcp_core::histogram::Histogram,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -101,135 +91,6 @@ pub struct Solicitor {
     pub ctx: RoundContext,
     pub stats: Arc<KindStats>,
     pub core: RoundCore,
-}
-
-/// The pure part of a round, from collected answers to decisions:
-/// admission (constraints, quota, rate) and mediation, with the supervisor's
-/// time on each module's requests measured and added to its statistics.
-/// Benchmarks drive it directly.
-pub struct RoundCore {
-    pub constraints: Constraints,
-    pub mediator: Mediator,
-    limiter: RateLimiter,
-    requests: Vec<Request>,
-    weights: Vec<f64>,
-    per_slot: Vec<u64>,
-}
-
-impl RoundCore {
-    pub fn new(constraints: Constraints, mediator: Mediator) -> Self {
-        RoundCore {
-            constraints,
-            mediator,
-            limiter: RateLimiter::default(),
-            requests: Vec::new(),
-            weights: Vec::new(),
-            per_slot: Vec::new(),
-        }
-    }
-
-    /// Starts a round's admission.
-    pub fn begin(&mut self) {
-        self.requests.clear();
-        self.mediator.interner.begin();
-    }
-
-    /// Requests admitted so far this round.
-    pub fn admitted(&self) -> usize {
-        self.requests.len()
-    }
-
-    /// Admits one module's answer; the time it takes is the module's.
-    pub fn admit(
-        &mut self,
-        slot: usize,
-        m: &ModuleInstance,
-        proposals: Vec<vcp_common::module::Proposal>,
-        settings: &SettingsMap,
-        now_ms: i64,
-    ) {
-        let t = Instant::now();
-        let mut admission = Admission {
-            constraints: &self.constraints,
-            limiter: &mut self.limiter,
-            settings,
-            interner: &mut self.mediator.interner,
-            now_ms,
-        };
-        admit(slot, m, proposals, &mut admission, &mut self.requests);
-        m.stats
-            .cpu_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    }
-
-    /// Mediates everything admitted this round. Mediation time is shared
-    /// among the modules in proportion to their admitted requests.
-    pub fn decide(
-        &mut self,
-        round: u64,
-        modules: &[Arc<ModuleInstance>],
-        reputation: &ReputationSnapshot<ModuleKey>,
-        settings: &SettingsMap,
-        deadline: Instant,
-    ) -> (Vec<Decision>, Vec<Decision>) {
-        let t = Instant::now();
-        // Shadow modules' requests are kept as they are, not mediated.
-        let mut shadow = Vec::new();
-        if modules.iter().any(|m| m.shadow) {
-            let interner = &self.mediator.interner;
-            self.requests.retain(|r| match modules.get(r.slot) {
-                Some(m) if m.shadow => {
-                    shadow.push(Decision {
-                        round,
-                        target: interner.target(r.target).clone(),
-                        parameter: interner.param_name(r.param),
-                        value: r.value,
-                        module: m.name.clone(),
-                        control_plane: m.plane_id.clone(),
-                        contenders: 1,
-                        influences: Vec::new(),
-                    });
-                    false
-                }
-                _ => true,
-            });
-        }
-        self.weights.clear();
-        self.weights
-            .extend(modules.iter().map(|m| reputation.get(&m.key)));
-        let mut decisions = Vec::new();
-        self.mediator.mediate(
-            round,
-            &self.requests,
-            modules,
-            &self.weights,
-            settings,
-            deadline,
-            &mut decisions,
-        );
-        self.mediator.interner.release();
-        let spent = t.elapsed().as_nanos() as u64;
-        self.per_slot.clear();
-        self.per_slot.resize(modules.len(), 0);
-        for r in &self.requests {
-            if let Some(c) = self.per_slot.get_mut(r.slot) {
-                *c += 1;
-            }
-        }
-        let n = self.requests.len() as u64;
-        for (m, mine) in modules.iter().zip(&self.per_slot) {
-            if let Some(share) = (spent * mine).checked_div(n).filter(|s| *s > 0) {
-                m.stats.cpu_ns.fetch_add(share, Ordering::Relaxed);
-            }
-        }
-        (decisions, shadow)
-    }
-
-    /// Drops rate-limiter state of modules that are gone.
-    pub fn forget_gone(&mut self, modules: &[Arc<ModuleInstance>]) {
-        self.limiter
-            .retain(|key| modules.iter().any(|m| m.key == *key));
-    }
 }
 
 impl Solicitor {
@@ -357,9 +218,10 @@ impl Solicitor {
             });
         }
         let reputation = self.ctx.judge.reputation.load();
+        let instances: Vec<_> = modules.iter().map(|m| m.instance.clone()).collect();
         let (decisions, shadow) =
             self.core
-                .decide(round, &modules, &reputation, &settings, deadline);
+                .decide(round, &instances, &reputation, &settings, deadline);
         let shadow: Vec<Arc<Decision>> = shadow.into_iter().map(Arc::new).collect();
         self.ctx.settings.apply_shadow(&shadow);
         let decisions: Vec<Arc<Decision>> = decisions.into_iter().map(Arc::new).collect();
@@ -383,7 +245,7 @@ impl Solicitor {
         self.stats.own.record_us(own);
         debug!(kind = %self.kind, round, requests = self.core.admitted(), decisions = n_decisions, took_us = took, "round closed");
         if self.stats.rounds.load(Ordering::Relaxed).is_multiple_of(64) {
-            self.core.forget_gone(&modules);
+            self.core.forget_gone(&instances);
         }
     }
 }

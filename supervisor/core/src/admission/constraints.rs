@@ -7,8 +7,52 @@ use rustc_hash::FxHashMap as HashMap;
 
 use vcp_common::module::param;
 
-use crate::config::{ModuleLimits, OnViolation, ParamConstraint};
-use crate::judge::ModuleKey;
+use serde::Deserialize;
+
+use crate::ModuleKey;
+
+/// What happens to a request that breaks a constraint.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnViolation {
+    #[default]
+    Clip,
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParamConstraint {
+    pub parameter: String,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Largest change from the value in force, per round.
+    #[serde(default)]
+    pub max_step: Option<f64>,
+    #[serde(default)]
+    pub on_violation: OnViolation,
+}
+
+/// Per-module limits against floods.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModuleLimits {
+    /// Sustained requests per second (token bucket, burst of one second).
+    pub rate_per_second: f64,
+    /// Requests accepted from one answer; the rest are rejected.
+    pub max_requests_per_round: u32,
+}
+
+impl Default for ModuleLimits {
+    fn default() -> Self {
+        ModuleLimits {
+            rate_per_second: 10_000.0,
+            max_requests_per_round: 1_000,
+        }
+    }
+}
 
 /// The outcome of checking one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,7 +210,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::module_key;
+    use crate::module_key;
 
     fn c(on_violation: OnViolation) -> Constraints {
         Constraints::new(&[ParamConstraint {

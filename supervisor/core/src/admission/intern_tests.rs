@@ -57,11 +57,11 @@ fn hints_are_checked_and_relearned() {
 fn scope_of(sets: &[&str]) -> Arc<Scope> {
     let defs = sets
         .iter()
-        .map(|s| vcp_core::plane::ServiceSetDef {
+        .map(|s| crate::plane::ServiceSetDef {
             id: s.to_string(),
             customer: "c".into(),
             members: vec![],
-            instances: vcp_core::plane::Instances {
+            instances: crate::plane::Instances {
                 min: 1,
                 max: 4,
                 initial: 1,

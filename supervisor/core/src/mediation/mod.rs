@@ -13,20 +13,21 @@ use std::time::{Duration, Instant};
 
 use vcp_common::module::{param, Kind};
 
-use crate::modules::instance::ModuleInstance;
-use crate::solicit::intern::{Interner, NONE};
-use crate::solicit::policy::policy_index;
-pub use crate::solicit::policy::{
+use crate::admission::intern::{Interner, NONE};
+use crate::admission::Request;
+use crate::instance::Instance;
+use crate::mediate::capacity::allocate;
+use crate::mediate::optimise;
+use crate::mediate::{mediate_value, Bid, Policy, SeedableRng, SmallRng};
+use crate::mediation::policy::policy_index;
+pub use crate::mediation::policy::{
     default_policy, PolicyCount, PolicyCounts, PolicyEntry, PolicyTable, POLICY_NAMES,
 };
-use crate::solicit::round::Request;
-use vcp_core::mediate::capacity::allocate;
-use vcp_core::mediate::optimise;
-use vcp_core::mediate::{mediate_value, Bid, Policy, SeedableRng, SmallRng};
-use vcp_core::plane::ControlPlane;
-use vcp_core::settings::{Decision, SettingsMap};
+use crate::plane::ControlPlane;
+use crate::settings::{Decision, SettingsMap};
 
 mod placement;
+pub mod policy;
 
 /// Resolves one kind's requests, round after round.
 pub struct Mediator {
@@ -262,7 +263,7 @@ impl Mediator {
         &mut self,
         round: u64,
         requests: &[Request],
-        modules: &[Arc<ModuleInstance>],
+        modules: &[Arc<Instance>],
         weights: &[f64],
         settings: &SettingsMap,
         deadline: Instant,
@@ -344,7 +345,7 @@ impl Mediator {
         reqs: &[Request],
         group: &[u32],
         value: f64,
-        modules: &[Arc<ModuleInstance>],
+        modules: &[Arc<Instance>],
         interner: &mut Interner,
         parameter: &Arc<str>,
     ) -> Option<Decision> {
@@ -384,7 +385,7 @@ impl Mediator {
         reqs: &[Request],
         order: &[u32],
         groups: &[(u32, u32)],
-        modules: &[Arc<ModuleInstance>],
+        modules: &[Arc<Instance>],
         weights: &[f64],
         settings: &SettingsMap,
         (table, interner, parameter): (&PolicyTable, &mut Interner, &Arc<str>),
@@ -438,7 +439,7 @@ impl Mediator {
         reqs: &[Request],
         run: &[u32],
         groups: &[(u32, u32)],
-        modules: &[Arc<ModuleInstance>],
+        modules: &[Arc<Instance>],
         weights: &[f64],
         (capacity, exploration): (f64, f64),
         (interner, parameter): (&mut Interner, &Arc<str>),
@@ -503,7 +504,7 @@ fn fill_bids(
     influence: &mut Vec<f64>,
     reqs: &[Request],
     group: &[u32],
-    modules: &[Arc<ModuleInstance>],
+    modules: &[Arc<Instance>],
     weights: &[f64],
 ) {
     bids.clear();

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::hash::BuildHasher;
 use vcp_common::module::Target;
 
-use vcp_core::plane::Scope;
+use crate::plane::Scope;
 
 /// FNV-1a over a target's text: the key decisions are ordered by (equal
 /// targets, equal keys; colliding targets are ordered by their text).

@@ -5,18 +5,21 @@
 //! are only counted (over quota, the vendor's): an answer of any size costs
 //! the round a count per proposal and no more.
 
+pub mod constraints;
+pub mod intern;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tracing::debug;
 use vcp_common::module::Proposal;
 
-use vcp_core::stats::ParamCounters;
+use crate::stats::ParamCounters;
 
-use crate::modules::instance::ModuleInstance;
-use crate::solicit::constraints::{Constraints, RateLimiter, Rule, Verdict};
-use crate::solicit::intern::Interner;
-use vcp_core::settings::{ParamSettings, SettingsMap};
+use crate::admission::constraints::{Constraints, RateLimiter, Rule, Verdict};
+use crate::admission::intern::Interner;
+use crate::instance::Instance;
+use crate::settings::{ParamSettings, SettingsMap};
 
 /// A request that passed admission. Its parameter and target are ids in
 /// the round's [`Interner`].
@@ -45,7 +48,7 @@ fn add(a: &AtomicU64, n: u64) {
     }
 }
 
-fn record_violation(m: &ModuleInstance, what: &str, p: &Proposal, why: &str) {
+fn record_violation(m: &Instance, what: &str, p: &Proposal, why: &str) {
     let reason = format!("{what} {} of {}: {why}", p.parameter, p.target);
     debug!(module = %m.id(), %reason, "request {what}");
     m.stats.last_violation.store(Some(Arc::new(reason)));
@@ -76,7 +79,7 @@ struct RunCounts {
 /// Counts the proposals past the quota per parameter and drops them: they
 /// are rejected, charged to the vendor, and never examined, so an answer of
 /// any size costs the round one pass of counting and no more.
-fn over_quota(m: &ModuleInstance, proposals: &mut Vec<Proposal>, quota: usize) {
+fn over_quota(m: &Instance, proposals: &mut Vec<Proposal>, quota: usize) {
     let Some(first) = proposals.get(quota) else {
         return;
     };
@@ -112,7 +115,7 @@ fn over_quota(m: &ModuleInstance, proposals: &mut Vec<Proposal>, quota: usize) {
 /// request.
 pub fn admit(
     slot: usize,
-    m: &ModuleInstance,
+    m: &Instance,
     mut proposals: Vec<Proposal>,
     a: &mut Admission<'_>,
     out: &mut Vec<Request>,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use vcp_common::module::{param, Kind};
 
-use vcp_core::mediate::Policy;
+use crate::mediate::Policy;
 
 /// One configured policy: for a kind and parameter, optionally only in one
 /// control plane (the most specific entry wins).

@@ -7,12 +7,12 @@ use std::time::Instant;
 use vcp_common::module::{param, Target};
 
 use super::Mediator;
-use crate::judge::ModuleKey;
-use crate::modules::instance::ModuleInstance;
-use crate::solicit::intern::Interner;
-use crate::solicit::round::Request;
-use vcp_core::mediate::optimise::{self, place, Problem, Search};
-use vcp_core::settings::{Decision, SettingsMap};
+use crate::admission::intern::Interner;
+use crate::admission::Request;
+use crate::instance::Instance;
+use crate::mediate::optimise::{self, place, Problem, Search};
+use crate::settings::{Decision, SettingsMap};
+use crate::ModuleKey;
 
 impl Mediator {
     #[allow(clippy::too_many_arguments)]
@@ -22,7 +22,7 @@ impl Mediator {
         reqs: &[Request],
         targets: &Interner,
         run: &[u32],
-        modules: &[Arc<ModuleInstance>],
+        modules: &[Arc<Instance>],
         weights: &[f64],
         settings: &SettingsMap,
         lambda: f64,
@@ -57,7 +57,7 @@ impl Mediator {
         round: u64,
         set: &str,
         group: Placement<'_>,
-        modules: &[Arc<ModuleInstance>],
+        modules: &[Arc<Instance>],
         weights: &[f64],
         settings: &SettingsMap,
         lambda: f64,

@@ -11,18 +11,18 @@ use proptest::prelude::*;
 use vcp_common::module::{param, Kind, ModuleSpec, Proposal, Target};
 use vcp_common::view::Member;
 
-use super::intern::target_hash;
-use super::mediation::{Mediator, PolicyTable};
 use super::RoundCore;
-use crate::config::{ModuleLimits, OnViolation, ParamConstraint};
-use crate::modules::instance::ModuleInstance;
-use crate::solicit::constraints::Constraints;
-use crate::solicit::mediation::default_policy;
-use vcp_core::mediate::{mediate_value, Bid};
-use vcp_core::plane::Instances;
-use vcp_core::plane::{ControlPlane, Scope, ServiceSetDef};
-use vcp_core::reputation::ReputationSnapshot;
-use vcp_core::settings::{Decision, SettingsMap};
+use crate::admission::constraints::Constraints;
+use crate::admission::constraints::{ModuleLimits, OnViolation, ParamConstraint};
+use crate::admission::intern::target_hash;
+use crate::instance::Instance;
+use crate::mediate::{mediate_value, Bid};
+use crate::mediation::default_policy;
+use crate::mediation::{Mediator, PolicyTable};
+use crate::plane::Instances;
+use crate::plane::{ControlPlane, Scope, ServiceSetDef};
+use crate::reputation::ReputationSnapshot;
+use crate::settings::{Decision, SettingsMap};
 
 const SETS: usize = 6;
 const HOSTS: usize = 3;
@@ -75,7 +75,7 @@ fn module(
     outputs: &[&str],
     quota: u32,
     shadow: bool,
-) -> Arc<ModuleInstance> {
+) -> Arc<Instance> {
     let spec = ModuleSpec {
         id: format!("m{m}"),
         kind: Kind::Autoscaling,
@@ -91,7 +91,7 @@ fn module(
         rate_per_second: 1e9,
         max_requests_per_round: quota,
     };
-    let (mut i, _) = ModuleInstance::new(spec, plane, m == 0, false, limits, None);
+    let mut i = Instance::new(spec, plane, m == 0, false, limits, None);
     i.shadow = shadow;
     Arc::new(i)
 }
@@ -149,7 +149,7 @@ impl Reference {
     fn round(
         &mut self,
         round: u64,
-        modules: &[Arc<ModuleInstance>],
+        modules: &[Arc<Instance>],
         answers: &[(usize, Vec<Proposal>)],
         settings: &SettingsMap,
     ) -> (Vec<Decision>, Vec<Decision>) {
@@ -165,9 +165,9 @@ impl Reference {
                 }
                 let current = || settings.get(&p.target, &p.parameter).map(|d| d.value);
                 let value = match constraints.check(&p.parameter, p.value, current) {
-                    crate::solicit::constraints::Verdict::Accept(v) => v,
-                    crate::solicit::constraints::Verdict::Clip { value, .. } => value,
-                    crate::solicit::constraints::Verdict::Reject(_) => continue,
+                    crate::admission::constraints::Verdict::Accept(v) => v,
+                    crate::admission::constraints::Verdict::Clip { value, .. } => value,
+                    crate::admission::constraints::Verdict::Reject(_) => continue,
                 };
                 admitted.push(Admitted {
                     slot: *slot,
@@ -207,7 +207,7 @@ impl Reference {
                 .or_default()
                 .push(a);
         }
-        let weights = ReputationSnapshot::<crate::judge::ModuleKey>::empty(0.5, 0);
+        let weights = ReputationSnapshot::<crate::ModuleKey>::empty(0.5, 0);
         let mut decisions = Vec::new();
         for ((rank, _, target), mut members) in groups {
             members.sort_by_key(|a| (a.slot, a.index));
@@ -256,7 +256,7 @@ impl Reference {
 fn decide(
     core: &mut RoundCore,
     round: u64,
-    modules: &[Arc<ModuleInstance>],
+    modules: &[Arc<Instance>],
     answers: Vec<(usize, Vec<Proposal>)>,
     settings: &SettingsMap,
 ) -> (Vec<Decision>, Vec<Decision>) {
@@ -344,7 +344,7 @@ proptest! {
                     *plane_slot = Some(plane(&format!("p{p}"), scope(part.sets, part.hosts)));
                 }
             }
-            let modules: Vec<Arc<ModuleInstance>> = setup
+            let modules: Vec<Arc<Instance>> = setup
                 .iter()
                 .enumerate()
                 .map(|(m, &(p, outputs, quota, shadow))| {
@@ -506,7 +506,7 @@ fn requests_past_the_quota_are_counted_for_the_vendor_and_never_examined() {
     assert_eq!(inst.fault_bytes, inst_over + clipped_bytes);
     let bogus = stats
         .iter()
-        .find(|p| p.parameter == vcp_core::stats::UNDECLARED)
+        .find(|p| p.parameter == crate::stats::UNDECLARED)
         .unwrap();
     assert_eq!(
         (
@@ -517,6 +517,6 @@ fn requests_past_the_quota_are_counted_for_the_vendor_and_never_examined() {
         ),
         (3, 3, 2, bogus_all)
     );
-    let usage = vcp_core::pricing::ParamUsage::from(inst);
+    let usage = crate::pricing::ParamUsage::from(inst);
     assert_eq!(usage.requests - usage.faults(), 1, "one billable request");
 }

@@ -75,8 +75,8 @@ fn groups_by_parameter_then_target_hash_then_slot() {
         ("lb.weight".to_string(), set("a"), vec![(0, 3)]),
     ];
     // Targets come in hash order within a parameter.
-    if crate::solicit::intern::target_hash(&set("b"))
-        < crate::solicit::intern::target_hash(&set("a"))
+    if crate::admission::intern::target_hash(&set("b"))
+        < crate::admission::intern::target_hash(&set("a"))
     {
         want.swap(0, 1);
     }
