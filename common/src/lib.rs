@@ -12,3 +12,4 @@ pub mod resource;
 pub mod session;
 pub mod varint;
 pub mod view;
+pub mod wire;

@@ -2,8 +2,8 @@
 //! (a solicitation with a sensor view and a deadline) and what it answers
 //! (proposals, which the supervisor turns into configuration requests).
 //!
-//! These types travel on the wire to remote modules (postcard), so they use
-//! serde's default enum representation and no `flatten`.
+//! Remote modules receive and send them as the frozen messages of
+//! [`crate::wire::v1`], converted by the frame codec.
 
 use serde::{Deserialize, Serialize};
 
@@ -227,8 +227,9 @@ fn str_len(s: &str) -> usize {
 }
 
 impl Proposal {
-    /// Bytes this proposal takes in a module's answer on the wire (postcard),
-    /// computed without encoding it: what request statistics count.
+    /// Bytes this proposal takes in a module's answer on the wire
+    /// ([`crate::wire::v1::Proposal`], postcard), computed without encoding
+    /// it: what request statistics count.
     pub fn wire_size(&self) -> usize {
         // Variant tags are one-byte varints; an f64 is 8 bytes.
         let target = 1 + match &self.target {
@@ -306,7 +307,9 @@ pub(crate) mod tests {
             };
             assert_eq!(
                 p.wire_size(),
-                postcard::to_stdvec(&p).unwrap().len(),
+                postcard::to_stdvec(&crate::wire::v1::Proposal::from(&p))
+                    .unwrap()
+                    .len(),
                 "{p:?}"
             );
         }

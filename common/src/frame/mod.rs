@@ -20,15 +20,16 @@
 //! | 4 | [`Frame::Ack`] | supervisor → agent | postcard `{ seq: u64 }` |
 //! | 5 | [`Frame::Dropped`] | agent → supervisor | postcard `{ up_to: u64, readings: u64 }` |
 //! | 6 | [`Frame::Close`] | either, before closing | postcard `{ reason: String }` |
-//! | 7 | [`Frame::Register`] | module → supervisor, first frame | postcard [`ModuleSpec`] |
-//! | 8 | [`Frame::Registered`] | supervisor → module | postcard [`Registered`] |
-//! | 9 | [`Frame::Solicit`] | supervisor → module | postcard [`Solicitation`] |
-//! | 10 | [`Frame::Respond`] | module → supervisor | postcard [`Response`] |
+//! | 7 | [`Frame::Register`] | module → supervisor, first frame | postcard [`v1::ModuleSpec`] |
+//! | 8 | [`Frame::Registered`] | supervisor → module | postcard [`v1::Registered`] |
+//! | 9 | [`Frame::Solicit`] | supervisor → module | postcard [`v1::Solicitation`] |
+//! | 10 | [`Frame::Respond`] | module → supervisor | postcard [`v1::Response`] |
 //! | 11 | [`Frame::Configure`] | supervisor → agent | postcard [`Configure`] |
 //! | 12 | [`Frame::Applied`] | agent → supervisor | postcard [`Applied`] |
 //!
 //! Agents (ALPN [`ALPN_AGENT`]) use types 1–6, 11 and 12; remote modules (ALPN
-//! [`ALPN_MODULE`]) use 6–10. Each side refuses a type that its protocol
+//! [`ALPN_MODULE`]) use 6–10, whose bodies are the frozen messages of
+//! [`crate::wire::v1`], converted from and into the domain types here. Each side refuses a type that its protocol
 //! does not use.
 //!
 //! Postcard encodes integers as varints (`u16`/`u64` unsigned LEB128),
@@ -47,6 +48,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::module::{ModuleSpec, Proposal, Solicitation};
+use crate::wire::v1;
 use thiserror::Error;
 
 /// Version both ends exchange in [`Hello`] and [`Welcome`].
@@ -266,6 +268,13 @@ pub enum FrameError {
     },
     #[error("{n} bytes of trailing garbage after the {kind} frame body")]
     TrailingBytes { kind: FrameType, n: usize },
+    #[error("invalid {kind} frame: {reason}")]
+    Invalid { kind: FrameType, reason: String },
+}
+
+/// The domain value of a decoded wire message, or why it is not one.
+fn valid<W, T: TryFrom<W, Error = String>>(kind: FrameType, wire: W) -> Result<T, FrameError> {
+    T::try_from(wire).map_err(|reason| FrameError::Invalid { kind, reason })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -312,10 +321,10 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
             },
         ),
         Frame::Close { reason } => put(out, &CloseBody { reason }),
-        Frame::Register(spec) => put(out, spec),
-        Frame::Registered(r) => put(out, r),
-        Frame::Solicit(s) => put(out, s),
-        Frame::Respond(r) => put(out, r),
+        Frame::Register(spec) => put(out, &v1::ModuleSpec::from(spec)),
+        Frame::Registered(r) => put(out, &v1::Registered::from(r)),
+        Frame::Solicit(s) => put(out, &v1::Solicitation::from(s)),
+        Frame::Respond(r) => put(out, &v1::Response::from(r)),
         Frame::Configure(c) => put(out, c),
         Frame::Applied(a) => put(out, a),
     }
@@ -391,10 +400,10 @@ fn decode_body(kind: FrameType, body: &[u8]) -> Result<Frame, FrameError> {
             let CloseBody { reason } = take::<CloseBody<String>>(kind, body)?;
             Frame::Close { reason }
         }
-        FrameType::Register => Frame::Register(take(kind, body)?),
-        FrameType::Registered => Frame::Registered(take(kind, body)?),
-        FrameType::Solicit => Frame::Solicit(take(kind, body)?),
-        FrameType::Respond => Frame::Respond(take(kind, body)?),
+        FrameType::Register => Frame::Register(take::<v1::ModuleSpec>(kind, body)?.into()),
+        FrameType::Registered => Frame::Registered(take::<v1::Registered>(kind, body)?.into()),
+        FrameType::Solicit => Frame::Solicit(valid(kind, take::<v1::Solicitation>(kind, body)?)?),
+        FrameType::Respond => Frame::Respond(valid(kind, take::<v1::Response>(kind, body)?)?),
         FrameType::Configure => Frame::Configure(take(kind, body)?),
         FrameType::Applied => Frame::Applied(take(kind, body)?),
     })

@@ -1,0 +1,169 @@
+//! The crate graph states the architecture: this test reads `cargo
+//! metadata` and fails when a crate depends (directly or through others,
+//! normal dependencies only) on what its layer must never link.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// (crate, what it must never depend on, why).
+const RULES: &[(&str, &[&str], &str)] = &[
+    (
+        "vcp-common",
+        &[
+            "tokio",
+            "quinn",
+            "rusqlite",
+            "axum",
+            "vcp-core",
+            "vcp-supervisor",
+        ],
+        "vocabulary and wire: no sockets, no runtime, no storage",
+    ),
+    (
+        "vcp-core",
+        &[
+            "tokio",
+            "quinn",
+            "rusqlite",
+            "axum",
+            "vcp-supervisor",
+            "vcp-transport",
+        ],
+        "pure control-plane logic: no I/O",
+    ),
+    (
+        "vcp-transport",
+        &["rusqlite", "axum", "vcp-core", "vcp-supervisor"],
+        "the QUIC/TLS settings every peer shares",
+    ),
+    (
+        "vcp-agent",
+        &[
+            "rusqlite",
+            "axum",
+            "hyper",
+            "vcp-core",
+            "vcp-supervisor",
+            "vcp-module-sdk",
+        ],
+        "the agent links neither the supervisor's stack nor the vendors' SDK",
+    ),
+    (
+        "vcp-module-sdk",
+        &[
+            "rusqlite",
+            "axum",
+            "vcp-core",
+            "vcp-supervisor",
+            "vcp-agent",
+        ],
+        "a vendor's module links only the wire and the transport",
+    ),
+];
+
+fn metadata() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
+}
+
+/// Package id -> (name, the ids of its normal dependencies).
+fn graph(meta: &Value) -> HashMap<String, (String, Vec<String>)> {
+    let names: HashMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let id = n["id"].as_str().unwrap();
+            let deps = n["deps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| {
+                    d["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["kind"].is_null())
+                })
+                .map(|d| d["pkg"].as_str().unwrap().to_owned())
+                .collect();
+            (id.to_owned(), (names[id].to_owned(), deps))
+        })
+        .collect()
+}
+
+/// The names of everything `root` depends on, with one path to each.
+fn closure(g: &HashMap<String, (String, Vec<String>)>, root: &str) -> HashMap<String, Vec<String>> {
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let mut stack = vec![(root.to_owned(), vec![g[root].0.clone()])];
+    let mut visited = BTreeSet::new();
+    while let Some((id, path)) = stack.pop() {
+        if !visited.insert(id.clone()) {
+            continue;
+        }
+        for dep in &g[&id].1 {
+            let name = g[dep].0.clone();
+            let mut p = path.clone();
+            p.push(name.clone());
+            seen.entry(name).or_insert_with(|| p.clone());
+            stack.push((dep.clone(), p));
+        }
+    }
+    seen
+}
+
+#[test]
+fn no_crate_depends_on_what_its_layer_must_never_link() {
+    let meta = metadata();
+    let g = graph(&meta);
+    let mut broken = Vec::new();
+    for (krate, never, why) in RULES {
+        let Some(id) = g.iter().find(|(_, (n, _))| n == krate).map(|(id, _)| id) else {
+            panic!("{krate} is not in the workspace");
+        };
+        let deps = closure(&g, id);
+        for n in *never {
+            if let Some(path) = deps.get(*n) {
+                broken.push(format!(
+                    "{krate} must not depend on {n} ({why}): {}",
+                    path.join(" -> ")
+                ));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_rules_can_fail() {
+    // The supervisor links all of it: the same walk finds it.
+    let meta = metadata();
+    let g = graph(&meta);
+    let id = g
+        .iter()
+        .find(|(_, (n, _))| n == "vcp-supervisor")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let deps = closure(&g, &id);
+    for n in ["tokio", "quinn", "rusqlite", "axum", "vcp-core"] {
+        assert!(deps.contains_key(n), "vcp-supervisor -> {n} not found");
+    }
+}
