@@ -15,7 +15,7 @@ use crate::closed_loop;
 use crate::loopback::LoopbackOptions;
 use crate::report;
 use crate::scenario;
-use vcp_client::predictive::PredictiveAutoscaler;
+use vcp_module_sdk::predictive::PredictiveAutoscaler;
 use vcp_supervisor::ledger::{render, Format, LedgerReader, Period};
 
 #[derive(Debug, Clone, clap::Args)]

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use vcp_agent::uplink::UplinkConfig;
 use vcp_agent::{Agent, AgentOptions};
-use vcp_client::module::ModuleConnect;
 use vcp_common::identity::{TlsMaterial, SUPERVISOR_NAME};
 use vcp_common::module::ModuleLogic;
+use vcp_module_sdk::ModuleConnect;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::{ApiOptions, Supervisor, SupervisorConfig};
 
@@ -69,10 +69,14 @@ impl RemoteModule {
                 Ok(rt) => rt,
                 Err(e) => return e.to_string(),
             };
+            // A stop (or a dropped handle) closes the session cleanly.
+            let stop = async {
+                let _ = stopped.await;
+            };
             rt.block_on(async {
-                tokio::select! {
-                    e = vcp_client::module::run(&mut logic, &connect) => e.to_string(),
-                    _ = stopped => "stopped".to_string(),
+                match vcp_module_sdk::run(&mut logic, &connect, stop).await {
+                    Ok(()) => "stopped".to_string(),
+                    Err(e) => e.to_string(),
                 }
             })
         });

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{init_logs, wait_until};
-use vcp_client::predictive::PredictiveAutoscaler;
 use vcp_common::module::ModuleLogic;
+use vcp_module_sdk::predictive::PredictiveAutoscaler;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::ledger::{LedgerReader, Period, Statement};
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{init_logs, wait_until};
 use vcp::loopback::{Loopback, LoopbackOptions, RemoteModule};
-use vcp_client::module::{serve, ModuleError};
 use vcp_common::module::{param, Kind, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
+use vcp_module_sdk::{forever, serve, ModuleError};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::control::ModuleSummary;
 
@@ -280,7 +280,7 @@ async fn a_module_that_disconnects_mid_round_is_recorded_and_rounds_go_on() {
     let connect = fleet.module_connect(MODULE).unwrap();
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     ep.set_default_client_config(
-        vcp_client::tls::client_config(&connect.tls, vcp_common::frame::ALPN_MODULE, 1 << 20)
+        vcp_transport::tls::client_config(&connect.tls, vcp_common::frame::ALPN_MODULE, 1 << 20)
             .unwrap(),
     );
     let conn = ep
@@ -289,7 +289,7 @@ async fn a_module_that_disconnects_mid_round_is_recorded_and_rounds_go_on() {
         .await
         .unwrap();
     let (send, recv) = conn.open_bi().await.unwrap();
-    let mut framed = vcp_client::framed::Framed::new(send, recv, 16 << 20);
+    let mut framed = vcp_transport::framed::Framed::new(send, recv, 16 << 20);
     framed
         .write(&vcp_common::frame::Frame::Register(spec(
             MODULE,
@@ -341,7 +341,7 @@ async fn a_module_with_a_bad_credential_is_refused() {
     // A credential for another module id.
     let mut logic = Scripted::new(vec![]);
     let wrong = fleet.module_connect("someone-else").unwrap();
-    match serve(&mut logic, &wrong).await {
+    match serve(&mut logic, &wrong, forever()).await {
         Err(ModuleError::Refused(reason)) => assert!(
             reason.contains(
                 "the certificate is module \"someone-else\"'s, the spec claims \"acme-test\""
@@ -354,7 +354,7 @@ async fn a_module_with_a_bad_credential_is_refused() {
     let mut unknown = Scripted::new(vec![]);
     unknown.id = "stranger".into();
     let conn = fleet.module_connect("stranger").unwrap();
-    match serve(&mut unknown, &conn).await {
+    match serve(&mut unknown, &conn, forever()).await {
         Err(ModuleError::Refused(reason)) => assert!(reason.contains("not configured"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -363,7 +363,7 @@ async fn a_module_with_a_bad_credential_is_refused() {
     let mut foreign = fleet.module_connect(MODULE).unwrap();
     let theirs = other.material(&other.issue("acme-test.module.vcp").unwrap());
     (foreign.tls.chain, foreign.tls.key) = (theirs.chain, theirs.key);
-    match serve(&mut Scripted::new(vec![]), &foreign).await {
+    match serve(&mut Scripted::new(vec![]), &foreign, forever()).await {
         Err(e @ (ModuleError::Connection(_) | ModuleError::Stream(_))) => {
             assert!(e.to_string().contains("certificate"), "{e}")
         }
@@ -391,7 +391,7 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
         .await
         .unwrap();
     let m: RemoteModule = fleet
-        .spawn_module(vcp_client::predictive::PredictiveAutoscaler::new(
+        .spawn_module(vcp_module_sdk::predictive::PredictiveAutoscaler::new(
             vcp::scenario::CUSTOM_MODULE,
             "predictive-labs",
         ))
@@ -424,4 +424,27 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
         .rounds
         .iter()
         .any(|r| r.kind == Kind::Autoscaling && r.rounds > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_module_closes_its_session_at_once() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start(dir.path()).await;
+    let m = fleet
+        .spawn_module(Scripted::new(vec![instances("acme-shop", 3.0)]))
+        .unwrap();
+    wait_until("the module to decide", Duration::from_secs(20), || {
+        in_force(&fleet, "acme-shop") == Some(3.0)
+    })
+    .await;
+    assert_eq!(m.stop(), "stopped", "run ends on the shutdown signal");
+    // Well before the idle timeout: the module said it was leaving.
+    wait_until(
+        "the supervisor to see it go",
+        Duration::from_secs(3),
+        || try_module(&fleet, MODULE).is_some_and(|m| !m.connected),
+    )
+    .await;
+    fleet.stop().await;
 }

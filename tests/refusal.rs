@@ -27,7 +27,8 @@ async fn raw_peer(
     let material = fleet.ca.material(&fleet.ca.agent(id).unwrap());
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(
-        vcp_client::tls::client_config(&material, vcp_common::frame::ALPN_AGENT, 1 << 20).unwrap(),
+        vcp_transport::tls::client_config(&material, vcp_common::frame::ALPN_AGENT, 1 << 20)
+            .unwrap(),
     );
     let conn = endpoint
         .connect(fleet.addr, SUPERVISOR_NAME)

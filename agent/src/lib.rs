@@ -44,7 +44,7 @@ pub struct AgentOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]
-    Tls(#[from] vcp_client::tls::TlsError),
+    Tls(#[from] vcp_transport::tls::TlsError),
     #[error("agent id: {0}")]
     Id(#[from] vcp_common::identity::IdentityError),
 }
@@ -62,7 +62,7 @@ impl Agent {
     /// Starts the sampler and the uplink on the current tokio runtime.
     pub fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
         vcp_common::identity::validate_id(&opts.uplink.agent_id)?;
-        let client = vcp_client::tls::client_config(
+        let client = vcp_transport::tls::client_config(
             &opts.tls,
             vcp_common::frame::ALPN_AGENT,
             opts.uplink.max_frame,

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-use vcp_client::framed::{Framed, StreamError};
 use vcp_common::batch::{Batch, SeriesTable};
 use vcp_common::codec::{BatchEncoder, CodecError};
 use vcp_common::frame::{Applied, Configure, Frame, Hello, PROTOCOL_VERSION};
 use vcp_common::protocol::HELLO_TIMEOUT;
+use vcp_transport::framed::{Framed, StreamError};
 
 use crate::sampler::Sampled;
 use crate::spool::{Spool, SpoolConfig};

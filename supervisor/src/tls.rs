@@ -52,7 +52,7 @@ pub fn server_config(
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config
-        .transport_config(Arc::new(vcp_client::tls::transport(max_frame, 1)))
+        .transport_config(Arc::new(vcp_transport::tls::transport(max_frame, 1)))
         .max_incoming(max_incoming);
     Ok(config)
 }

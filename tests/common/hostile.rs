@@ -29,7 +29,7 @@ impl Hostile {
     pub async fn connect(addr: SocketAddr, material: &TlsMaterial, alpn: &[u8]) -> Hostile {
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(
-            vcp_client::tls::client_config(material, alpn, 1 << 20).unwrap(),
+            vcp_transport::tls::client_config(material, alpn, 1 << 20).unwrap(),
         );
         let conn = endpoint
             .connect(addr, SUPERVISOR_NAME)

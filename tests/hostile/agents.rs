@@ -51,7 +51,7 @@ async fn two_hundred_concurrent_handshakes_from_one_address() {
     let material = cert(&fleet, "agent-9");
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(
-        vcp_client::tls::client_config(&material, ALPN_AGENT, 1 << 20).unwrap(),
+        vcp_transport::tls::client_config(&material, ALPN_AGENT, 1 << 20).unwrap(),
     );
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..200 {

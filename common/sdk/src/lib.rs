@@ -1,21 +1,33 @@
-//! The SDK for remote custom modules: implement [`ModuleLogic`] and call
-//! [`serve`] (one session) or [`run`] (reconnecting). The module connects
-//! to the supervisor over QUIC with its module credential — a certificate
-//! for `<module id>.module.vcp` from the fleet operator — registers its
-//! spec, then answers every solicitation with proposals.
+//! The SDK for vendors' control plane modules: implement [`ModuleLogic`]
+//! and call [`run`] (reconnecting, until refused or told to stop) or
+//! [`serve`] (one session). The module connects to the supervisor over
+//! QUIC with its module credential — a certificate for
+//! `<module id>.module.vcp` from the fleet operator — registers its spec,
+//! then answers every solicitation with proposals. It speaks
+//! `vcp-module/1` ([`vcp_common::wire::v1`]), whose bytes do not change.
+//!
+//! The SDK links the wire and the transport only — nothing of the agent
+//! or the supervisor.
 
+pub mod predictive;
+
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use rand::Rng;
 use tracing::{info, warn};
 use vcp_common::frame::{Frame, Registered, Response, ALPN_MODULE};
 use vcp_common::identity::TlsMaterial;
-use vcp_common::module::ModuleLogic;
 use vcp_common::protocol::HELLO_TIMEOUT;
+use vcp_transport::framed::{Framed, StreamError};
+use vcp_transport::tls::{client_config, TlsError};
 
-use crate::framed::{Framed, StreamError};
-use crate::tls::{client_config, TlsError};
+pub use vcp_common::module::{
+    Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
+};
+pub use vcp_common::view::SensorView;
 
 /// Where and as whom a module connects.
 #[derive(Debug, Clone)]
@@ -70,25 +82,54 @@ fn endpoint(c: &ModuleConnect) -> Result<quinn::Endpoint, ModuleError> {
     Ok(ep)
 }
 
+/// How a session ended without an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The supervisor ended the stream (it is shutting down, say).
+    Supervisor(Registered),
+    /// The shutdown signal fired; the module said so and closed.
+    Stopped,
+}
+
+/// A shutdown signal that never fires.
+pub fn forever() -> std::future::Pending<()> {
+    std::future::pending()
+}
+
 /// One session: connect, register, answer solicitations until the
-/// supervisor ends the session. Returns the registration on a clean end.
-pub async fn serve<M: ModuleLogic + ?Sized>(
+/// supervisor ends the session or `shutdown` completes (then the module
+/// closes the session with a reason and its endpoint cleanly).
+pub async fn serve<M: ModuleLogic + ?Sized, S: Future<Output = ()>>(
     logic: &mut M,
     c: &ModuleConnect,
-) -> Result<Registered, ModuleError> {
+    shutdown: S,
+) -> Result<Ended, ModuleError> {
+    let shutdown = std::pin::pin!(shutdown);
+    serve_pinned(logic, c, shutdown).await
+}
+
+async fn serve_pinned<M: ModuleLogic + ?Sized, S: Future<Output = ()>>(
+    logic: &mut M,
+    c: &ModuleConnect,
+    shutdown: Pin<&mut S>,
+) -> Result<Ended, ModuleError> {
     let ep = endpoint(c)?;
-    let result = session(&ep, logic, c).await;
+    let result = session(&ep, logic, c, shutdown).await;
     ep.close(0u32.into(), b"module stopped");
     ep.wait_idle().await;
     result
 }
 
-async fn session<M: ModuleLogic + ?Sized>(
+async fn session<M: ModuleLogic + ?Sized, S: Future<Output = ()>>(
     ep: &quinn::Endpoint,
     logic: &mut M,
     c: &ModuleConnect,
-) -> Result<Registered, ModuleError> {
-    let conn = ep.connect(c.supervisor, &c.server_name)?.await?;
+    mut shutdown: Pin<&mut S>,
+) -> Result<Ended, ModuleError> {
+    let conn = tokio::select! {
+        c = async { ep.connect(c.supervisor, &c.server_name)?.await.map_err(ModuleError::from) } => c?,
+        _ = shutdown.as_mut() => return Ok(Ended::Stopped),
+    };
     let (send, recv) = conn.open_bi().await?;
     let mut framed = Framed::new(send, recv, c.max_frame);
     framed
@@ -110,7 +151,15 @@ async fn session<M: ModuleLogic + ?Sized>(
     };
     info!(control_plane = %registered.control_plane, customer = %registered.customer, "module registered");
     loop {
-        match framed.read().await {
+        let read = tokio::select! {
+            r = framed.read() => r,
+            _ = shutdown.as_mut() => {
+                framed.close_with("module stopped", CLOSE_GRACE).await;
+                conn.close(0u32.into(), b"module stopped");
+                return Ok(Ended::Stopped);
+            }
+        };
+        match read {
             Ok(Some((Frame::Solicit(s), _))) => {
                 let proposals = logic.solicit(&s);
                 let respond = Frame::Respond(Response {
@@ -121,11 +170,14 @@ async fn session<M: ModuleLogic + ?Sized>(
             }
             Ok(Some((Frame::Close { reason }, _))) => return Err(ModuleError::Closed(reason)),
             Ok(Some((other, _))) => return Err(ModuleError::Unexpected(other.frame_type().name())),
-            Ok(None) => return Ok(registered),
+            Ok(None) => return Ok(Ended::Supervisor(registered)),
             Err(e) => return Err(lost(&conn, e)),
         }
     }
 }
+
+/// How long a stopping module waits for the supervisor to read its Close.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// A stream error, or — when the connection is gone — the connection's own
 /// close reason (a refused certificate, an application close), which says
@@ -137,17 +189,29 @@ fn lost(conn: &quinn::Connection, e: StreamError) -> ModuleError {
     }
 }
 
-/// Serves until refused, reconnecting after transient failures with
-/// exponential backoff and jitter (200 ms doubling to 30 s).
-pub async fn run<M: ModuleLogic + ?Sized>(logic: &mut M, c: &ModuleConnect) -> ModuleError {
+/// Serves until refused or until `shutdown` completes, reconnecting after
+/// transient failures with exponential backoff and jitter (200 ms doubling
+/// to 30 s). `Ok(())` after a clean stop; the error that ended it
+/// otherwise.
+pub async fn run<M: ModuleLogic + ?Sized, S: Future<Output = ()>>(
+    logic: &mut M,
+    c: &ModuleConnect,
+    shutdown: S,
+) -> Result<(), ModuleError> {
+    let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
     loop {
-        match serve(logic, c).await {
-            Ok(_) => backoff = Duration::from_millis(200),
-            Err(e) if !e.is_transient() => return e,
+        match serve_pinned(logic, c, shutdown.as_mut()).await {
+            Ok(Ended::Stopped) => return Ok(()),
+            Ok(Ended::Supervisor(_)) => backoff = Duration::from_millis(200),
+            Err(e) if !e.is_transient() => return Err(e),
             Err(e) => warn!(error = %e, "module session ended; reconnecting"),
         }
-        tokio::time::sleep(backoff.mul_f64(rand::rng().random_range(0.5..=1.0))).await;
+        let pause = backoff.mul_f64(rand::rng().random_range(0.5..=1.0));
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.as_mut() => return Ok(()),
+        }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }

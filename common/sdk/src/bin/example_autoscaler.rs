@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use vcp_client::module::{run, ModuleConnect};
-use vcp_client::predictive::PredictiveAutoscaler;
 use vcp_common::identity::{TlsMaterial, SUPERVISOR_NAME};
+use vcp_module_sdk::predictive::PredictiveAutoscaler;
+use vcp_module_sdk::{run, ModuleConnect};
 
 /// Connects to a vcp supervisor as a custom autoscaling module and answers
 /// its solicitations with forecasts-based instance counts.
@@ -51,6 +51,11 @@ async fn main() -> anyhow::Result<()> {
         max_frame: 16 << 20,
     };
     let mut module = PredictiveAutoscaler::new(&cli.id, &cli.vendor);
-    let err = run(&mut module, &connect).await;
-    Err(err).context("the module stopped")
+    // Ctrl-C or SIGINT: close the session with a reason, then exit.
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    run(&mut module, &connect, stop)
+        .await
+        .context("the module stopped")
 }
