@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 use vcp_core::mediation::PolicyCount;
-use vcp_supervisor::control::{Control, ModuleSummary};
+use vcp_core::stats::ModuleSummary;
+use vcp_supervisor::control::Control;
 use vcp_supervisor::dispatch::DeliveryCounts;
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::judge::{GoalRecord, ModuleContribution, ModuleReputation};

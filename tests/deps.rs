@@ -167,3 +167,105 @@ fn the_rules_can_fail() {
         assert!(deps.contains_key(n), "vcp-supervisor -> {n} not found");
     }
 }
+
+/// The source folders of the workspace's crates.
+const CRATE_SOURCES: &[&str] = &[
+    "common/src",
+    "common/transport/src",
+    "common/sdk/src",
+    "agent/src",
+    "supervisor/core/src",
+    "supervisor/src",
+    "src",
+];
+
+fn is_test_file(path: &std::path::Path) -> bool {
+    let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or("");
+    name == "tests"
+        || name.ends_with("_tests")
+        || name.ends_with("_golden")
+        || name == "proptests"
+        || path.components().any(|c| c.as_os_str() == "tests")
+}
+
+fn rust_files(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            rust_files(&entry.unwrap().path(), out);
+        }
+    } else if path.extension().is_some_and(|e| e == "rs") && !is_test_file(path) {
+        out.push(path.to_owned());
+    }
+}
+
+/// The top-level modules `text` names as `crate::NAME`, outside comments
+/// and test code.
+fn crate_refs(text: &str) -> BTreeSet<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let mut out = BTreeSet::new();
+    for line in code.lines() {
+        let line = line.split("//").next().unwrap_or("");
+        for (i, _) in line.match_indices("crate::") {
+            let name: String = line[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            out.insert(name);
+        }
+    }
+    out
+}
+
+/// Each top-level module of the crate in `src` and the top-level modules
+/// it names.
+fn module_edges(src: &str) -> HashMap<String, BTreeSet<String>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
+    let mut edges: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_stem().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if matches!(name, "lib" | "main" | "bin") || is_test_file(&path) {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&path, &mut files);
+        let refs = edges.entry(name.to_owned()).or_default();
+        for f in files {
+            refs.extend(crate_refs(&std::fs::read_to_string(f).unwrap()));
+        }
+        refs.remove(name);
+    }
+    edges
+}
+
+#[test]
+fn no_two_modules_of_a_crate_import_each_other() {
+    let mut cycles = Vec::new();
+    for src in CRATE_SOURCES {
+        let edges = module_edges(src);
+        for (a, refs) in &edges {
+            for b in refs {
+                if a < b && edges.get(b).is_some_and(|r| r.contains(a)) {
+                    cycles.push(format!("{src}: {a} <-> {b}"));
+                }
+            }
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "modules that import each other:\n{}",
+        cycles.join("\n")
+    );
+    // The walk sees the imports it checks.
+    assert!(module_edges("supervisor/src")["control"].contains("biller"));
+}
+
+#[test]
+fn the_cycle_check_sees_imports() {
+    let refs = crate_refs(
+        "use crate::a::B;\n// crate::c\nfn f() { crate::d::e(); }\n#[cfg(test)]\nuse crate::t;",
+    );
+    assert_eq!(refs, BTreeSet::from(["a".to_owned(), "d".to_owned()]));
+}

@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::{init_logs, wait_until};
 use vcp::loopback::{Loopback, LoopbackOptions, RemoteModule};
 use vcp_common::module::{param, Kind, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
+use vcp_core::stats::ModuleSummary;
 use vcp_module_sdk::{forever, serve, ModuleError};
 use vcp_supervisor::config::SupervisorFile;
-use vcp_supervisor::control::ModuleSummary;
 
 const MODULE: &str = "acme-test";
 

@@ -4,12 +4,14 @@
 pub mod batch;
 pub mod codec;
 pub mod frame;
+pub mod goal;
 pub mod identity;
 pub mod metric;
 pub mod module;
 pub mod protocol;
 pub mod resource;
 pub mod session;
+pub mod target;
 pub mod varint;
 pub mod view;
 pub mod wire;

@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::resource::ResourceId;
+pub use crate::goal::{Cmp, Condition, Goal, Objective};
+pub use crate::target::Target;
 use crate::view::SensorView;
 
 /// The kinds of control plane module.
@@ -117,52 +118,6 @@ impl SensorSelector {
     }
 }
 
-/// A comparison in a goal condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cmp {
-    Below,
-    Above,
-}
-
-/// `metric` must stay below/above `value` (e.g. p95 latency below 0.1 s).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Condition {
-    pub metric: String,
-    pub cmp: Cmp,
-    pub value: f64,
-}
-
-impl Condition {
-    pub fn holds(&self, observed: f64) -> bool {
-        match self.cmp {
-            Cmp::Below => observed < self.value,
-            Cmp::Above => observed > self.value,
-        }
-    }
-}
-
-/// What a goal drives a metric towards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Objective {
-    Minimise,
-    Maximise,
-    /// Hold the metric at the target.
-    Track,
-}
-
-/// A goal: an objective on a metric, a target, and conditions that must hold
-/// (e.g. minimise `instances` while `app.latency.p95` is below 0.1 and
-/// `service.idle` below 0.3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Goal {
-    pub metric: String,
-    pub objective: Objective,
-    pub target: Option<f64>,
-    pub conditions: Vec<Condition>,
-}
-
 /// A sensor a module adds to the standard schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomSensor {
@@ -185,27 +140,6 @@ pub struct ModuleSpec {
     /// Longest the module may take to answer a solicitation, in ms.
     pub deadline_ms: u32,
     pub custom_sensors: Vec<CustomSensor>,
-}
-
-/// What a configuration request is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Target {
-    /// A whole service set (e.g. its instances).
-    ServiceSet(String),
-    /// A service set's presence on one host (weights, placement).
-    Member { service_set: String, host: String },
-    /// A resource of a host: `nic/eth0`, `cgroup/web`, …
-    Resource { host: String, resource: ResourceId },
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::ServiceSet(s) => write!(f, "set:{s}"),
-            Target::Member { service_set, host } => write!(f, "set:{service_set}@{host}"),
-            Target::Resource { host, resource } => write!(f, "{host}:{resource}"),
-        }
-    }
 }
 
 /// One thing a module asks for: set `parameter` of `target` to `value`
@@ -249,6 +183,22 @@ pub struct Solicitation {
     /// Time left to answer when the solicitation was sent, in ms.
     pub budget_ms: u32,
     pub view: SensorView,
+}
+
+/// The supervisor's answer to a module's `Register` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub protocol: u16,
+    /// The control plane the module now serves.
+    pub control_plane: String,
+    pub customer: String,
+}
+
+/// A module's answer to a `Solicit` frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub round: u64,
+    pub proposals: Vec<Proposal>,
 }
 
 /// A module's logic: answer a solicitation with proposals. Built-in modules

@@ -6,8 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::module::{Goal, Target};
+use crate::goal::Goal;
 use crate::resource::ResourceId;
+use crate::target::Target;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {

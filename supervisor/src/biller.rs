@@ -28,17 +28,21 @@ use vcp_common::metric::{NIC_RX_BYTES, NIC_TX_BYTES};
 use vcp_common::module::{param, Target};
 
 use crate::checkpoint::{self, BillerState, Checkpoint};
-use crate::control::{Control, ModuleSummary};
+use crate::config::SupervisorFile;
+use crate::fleet::Fleet;
 use crate::judge::GoalRecord;
+use crate::judge::JudgeHandle;
 use crate::ledger::{Charge, Granularity, Ledger, LedgerReader, Period, StateRow};
 use crate::unix_ms;
 use vcp_core::contribution::split_amount;
-use vcp_core::plane::ServiceSetDef;
 use vcp_core::plane::OPERATOR;
+use vcp_core::plane::{ControlPlane, ServiceSetDef};
 use vcp_core::pricing::{
     cost_benefit, customer_account, goals_held, request_charges, resource_charge, resource_cost,
     vendor_account, Baseline, BillingPeriod, ModuleUsage, ParamUsage, Parties, ResourceUsage,
 };
+use vcp_core::settings::Settings;
+use vcp_core::stats::ModuleSummary;
 
 fn granularity(p: BillingPeriod) -> Granularity {
     match p {
@@ -54,9 +58,29 @@ pub struct BillNow {
     pub done: oneshot::Sender<Result<usize, String>>,
 }
 
+/// The module counters and planes in force, as the biller reads them.
+pub trait Counters: Send + Sync + 'static {
+    /// Every module instance's cumulative request statistics.
+    fn modules(&self) -> Vec<ModuleSummary>;
+    /// Every module instance's counters, for checkpoints.
+    fn usage(&self) -> Vec<checkpoint::Usage>;
+    fn planes(&self) -> Arc<Vec<Arc<ControlPlane>>>;
+}
+
+/// What the biller reads: the configuration (prices, contracts,
+/// settlements), the judge's state, the fleet's traffic, the decisions in
+/// force and the modules' counters — nothing else of the supervisor.
+pub struct Inputs {
+    pub file: Arc<SupervisorFile>,
+    pub judge: JudgeHandle,
+    pub fleet: Arc<Fleet>,
+    pub settings: Arc<Settings>,
+    pub counters: Arc<dyn Counters>,
+}
+
 /// The biller's memory between runs: cumulative counters seen last time.
 struct Biller {
-    control: Arc<Control>,
+    inputs: Inputs,
     ledger: Ledger,
     reader: LedgerReader,
     last_ms: i64,
@@ -76,7 +100,7 @@ struct Staged {
 /// baselines of an earlier run if `resumed` holds them, and checkpoints
 /// the supervisor's state every second.
 pub fn start(
-    control: Arc<Control>,
+    inputs: Inputs,
     ledger: Ledger,
     reader: LedgerReader,
     interval: Duration,
@@ -84,9 +108,9 @@ pub fn start(
 ) -> (mpsc::Sender<BillNow>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<BillNow>(4);
     let now = unix_ms();
-    let period = Period::containing(now, granularity(control.file.prices.period)).to_string();
+    let period = Period::containing(now, granularity(inputs.file.prices.period)).to_string();
     let mut biller = Biller {
-        control,
+        inputs,
         ledger,
         reader,
         last_ms: now,
@@ -184,8 +208,8 @@ impl Biller {
     fn checkpoint(&self, now: i64, biller: BillerState) -> StateRow {
         let c = Checkpoint {
             at_ms: now,
-            judge: self.control.judge.state.load().to_vec(),
-            usage: self.control.usage(),
+            judge: self.inputs.judge.state.load().to_vec(),
+            usage: self.inputs.counters.usage(),
             biller,
         };
         StateRow {
@@ -198,7 +222,7 @@ impl Biller {
     /// One billing run over [last run, now).
     async fn run(&mut self, now: i64, settle: bool) -> Result<usize, crate::ledger::LedgerError> {
         let period =
-            Period::containing(now, granularity(self.control.file.prices.period)).to_string();
+            Period::containing(now, granularity(self.inputs.file.prices.period)).to_string();
         let label = format!("{}@{}", self.period, self.last_ms);
         let secs = (now - self.last_ms).max(0) as f64 / 1000.0;
         let mut staged = Staged::default();
@@ -235,11 +259,12 @@ impl Biller {
     }
 
     fn module_charges(&self, label: &str, now: i64, staged: &mut Staged) -> Vec<Charge> {
-        let sheet = &self.control.file.prices;
+        let sheet = &self.inputs.file.prices;
         let mut out = Vec::new();
         // The operator does not bill itself for its own control plane.
         for m in self
-            .control
+            .inputs
+            .counters
             .modules()
             .into_iter()
             .filter(|m| m.customer != OPERATOR && !m.shadow)
@@ -247,7 +272,7 @@ impl Biller {
             let key = (m.control_plane.clone(), m.id.clone());
             let usage = delta(&m, self.modules.get(&key));
             let contract = self
-                .control
+                .inputs
                 .file
                 .contracts
                 .iter()
@@ -262,7 +287,7 @@ impl Biller {
     /// times its instance size, and the NIC traffic of its whole-host members.
     fn usage(&self, set: &ServiceSetDef, secs: f64) -> ResourceUsage {
         let instances = self
-            .control
+            .inputs
             .settings
             .value(&Target::ServiceSet(set.id.clone()), param::INSTANCES)
             .unwrap_or(f64::from(set.instances.initial));
@@ -273,7 +298,7 @@ impl Biller {
     fn usage_at(&self, set: &ServiceSetDef, instances: f64, secs: f64) -> ResourceUsage {
         let instances = instances.max(0.0);
         let size = set.instance.unwrap_or_default();
-        let hosts = self.control.fleet.view.hosts();
+        let hosts = self.inputs.fleet.view.hosts();
         let nic_rate: f64 = set
             .members
             .iter()
@@ -303,13 +328,13 @@ impl Biller {
         secs: f64,
         staged: &mut Staged,
     ) -> Vec<Charge> {
-        let sheet = &self.control.file.prices;
-        let report = self.control.judge.report.load_full();
+        let sheet = &self.inputs.file.prices;
+        let report = self.inputs.judge.report.load_full();
         let period_ms = Period::parse(&self.period)
             .map(|p| p.range_ms())
             .map_or(3_600_000, |(a, b)| (b - a).max(1));
         let mut out = Vec::new();
-        for plane in self.control.planes().iter() {
+        for plane in self.inputs.counters.planes().iter() {
             for set in plane
                 .scope
                 .service_sets
@@ -335,7 +360,7 @@ impl Biller {
                 // Cost-benefit: the contracts of the modules serving this plane.
                 // (Judged on the interval's goal windows; without one, no verdict.)
                 for contract in self
-                    .control
+                    .inputs
                     .file
                     .contracts
                     .iter()
@@ -353,10 +378,8 @@ impl Biller {
                         // default module, running in the shadow, asked for.
                         Baseline::DefaultModule => {
                             let target = Target::ServiceSet(set.id.clone());
-                            let Some(n) = self
-                                .control
-                                .settings
-                                .shadow_value(&target, param::INSTANCES)
+                            let Some(n) =
+                                self.inputs.settings.shadow_value(&target, param::INSTANCES)
                             else {
                                 continue; // no shadow decision yet: no verdict
                             };
@@ -364,7 +387,8 @@ impl Biller {
                         }
                     };
                     let Some(vendor) = self
-                        .control
+                        .inputs
+                        .file
                         .custom(&contract.module)
                         .map(|m| m.vendor.get_ref().clone())
                     else {
@@ -399,10 +423,10 @@ impl Biller {
         period: &str,
         now: i64,
     ) -> Result<Vec<Charge>, crate::ledger::LedgerError> {
-        let report = self.control.judge.report.load_full();
-        let modules = self.control.modules();
+        let report = self.inputs.judge.report.load_full();
+        let modules = self.inputs.counters.modules();
         let mut out = Vec::new();
-        for s in &self.control.file.settlements {
+        for s in &self.inputs.file.settlements {
             let key = settlement_key(period, &s.customer, s.kind);
             if self.reader.has_key(&key)? {
                 continue; // settled already: the allocation goes out once

@@ -7,6 +7,7 @@ use vcp_common::module::{param, Kind, ModuleLogic, ModuleSpec, Proposal, Solicit
 
 use super::*;
 use crate::config::SupervisorFile;
+use crate::control::Control;
 use crate::fleet::Fleet;
 use crate::store::Store;
 
@@ -78,7 +79,13 @@ async fn a_second_settlement_in_the_period_with_other_vendors_pays_nothing_more(
     );
     let (ledger, reader) = Ledger::open(dir.path()).unwrap();
     let biller = Biller {
-        control: control.clone(),
+        inputs: Inputs {
+            file: control.file.clone(),
+            judge: control.judge.clone(),
+            fleet: control.fleet.clone(),
+            settings: control.settings.clone(),
+            counters: control.clone(),
+        },
         ledger: ledger.clone(),
         reader,
         last_ms: 0,

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use vcp_common::module::Kind;
 
-use crate::control::ModuleSummary;
+use vcp_core::stats::ModuleSummary;
 use vcp_core::stats::StatsState;
 
 /// The ledger state row's name.

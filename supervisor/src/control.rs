@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::task::JoinHandle;
 use vcp_common::module::Kind;
 
@@ -20,13 +19,13 @@ use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
 use crate::provision::store::FeedbackRecord;
 use crate::solicit::{KindStats, KindSummary, RoundContext, Solicitor};
-use vcp_core::admission::constraints::Constraints;
+use vcp_core::constraints::Constraints;
 use vcp_core::instance::Instance;
 use vcp_core::mediation::{Mediator, PolicyCounts, PolicyTable};
 use vcp_core::plane::PlaneSpec;
 use vcp_core::plane::{self, ControlPlane, ModuleRef, Planes};
 use vcp_core::settings::Settings;
-use vcp_core::stats::{ModuleStats, ParamSummary};
+use vcp_core::stats::{ModuleStats, ModuleSummary, ParamSummary};
 
 /// A module instance ever registered, kept for reports after it left.
 struct Known {
@@ -37,42 +36,6 @@ struct Known {
     shadow: bool,
     stats: Arc<ModuleStats>,
     since: std::time::Instant,
-}
-
-/// One module's request statistics, for reports.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct ModuleSummary {
-    pub id: String,
-    pub kind: Kind,
-    pub control_plane: String,
-    pub customer: String,
-    /// The custom module's vendor; `None` for the operator's modules.
-    pub vendor: Option<String>,
-    pub remote: bool,
-    /// A default module running in the shadow (never in force, never billed).
-    pub shadow: bool,
-    pub connected: bool,
-    pub solicitations: u64,
-    pub responses: u64,
-    pub deadline_misses: u64,
-    pub busy: u64,
-    pub faults: u64,
-    pub requests: u64,
-    /// Requests per second since the module was first registered.
-    pub rate_per_second: f64,
-    pub late: u64,
-    pub rejected: u64,
-    /// Rejected for being past the quota per round.
-    pub over_quota: u64,
-    pub clipped: u64,
-    pub bytes: u64,
-    /// Sessions closed for breaking the protocol or a limit.
-    pub protocol_errors: u64,
-    /// Supervisor CPU spent on the module's requests (ns).
-    pub cpu_ns: u64,
-    pub parameters: Vec<ParamSummary>,
-    pub last_violation: Option<String>,
-    pub last_fault: Option<String>,
 }
 
 /// The module instances an earlier run counted, in the planes still in
@@ -96,7 +59,7 @@ fn restore_known(usage: &[checkpoint::Usage], planes: &[Arc<ControlPlane>]) -> V
 }
 
 pub struct Control {
-    pub file: SupervisorFile,
+    pub file: Arc<SupervisorFile>,
     pub fleet: Arc<Fleet>,
     biller: std::sync::OnceLock<tokio::sync::mpsc::Sender<BillNow>>,
     /// The control planes in force.
@@ -235,13 +198,20 @@ impl Control {
             tasks: Mutex::new(tasks),
             fleet,
             biller: std::sync::OnceLock::new(),
-            file,
+            file: Arc::new(file),
         });
         if let Some(ledger) = ledger {
             let interval = std::time::Duration::from_secs(control.file.billing_interval_s);
             let (ledger, reader) = ledger;
             let resumed = checkpoint.map(|c| c.biller);
-            let (tx, task) = biller::start(control.clone(), ledger, reader, interval, resumed);
+            let inputs = biller::Inputs {
+                file: control.file.clone(),
+                judge: control.judge.clone(),
+                fleet: control.fleet.clone(),
+                settings: control.settings.clone(),
+                counters: control.clone(),
+            };
+            let (tx, task) = biller::start(inputs, ledger, reader, interval, resumed);
             let _ = control.biller.set(tx);
             control.lock_tasks().push(task);
         }
@@ -386,10 +356,7 @@ impl Control {
     }
 
     pub fn custom(&self, id: &str) -> Option<&CustomModuleConfig> {
-        self.file
-            .custom_modules
-            .iter()
-            .find(|m| m.id.get_ref() == id)
+        self.file.custom(id)
     }
 
     pub fn plane(&self, id: &str) -> Option<Arc<ControlPlane>> {
@@ -557,5 +524,19 @@ impl Control {
         for t in self.lock_tasks().drain(..) {
             t.abort();
         }
+    }
+}
+
+impl biller::Counters for Control {
+    fn modules(&self) -> Vec<ModuleSummary> {
+        Control::modules(self)
+    }
+
+    fn usage(&self) -> Vec<checkpoint::Usage> {
+        Control::usage(self)
+    }
+
+    fn planes(&self) -> Arc<Vec<Arc<ControlPlane>>> {
+        Control::planes(self)
     }
 }

@@ -301,7 +301,7 @@ impl Judge {
             if inputs.is_empty() {
                 continue;
             }
-            let view = crate::solicit::view::build(
+            let view = vcp_core::module_view::build(
                 &self.fleet.view,
                 &plane.scope,
                 &inputs,

@@ -53,7 +53,7 @@ fn instances(n: usize) -> Vec<Proposal> {
         .collect()
 }
 
-fn module_summary(fleet: &Loopback) -> vcp_supervisor::control::ModuleSummary {
+fn module_summary(fleet: &Loopback) -> vcp_core::stats::ModuleSummary {
     fleet
         .supervisor()
         .control
@@ -221,7 +221,8 @@ async fn a_target_with_dot_dot_does_not_decode() {
     let end = h.ending(recv).await;
     assert_eq!(end.code, u64::from(close::PROTOCOL), "{end:?}");
     assert!(
-        end.reason.contains("bad frame: bad respond frame body"),
+        end.reason.contains("bad frame: invalid respond frame")
+            && end.reason.contains("'..' segment"),
         "{end:?}"
     );
     fleet.stop().await;

@@ -47,7 +47,8 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::module::{ModuleSpec, Proposal, Solicitation};
+use crate::module::{ModuleSpec, Solicitation};
+pub use crate::module::{Registered, Response};
 use crate::wire::v1;
 use thiserror::Error;
 
@@ -84,15 +85,6 @@ pub struct Welcome {
     pub last_applied: Option<u64>,
 }
 
-/// The supervisor's answer to a module's [`Frame::Register`].
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Registered {
-    pub protocol: u16,
-    /// The control plane the module now serves.
-    pub control_plane: String,
-    pub customer: String,
-}
-
 /// A mediated configuration for an agent to apply.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Configure {
@@ -111,13 +103,6 @@ pub struct Applied {
     pub ok: bool,
     /// What was done, or why it failed.
     pub detail: String,
-}
-
-/// A module's answer to a [`Frame::Solicit`].
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct Response {
-    pub round: u64,
-    pub proposals: Vec<Proposal>,
 }
 
 /// One frame of an agent or module stream.

@@ -1,5 +1,6 @@
 //! Round trips and bad input of every frame type.
 use super::*;
+use crate::module::Proposal;
 
 fn all_frames() -> Vec<Frame> {
     vec![

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vcp_common::module::{Kind, ModuleSpec};
 
-use crate::admission::constraints::ModuleLimits;
+use crate::constraints::ModuleLimits;
 use crate::plane::ControlPlane;
 use crate::stats::ModuleStats;
 use crate::{module_key, ModuleKey};

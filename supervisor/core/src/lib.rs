@@ -5,11 +5,13 @@
 
 pub mod admission;
 pub mod builtin;
+pub mod constraints;
 pub mod contribution;
 pub mod histogram;
 pub mod instance;
 pub mod mediate;
 pub mod mediation;
+pub mod module_view;
 pub mod plane;
 pub mod pricing;
 pub mod reputation;

@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::admission::constraints::{Constraints, RateLimiter};
 use crate::admission::{admit, Admission, Request};
+use crate::constraints::{Constraints, RateLimiter};
 use crate::instance::Instance;
 use crate::mediation::Mediator;
 use crate::reputation::ReputationSnapshot;

@@ -12,9 +12,9 @@ use vcp_common::module::{param, Kind, ModuleSpec, Proposal, Target};
 use vcp_common::view::Member;
 
 use super::RoundCore;
-use crate::admission::constraints::Constraints;
-use crate::admission::constraints::{ModuleLimits, OnViolation, ParamConstraint};
 use crate::admission::intern::target_hash;
+use crate::constraints::Constraints;
+use crate::constraints::{ModuleLimits, OnViolation, ParamConstraint};
 use crate::instance::Instance;
 use crate::mediate::{mediate_value, Bid};
 use crate::mediation::default_policy;
@@ -165,9 +165,9 @@ impl Reference {
                 }
                 let current = || settings.get(&p.target, &p.parameter).map(|d| d.value);
                 let value = match constraints.check(&p.parameter, p.value, current) {
-                    crate::admission::constraints::Verdict::Accept(v) => v,
-                    crate::admission::constraints::Verdict::Clip { value, .. } => value,
-                    crate::admission::constraints::Verdict::Reject(_) => continue,
+                    crate::constraints::Verdict::Accept(v) => v,
+                    crate::constraints::Verdict::Clip { value, .. } => value,
+                    crate::constraints::Verdict::Reject(_) => continue,
                 };
                 admitted.push(Admitted {
                     slot: *slot,

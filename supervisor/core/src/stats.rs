@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+use vcp_common::module::Kind;
 
 /// Bucket for requests of parameters the module did not declare.
 pub const UNDECLARED: &str = "(undeclared)";
@@ -250,6 +251,42 @@ impl ModuleStats {
                 t
             })
     }
+}
+
+/// One module's request statistics, for reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModuleSummary {
+    pub id: String,
+    pub kind: Kind,
+    pub control_plane: String,
+    pub customer: String,
+    /// The custom module's vendor; `None` for the operator's modules.
+    pub vendor: Option<String>,
+    pub remote: bool,
+    /// A default module running in the shadow (never in force, never billed).
+    pub shadow: bool,
+    pub connected: bool,
+    pub solicitations: u64,
+    pub responses: u64,
+    pub deadline_misses: u64,
+    pub busy: u64,
+    pub faults: u64,
+    pub requests: u64,
+    /// Requests per second since the module was first registered.
+    pub rate_per_second: f64,
+    pub late: u64,
+    pub rejected: u64,
+    /// Rejected for being past the quota per round.
+    pub over_quota: u64,
+    pub clipped: u64,
+    pub bytes: u64,
+    /// Sessions closed for breaking the protocol or a limit.
+    pub protocol_errors: u64,
+    /// Supervisor CPU spent on the module's requests (ns).
+    pub cpu_ns: u64,
+    pub parameters: Vec<ParamSummary>,
+    pub last_violation: Option<String>,
+    pub last_fault: Option<String>,
 }
 
 #[cfg(test)]

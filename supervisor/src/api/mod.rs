@@ -13,7 +13,6 @@ mod sets;
 pub mod statements;
 pub mod views;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,7 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use auth::{Caller, COOKIE};
-pub use error::ApiError;
+pub use error::{ApiError, MAX_BODY};
 
 use crate::accounts::Accounts;
 use crate::control::Control;
@@ -45,8 +44,8 @@ pub struct ApiState {
     pub data_dir: PathBuf,
 }
 
-/// The routes of the API, the metrics and the dashboard.
-pub fn router(state: ApiState) -> Router {
+/// The routes of the API and the metrics.
+pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/control-planes", get(planes::list).post(planes::create))
@@ -66,10 +65,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/hosts", get(hosts::list))
         .route("/v1/hosts/{id}", get(hosts::get_one))
         .route("/metrics", get(metrics))
-        .merge(crate::dashboard::routes())
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(axum::extract::DefaultBodyLimit::max(error::MAX_BODY))
-        .with_state(state)
 }
 
 /// Runs `f` (SQLite work) on the blocking pool, off the async runtime;
@@ -108,30 +103,4 @@ async fn metrics(
         )],
         text,
     ))
-}
-
-/// A running API server.
-pub struct ApiServer {
-    pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ApiServer {
-    /// Binds `listen` and serves `state` until stopped.
-    pub async fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let app = router(state);
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "API server stopped");
-            }
-        });
-        tracing::info!(%addr, "API listening");
-        Ok(ApiServer { addr, task })
-    }
-
-    pub fn stop(&self) {
-        self.task.abort();
-    }
 }

@@ -14,7 +14,7 @@ use super::error::parse_json;
 use super::views::{self, PlaneView};
 use super::{blocking, ApiError, ApiState, Caller};
 use crate::accounts::Role;
-use crate::provision::tasks::Payload;
+use crate::provisioner::Payload;
 use crate::workflow::WorkflowView;
 use vcp_core::plane::{virtual_plane_id, DEFAULT_PLANE};
 use vcp_core::plane::{Choice, PlaneSpec};

@@ -9,9 +9,10 @@ use vcp_common::module::{Kind, Target};
 
 use super::ApiError;
 use crate::accounts::{Principal, Role};
-use crate::control::{Control, ModuleSummary};
+use crate::control::Control;
 use vcp_core::plane::{ControlPlane, ModuleRef};
 use vcp_core::reputation::Components;
+use vcp_core::stats::ModuleSummary;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlaneView {

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use vcp_common::module::{Condition, Kind};
 
-use vcp_core::admission::constraints::{ModuleLimits, ParamConstraint};
 use vcp_core::builtin::BuiltinConfig;
+use vcp_core::constraints::{ModuleLimits, ParamConstraint};
 use vcp_core::mediation::PolicyEntry;
 use vcp_core::plane::{InstanceSize, Instances, Mode, OPERATOR};
 use vcp_core::pricing::{Contract, PriceSheet};
@@ -22,6 +22,7 @@ mod members;
 mod planes;
 
 pub use members::{overlapping_members, MemberConfig};
+pub use planes::check_choice;
 
 /// The supervisor's data directory when none is given: the user's data
 /// directory, e.g. `~/.local/share/vcp`.
@@ -245,6 +246,13 @@ impl Default for SupervisorFile {
 }
 
 impl SupervisorFile {
+    /// The custom module `id`.
+    pub fn custom(&self, id: &str) -> Option<&CustomModuleConfig> {
+        self.custom_modules.iter().find(|m| m.id.get_ref() == id)
+    }
+}
+
+impl SupervisorFile {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -365,7 +373,7 @@ impl SupervisorFile {
                     .module
                     .as_ref()
                     .map_or(cp.customer.span().start, |m| m.span().start);
-                crate::provision::check_choice(
+                check_choice(
                     self,
                     cp.customer.get_ref(),
                     *kind,

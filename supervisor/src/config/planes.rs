@@ -1,9 +1,10 @@
 //! The control planes a configuration and the planes provisioned at run
 //! time describe, in the core's terms.
 
-use vcp_core::plane::{self, ControlPlane, PlaneSpec, ServiceSetDef};
+use vcp_common::module::Kind;
+use vcp_core::plane::{self, Choice, ControlPlane, Mode, PlaneSpec, ServiceSetDef};
 
-use super::{ServiceSetConfig, SupervisorFile};
+use super::{ControlPlaneConfig, ServiceSetConfig, SupervisorFile};
 
 fn set_def(s: &ServiceSetConfig) -> ServiceSetDef {
     ServiceSetDef {
@@ -32,6 +33,71 @@ impl SupervisorFile {
             .chain(provisioned.iter().map(|p| (p.clone(), true)))
             .collect();
         plane::build(&self.service_set_defs(), specs)
+    }
+}
+
+/// Checks one kind's choice of a plane of `customer` against the custom
+/// modules of `file`: the message says what is wrong.
+pub fn check_choice(
+    file: &SupervisorFile,
+    customer: &str,
+    kind: Kind,
+    mode: Mode,
+    module: Option<&str>,
+) -> Result<(), String> {
+    if kind == Kind::Provisioning {
+        return Err("provisioning: control planes do not choose provisioning modules".into());
+    }
+    match (mode, module) {
+        (Mode::Keep, None) => Ok(()),
+        (Mode::Keep, Some(_)) => Err(format!(
+            "{kind}: mode \"keep\" uses the default module; remove `module`"
+        )),
+        (_, None) => Err(format!("{kind}: mode {mode:?} needs `module`")),
+        (_, Some(m)) => {
+            let Some(def) = file.custom_modules.iter().find(|c| c.id.get_ref() == m) else {
+                let mut known: Vec<_> = file
+                    .custom_modules
+                    .iter()
+                    .map(|c| c.id.get_ref().as_str())
+                    .collect();
+                known.sort();
+                return Err(format!(
+                    "unknown custom module {m:?}: expected one of {known:?}"
+                ));
+            };
+            if def.kind != kind {
+                return Err(format!("module {m:?} is a {} module, not {kind}", def.kind));
+            }
+            if def.customer.get_ref() != customer {
+                return Err(format!(
+                    "module {m:?} is offered to customer {:?}, not {customer:?}",
+                    def.customer.get_ref()
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+impl From<&ControlPlaneConfig> for PlaneSpec {
+    fn from(c: &ControlPlaneConfig) -> Self {
+        PlaneSpec {
+            customer: c.customer.get_ref().clone(),
+            modules: c
+                .modules
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        *k,
+                        Choice {
+                            mode: v.mode,
+                            module: v.module.as_ref().map(|m| m.get_ref().clone()),
+                        },
+                    )
+                })
+                .collect(),
+        }
     }
 }
 

@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::family::*;
 use super::{LedgerMetrics, ROUND_BUCKETS_US};
-use crate::control::{Control, ModuleSummary};
+use crate::control::Control;
 use vcp_core::histogram::Histogram;
+use vcp_core::stats::ModuleSummary;
 
 /// `h` as a Prometheus histogram in seconds with [`ROUND_BUCKETS_US`]
 /// bounds. A sample counts toward `le` when its whole 5 % bucket lies at or

@@ -4,5 +4,4 @@
 
 pub mod instance;
 pub mod registry;
-pub mod remote;
 pub mod runner;

@@ -248,8 +248,8 @@ impl PlaneStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provision::Choice;
     use vcp_common::module::Kind;
+    use vcp_core::plane::Choice;
     use vcp_core::plane::Mode;
 
     #[test]

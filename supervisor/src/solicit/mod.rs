@@ -8,8 +8,6 @@
 //! atomics. A module that is late, busy, panics or disconnects only loses
 //! its own part of the round.
 
-pub mod view;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +23,7 @@ use crate::judge::{Evidence, JudgeHandle};
 use crate::modules::instance::{Ask, ModuleInstance};
 use crate::modules::registry::Registry;
 use crate::unix_ms;
-use vcp_core::admission::constraints::Constraints;
+use vcp_core::constraints::Constraints;
 use vcp_core::mediation::Mediator;
 use vcp_core::round::RoundCore;
 use vcp_core::settings::{Decision, Settings};
@@ -144,7 +142,7 @@ impl Solicitor {
                 .find(|(o, _)| Arc::ptr_eq(&o.plane, &m.plane) && o.spec.inputs == m.spec.inputs)
                 .map(|(_, s)| s.clone());
             let solicitation = same.unwrap_or_else(|| {
-                let v = view::build(
+                let v = vcp_core::module_view::build(
                     &self.ctx.fleet.view,
                     &m.plane.scope,
                     &m.spec.inputs,

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 
 use super::*;
-use crate::frame;
 use crate::module as m;
 use crate::resource::ResourceId;
 use crate::view as v;
@@ -113,8 +112,8 @@ impl<'a> From<&'a m::ModuleSpec> for ModuleSpec<'a> {
     }
 }
 
-impl<'a> From<&'a frame::Registered> for Registered<'a> {
-    fn from(x: &'a frame::Registered) -> Self {
+impl<'a> From<&'a m::Registered> for Registered<'a> {
+    fn from(x: &'a m::Registered) -> Self {
         Registered {
             protocol: x.protocol,
             control_plane: s(&x.control_plane),
@@ -149,8 +148,8 @@ impl<'a> From<&'a m::Proposal> for Proposal<'a> {
     }
 }
 
-impl<'a> From<&'a frame::Response> for Response<'a> {
-    fn from(x: &'a frame::Response) -> Self {
+impl<'a> From<&'a m::Response> for Response<'a> {
+    fn from(x: &'a m::Response) -> Self {
         Response {
             round: x.round,
             proposals: x.proposals.iter().map(Proposal::from).collect(),
@@ -273,9 +272,9 @@ impl From<ModuleSpec<'_>> for m::ModuleSpec {
     }
 }
 
-impl From<Registered<'_>> for frame::Registered {
+impl From<Registered<'_>> for m::Registered {
     fn from(x: Registered<'_>) -> Self {
-        frame::Registered {
+        m::Registered {
             protocol: x.protocol,
             control_plane: own(x.control_plane),
             customer: own(x.customer),
@@ -300,10 +299,10 @@ impl TryFrom<Target<'_>> for m::Target {
     }
 }
 
-impl TryFrom<Response<'_>> for frame::Response {
+impl TryFrom<Response<'_>> for m::Response {
     type Error = String;
     fn try_from(x: Response<'_>) -> Result<Self, String> {
-        Ok(frame::Response {
+        Ok(m::Response {
             round: x.round,
             proposals: x
                 .proposals

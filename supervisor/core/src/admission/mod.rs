@@ -5,7 +5,6 @@
 //! are only counted (over quota, the vendor's): an answer of any size costs
 //! the round a count per proposal and no more.
 
-pub mod constraints;
 pub mod intern;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +15,8 @@ use vcp_common::module::Proposal;
 
 use crate::stats::ParamCounters;
 
-use crate::admission::constraints::{Constraints, RateLimiter, Rule, Verdict};
 use crate::admission::intern::Interner;
+use crate::constraints::{Constraints, RateLimiter, Rule, Verdict};
 use crate::instance::Instance;
 use crate::settings::{ParamSettings, SettingsMap};
 

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::store::{PlaneState, PlaneStore};
-use super::PlaneSpec;
 use crate::control::Control;
+use crate::provision::store::{PlaneState, PlaneStore};
 use crate::workflow::{Actions, BoxFuture, TaskDef, Template, WorkflowInfo};
 use vcp_core::plane::virtual_plane_id;
+use vcp_core::plane::PlaneSpec;
 use vcp_core::plane::OPERATOR as OPERATOR_ACCOUNT;
 
 pub static PROVISION: Template = Template {
@@ -86,7 +86,7 @@ impl Provisioner {
         let customer = spec.customer.as_str();
         // The workflow the plane's record belongs to.
         let record_of = provisioned_by.as_deref().unwrap_or(&wf.id);
-        let store_err = |e: super::store::PlaneStoreError| e.to_string();
+        let store_err = |e: crate::provision::store::PlaneStoreError| e.to_string();
         let ours = || -> Result<bool, String> {
             Ok(self
                 .store
@@ -95,7 +95,7 @@ impl Provisioner {
                 .is_some_and(|r| r.workflow == record_of))
         };
         match (task, undo) {
-            ("validate", false) => super::validate(&spec, &self.control.file),
+            ("validate", false) => crate::provision::validate(&spec, &self.control.file),
             ("authorise", false) => {
                 if wf.owner != customer && wf.owner != OPERATOR_ACCOUNT {
                     return Err(format!(

@@ -5,13 +5,13 @@
 use vcp_common::module::{param, Goal, Objective, SensorSelector, Target};
 use vcp_common::view::{HostReadings, Reading, SensorView, ServiceSetState, Setting};
 
-use vcp_core::plane::Scope;
-use vcp_core::settings::SettingsMap;
-use vcp_core::view::View;
+use crate::plane::Scope;
+use crate::settings::SettingsMap;
+use crate::view::View;
 
 /// A service set's goal as modules see it: as few instances as possible
 /// while its conditions hold.
-fn set_goals(s: &vcp_core::plane::ServiceSetDef) -> Vec<Goal> {
+fn set_goals(s: &crate::plane::ServiceSetDef) -> Vec<Goal> {
     if s.goals.is_empty() {
         return Vec::new();
     }
