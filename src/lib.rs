@@ -1,12 +1,9 @@
 //! The `vcp` command's library: fleet certificates, the loopback fleet used
-//! by the demo and the tests, the demo itself and its report.
+//! by the demo and the tests, and the demo (its scenario, its SIMULATED
+//! services and its report, in `demo/`).
 
 pub mod bench_rounds;
 pub mod certs;
-pub mod closed_loop;
 pub mod demo;
 pub mod fuzzing;
 pub mod loopback;
-pub mod report;
-pub mod scenario;
-pub mod simulated;

@@ -20,7 +20,7 @@ fn lines_of<'a>(s: &'a Statement, kind: &str) -> Vec<&'a vcp_supervisor::ledger:
 async fn run(scenario: String) -> (LedgerReader, tempfile::TempDir) {
     run_with(
         scenario,
-        PredictiveAutoscaler::new(vcp::scenario::CUSTOM_MODULE, "predictive-labs"),
+        PredictiveAutoscaler::new(vcp::demo::scenario::CUSTOM_MODULE, "predictive-labs"),
     )
     .await
 }
@@ -32,7 +32,7 @@ async fn run_with<M: ModuleLogic + 'static>(
     let dir = tempfile::tempdir().unwrap();
     let mut opts = common::fast(3, dir.path());
     opts.control = SupervisorFile::parse(&scenario, std::path::Path::new("scenario.toml")).unwrap();
-    let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 3, opts)
+    let (fleet, _services) = vcp::demo::closed_loop::start_scenario(dir.path(), 3, opts)
         .await
         .unwrap();
     let m = fleet.spawn_module(module).unwrap();
@@ -80,7 +80,7 @@ fn check_sums(ledger: &LedgerReader) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fees_split_savings_shared_allocation_settled() {
     init_logs();
-    let (ledger, _dir) = run(vcp::scenario::toml(3)).await;
+    let (ledger, _dir) = run(vcp::demo::scenario::toml(3)).await;
     check_sums(&ledger);
     let acme = ledger.statement("customer:acme", &Period::All).unwrap();
     let vendor = ledger
@@ -92,7 +92,7 @@ async fn fees_split_savings_shared_allocation_settled() {
     let fees = |s: &Statement| {
         lines_of(s, "request_fee")
             .iter()
-            .filter(|l| l.module == vcp::scenario::CUSTOM_MODULE)
+            .filter(|l| l.module == vcp::demo::scenario::CUSTOM_MODULE)
             .map(|l| l.amount)
             .sum::<i64>()
     };
@@ -141,7 +141,7 @@ async fn fees_split_savings_shared_allocation_settled() {
 async fn a_broken_goal_earns_nothing_and_costs_the_penalty() {
     init_logs();
     // No latency is ever below -1 s: the goal breaks in every window.
-    let scenario = vcp::scenario::toml(3).replace("value = 0.1", "value = -1.0");
+    let scenario = vcp::demo::scenario::toml(3).replace("value = 0.1", "value = -1.0");
     let (ledger, _dir) = run(scenario).await;
     check_sums(&ledger);
     let vendor = ledger
@@ -163,7 +163,7 @@ async fn savings_measured_against_the_default_module_in_the_shadow() {
     init_logs();
     // A lenient goal (p95 below 10 s) that two instances meet, and savings
     // measured against what the default autoscaler would have run.
-    let scenario = vcp::scenario::toml(3)
+    let scenario = vcp::demo::scenario::toml(3)
         .replace(
             "baseline = { prior_period_cost = 456000 }",
             "baseline = \"default_module\"",
@@ -197,14 +197,17 @@ async fn a_failed_ledger_write_is_charged_exactly_once_later() {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
     let mut opts = common::fast(3, dir.path());
-    opts.control =
-        SupervisorFile::parse(&vcp::scenario::toml(3), std::path::Path::new("s.toml")).unwrap();
-    let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 3, opts)
+    opts.control = SupervisorFile::parse(
+        &vcp::demo::scenario::toml(3),
+        std::path::Path::new("s.toml"),
+    )
+    .unwrap();
+    let (fleet, _services) = vcp::demo::closed_loop::start_scenario(dir.path(), 3, opts)
         .await
         .unwrap();
     let m = fleet
         .spawn_module(PredictiveAutoscaler::new(
-            vcp::scenario::CUSTOM_MODULE,
+            vcp::demo::scenario::CUSTOM_MODULE,
             "predictive-labs",
         ))
         .unwrap();
@@ -213,7 +216,7 @@ async fn a_failed_ledger_write_is_charged_exactly_once_later() {
         control
             .modules()
             .iter()
-            .find(|m| m.id == vcp::scenario::CUSTOM_MODULE)
+            .find(|m| m.id == vcp::demo::scenario::CUSTOM_MODULE)
             .map_or(0, |m| m.requests)
     };
     wait_until("requests", Duration::from_secs(30), || requests() >= 10).await;
@@ -242,7 +245,7 @@ async fn a_failed_ledger_write_is_charged_exactly_once_later() {
     let charged: f64 = ["customer:acme", "vendor:predictive-labs"]
         .iter()
         .flat_map(|a| ledger.statement(a, &Period::All).unwrap().lines)
-        .filter(|l| l.kind == "request_fee" && l.module == vcp::scenario::CUSTOM_MODULE)
+        .filter(|l| l.kind == "request_fee" && l.module == vcp::demo::scenario::CUSTOM_MODULE)
         .filter(|l| l.amount > 0)
         .map(|l| l.quantity)
         .sum();

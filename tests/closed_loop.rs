@@ -18,9 +18,10 @@ async fn a_bad_autoscaler_loses_reputation_and_its_savings_share() {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
     let mut opts = common::fast(2, dir.path());
-    let text = vcp::scenario::toml(2).replace("evaluation_window_s = 2", "evaluation_window_s = 1");
+    let text =
+        vcp::demo::scenario::toml(2).replace("evaluation_window_s = 2", "evaluation_window_s = 1");
     opts.control = SupervisorFile::parse(&text, std::path::Path::new("scenario.toml")).unwrap();
-    let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 2, opts)
+    let (fleet, _services) = vcp::demo::closed_loop::start_scenario(dir.path(), 2, opts)
         .await
         .unwrap();
     let m = fleet.spawn_module(common::FixedInstances(1.0)).unwrap();
@@ -54,7 +55,7 @@ async fn a_bad_autoscaler_loses_reputation_and_its_savings_share() {
     );
 
     let rep = control.judge.reputation.load();
-    let bad = rep.get(&module_key("vcp-acme", vcp::scenario::CUSTOM_MODULE));
+    let bad = rep.get(&module_key("vcp-acme", vcp::demo::scenario::CUSTOM_MODULE));
     let good = rep.get(&module_key("default", "default-autoscaling"));
     assert!(
         bad + 0.1 < good,

@@ -100,8 +100,27 @@ async fn outcomes_are_counted_and_offline_hosts_catch_up() {
 
     // agent-2 goes offline; Acme's decisions keep changing meanwhile.
     a2.stop().await;
+    wait_until(
+        "the supervisor to see agent-2 go",
+        Duration::from_secs(20),
+        || {
+            !fleet
+                .supervisor()
+                .fleet
+                .agent("agent-2")
+                .stats
+                .connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+        },
+    )
+    .await;
     let before = counts(&fleet, MODULE);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_until(
+        "newer decisions to replace waiting ones",
+        Duration::from_secs(20),
+        || counts(&fleet, MODULE).superseded > before.superseded,
+    )
+    .await;
     let offline = counts(&fleet, MODULE);
     assert_eq!(
         offline.sent, before.sent,

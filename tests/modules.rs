@@ -104,6 +104,19 @@ fn try_module(fleet: &Loopback, id: &str) -> Option<ModuleSummary> {
         .find(|m| m.id == id && m.control_plane == "vcp-acme")
 }
 
+/// The module's counters once its rounds have stopped: the module and the
+/// fleet are stopped first, so no round is between two of its counters.
+async fn final_summary(m: RemoteModule, fleet: Loopback, id: &str) -> ModuleSummary {
+    m.stop();
+    let stopped = fleet.stop().await;
+    stopped
+        .control
+        .modules()
+        .into_iter()
+        .find(|m| m.id == id)
+        .expect("the module was counted")
+}
+
 fn module(fleet: &Loopback, id: &str) -> ModuleSummary {
     try_module(fleet, id).unwrap_or_else(|| panic!("module {id} not registered"))
 }
@@ -139,9 +152,6 @@ async fn a_late_answer_is_excluded_and_counted_late() {
         try_module(&fleet, MODULE).is_some_and(|m| m.late >= 3)
     })
     .await;
-    let s = module(&fleet, MODULE);
-    assert!(s.deadline_misses >= 3, "{s:?}");
-    assert_eq!(s.requests, s.late, "every request was late: {s:?}");
     assert_eq!(
         in_force(&fleet, "acme-shop"),
         None,
@@ -149,8 +159,9 @@ async fn a_late_answer_is_excluded_and_counted_late() {
     );
     // The operator's default autoscaler is unaffected.
     assert!(in_force(&fleet, "ops-web").is_some());
-    m.stop();
-    fleet.stop().await;
+    let s = final_summary(m, fleet, MODULE).await;
+    assert!(s.deadline_misses >= 3, "{s:?}");
+    assert_eq!(s.requests, s.late, "every request was late: {s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,13 +197,6 @@ async fn out_of_bounds_and_foreign_targets_are_clipped_or_rejected() {
         try_module(&fleet, MODULE).is_some_and(|m| m.responses >= 3)
     })
     .await;
-    let s = module(&fleet, MODULE);
-    assert_eq!(
-        s.clipped, s.responses,
-        "1000 instances is clipped every round: {s:?}"
-    );
-    assert_eq!(s.rejected, 3 * s.responses, "{s:?}");
-    assert!(s.last_violation.is_some());
     // Clipped to the step (2 → 6) first, then to the maximum 12.
     wait_until(
         "instances to reach the maximum",
@@ -215,8 +219,13 @@ async fn out_of_bounds_and_foreign_targets_are_clipped_or_rejected() {
         seen.iter().all(|(h, _)| h == "agent-2"),
         "acme saw another customer's host"
     );
-    m.stop();
-    fleet.stop().await;
+    let s = final_summary(m, fleet, MODULE).await;
+    assert_eq!(
+        s.clipped, s.responses,
+        "1000 instances is clipped every round: {s:?}"
+    );
+    assert_eq!(s.rejected, 3 * s.responses, "{s:?}");
+    assert!(s.last_violation.is_some());
 }
 
 /// Panics on every solicitation.
@@ -386,13 +395,13 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
     init_logs();
     let dir = tempfile::tempdir().unwrap();
     let mut opts: LoopbackOptions = common::fast(3, dir.path());
-    opts.control = vcp::scenario::control(3).unwrap();
-    let (fleet, _services) = vcp::closed_loop::start_scenario(dir.path(), 3, opts)
+    opts.control = vcp::demo::scenario::control(3).unwrap();
+    let (fleet, _services) = vcp::demo::closed_loop::start_scenario(dir.path(), 3, opts)
         .await
         .unwrap();
     let m: RemoteModule = fleet
         .spawn_module(vcp_module_sdk::predictive::PredictiveAutoscaler::new(
-            vcp::scenario::CUSTOM_MODULE,
+            vcp::demo::scenario::CUSTOM_MODULE,
             "predictive-labs",
         ))
         .unwrap();
@@ -402,7 +411,7 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
             s.get(&Target::ServiceSet(set.into()), param::INSTANCES)
                 .map(|d| d.module.to_string())
         };
-        by("acme-shop").as_deref() == Some(vcp::scenario::CUSTOM_MODULE)
+        by("acme-shop").as_deref() == Some(vcp::demo::scenario::CUSTOM_MODULE)
             && by("ops-web").as_deref() == Some("default-autoscaling")
     })
     .await;
@@ -410,7 +419,7 @@ async fn the_demo_scenario_runs_the_predictive_module_in_place_of_the_default() 
         m.stop();
         fleet.stop().await
     };
-    let report = vcp::report::build(&stopped.fleet, &stopped.control, None).unwrap();
+    let report = vcp::demo::report::build(&stopped.fleet, &stopped.control, None).unwrap();
     let acme: Vec<_> = report
         .modules
         .iter()

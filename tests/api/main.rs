@@ -63,7 +63,7 @@ pub struct Tokens {
 pub async fn start(dir: &std::path::Path, hold: Option<&str>) -> (Loopback, Tokens) {
     init_logs();
     let mut opts = common::fast(2, dir);
-    opts.control = acme_scenario(vcp::scenario::CUSTOM_MODULE, "replace", EXTRA);
+    opts.control = acme_scenario(vcp::demo::scenario::CUSTOM_MODULE, "replace", EXTRA);
     opts.api = Some(ApiOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         hold_task: hold.map(str::to_owned),

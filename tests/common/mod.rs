@@ -119,7 +119,7 @@ pub struct FixedInstances(pub f64);
 
 impl vcp_common::module::ModuleLogic for FixedInstances {
     fn spec(&self) -> vcp_common::module::ModuleSpec {
-        autoscaler_spec(vcp::scenario::CUSTOM_MODULE, "predictive-labs")
+        autoscaler_spec(vcp::demo::scenario::CUSTOM_MODULE, "predictive-labs")
     }
     fn solicit(
         &mut self,

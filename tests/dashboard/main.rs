@@ -130,7 +130,7 @@ async fn pages_show_what_the_api_returns() {
             };
             hosts.len() == 3
                 && report.reputation.iter().any(|r| {
-                    r.module == vcp::scenario::CUSTOM_MODULE && r.control_plane == "vcp-acme"
+                    r.module == vcp::demo::scenario::CUSTOM_MODULE && r.control_plane == "vcp-acme"
                 })
                 && decided("vcp-acme")
         },
@@ -138,7 +138,11 @@ async fn pages_show_what_the_api_returns() {
     .await;
     // Two billing runs at different times: a chart of more than one point.
     control.bill_now(false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let first = std::time::SystemTime::now();
+    wait_until("the clock to move on", Duration::from_secs(5), || {
+        first.elapsed().is_ok_and(|d| d >= Duration::from_millis(2))
+    })
+    .await;
     control.bill_now(true).await.unwrap();
     // Stop what moves: the module and the agents (the supervisor and its
     // API stay up, showing the last readings).
@@ -146,7 +150,12 @@ async fn pages_show_what_the_api_returns() {
     for (_, agent) in fleet.agents.drain(..) {
         agent.stop().await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(
+        "the supervisor to see the agents go",
+        Duration::from_secs(20),
+        || control.fleet.summaries().iter().all(|a| !a.connected),
+    )
+    .await;
 
     let browser = Browser {
         bin,
@@ -170,7 +179,7 @@ async fn pages_show_what_the_api_returns() {
         let dom = check_modules(&browser, &operator);
         assert!(dom.contains(&format!(
             "data-module=\"{}\" data-plane=\"vcp-acme\" data-field=\"score\"",
-            vcp::scenario::CUSTOM_MODULE
+            vcp::demo::scenario::CUSTOM_MODULE
         )));
         let dom = check_decisions(&browser, &operator);
         assert!(dom.contains("data-decision=\"vcp-acme|acme-shop|instances\""));

@@ -9,6 +9,7 @@ pub mod constraints;
 pub mod contribution;
 pub mod histogram;
 pub mod instance;
+pub mod judgement;
 pub mod mediate;
 pub mod mediation;
 pub mod module_view;
@@ -19,6 +20,7 @@ pub mod round;
 pub mod settings;
 pub mod stats;
 pub mod view;
+pub mod workflow;
 
 use std::sync::Arc;
 

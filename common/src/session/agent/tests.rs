@@ -3,9 +3,13 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::batch::Batch;
 use crate::batch::{Column, SeriesTable};
 use crate::codec::BatchEncoder;
+use crate::codec::Limits;
 use crate::frame::encode_frame;
+use crate::frame::Applied;
+use crate::session::cursor::Cursor;
 
 const ID: &str = "agent-1";
 

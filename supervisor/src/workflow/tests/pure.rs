@@ -23,11 +23,7 @@ fn bad_templates_are_refused() {
         tasks: &[],
     };
     for t in [&CYCLE, &TWICE, &EMPTY] {
-        assert!(
-            matches!(t.validate(), Err(WorkflowError::InvalidTemplate { .. })),
-            "{}",
-            t.name
-        );
+        assert!(t.validate().is_err(), "{}", t.name);
     }
     DIAMOND.validate().unwrap();
     assert!(crate::workflow::template::registry(vec![&DIAMOND, &DIAMOND]).is_err());

@@ -1,6 +1,6 @@
 //! The closed loop on one machine: agents whose `exec` actuator writes each
 //! instance configuration to a file, and a SIMULATED service per service set
-//! (see [`crate::simulated`]) that reads it and reports its load, latency and
+//! (see [`crate::demo::simulated`]) that reads it and reports its load, latency and
 //! utilisation to the agent's application-metrics endpoint. Decisions thus
 //! change measured outcomes, which drive goals, reputation, contribution and
 //! cost-benefit sharing.
@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use vcp_agent::actuators::ActuatorConfig;
 
+use crate::demo::simulated::{SimConfig, SimService};
 use crate::loopback::Loopback;
-use crate::simulated::{SimConfig, SimService};
 
 /// The actuator script: keeps the last `instances` configuration it is given.
 const SCRIPT: &str = r#"read -r line
@@ -77,7 +77,7 @@ pub async fn start_scenario(
             &mut fleet,
             dir,
             "agent-2",
-            crate::scenario::CUSTOMER_SET,
+            crate::demo::scenario::CUSTOMER_SET,
         )?);
     }
     if agents >= 3 {
@@ -85,7 +85,7 @@ pub async fn start_scenario(
             &mut fleet,
             dir,
             "agent-3",
-            crate::scenario::GLOBEX_SET,
+            crate::demo::scenario::GLOBEX_SET,
         )?);
     }
     for i in 4..=agents {

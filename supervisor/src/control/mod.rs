@@ -18,14 +18,14 @@ use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
 use crate::provision::store::FeedbackRecord;
-use crate::solicit::{KindStats, KindSummary, RoundContext, Solicitor};
+use crate::solicit::{KindStats, RoundContext, Solicitor};
 use vcp_core::constraints::Constraints;
 use vcp_core::instance::Instance;
 use vcp_core::mediation::{Mediator, PolicyCounts, PolicyTable};
 use vcp_core::plane::PlaneSpec;
 use vcp_core::plane::{self, ControlPlane, ModuleRef, Planes};
 use vcp_core::settings::Settings;
-use vcp_core::stats::{ModuleStats, ModuleSummary, ParamSummary};
+use vcp_core::stats::ModuleStats;
 
 /// A module instance ever registered, kept for reports after it left.
 struct Known {
@@ -38,25 +38,7 @@ struct Known {
     since: std::time::Instant,
 }
 
-/// The module instances an earlier run counted, in the planes still in
-/// force: their counters carry on when the modules come back.
-fn restore_known(usage: &[checkpoint::Usage], planes: &[Arc<ControlPlane>]) -> Vec<Known> {
-    usage
-        .iter()
-        .filter_map(|u| {
-            let plane = planes.iter().find(|p| p.id == u.control_plane)?;
-            Some(Known {
-                id: u.module.clone(),
-                kind: u.kind,
-                plane: plane.clone(),
-                remote: u.remote,
-                shadow: u.shadow,
-                stats: Arc::new(ModuleStats::restore(&u.stats)),
-                since: std::time::Instant::now(),
-            })
-        })
-        .collect()
-}
+mod counts;
 
 pub struct Control {
     pub file: Arc<SupervisorFile>,
@@ -192,7 +174,7 @@ impl Control {
             known: Mutex::new(
                 checkpoint
                     .as_ref()
-                    .map(|c| restore_known(&c.usage, &planes_now))
+                    .map(|c| counts::restore_known(&c.usage, &planes_now))
                     .unwrap_or_default(),
             ),
             tasks: Mutex::new(tasks),
@@ -317,29 +299,6 @@ impl Control {
         self.registry.add(instance);
     }
 
-    /// Every module instance's counters, for checkpoints.
-    pub fn usage(&self) -> Vec<checkpoint::Usage> {
-        self.lock_known()
-            .iter()
-            .map(|k| checkpoint::Usage {
-                control_plane: k.plane.id.clone(),
-                module: k.id.clone(),
-                kind: k.kind,
-                remote: k.remote,
-                shadow: k.shadow,
-                stats: k.stats.state(),
-            })
-            .collect()
-    }
-
-    /// Statistics of an earlier session of module `id` in `plane`.
-    pub fn known_stats(&self, id: &str, plane: &str) -> Option<Arc<ModuleStats>> {
-        self.lock_known()
-            .iter()
-            .find(|k| k.id == id && k.plane.id == plane)
-            .map(|k| k.stats.clone())
-    }
-
     /// Whether a plane that replaced the default module of `kind` has a
     /// contract whose savings are measured against that default module,
     /// which then runs in the shadow.
@@ -447,64 +406,6 @@ impl Control {
         self.provisioned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Round counters per kind.
-    pub fn rounds(&self) -> Vec<KindSummary> {
-        self.kinds.iter().map(|(k, s)| s.summary(*k)).collect()
-    }
-
-    /// Request statistics of every module ever registered.
-    pub fn modules(&self) -> Vec<ModuleSummary> {
-        let live: Vec<_> = self
-            .registry
-            .all()
-            .iter()
-            .map(|m| (m.id().to_owned(), m.plane.id.clone()))
-            .collect();
-        let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        self.lock_known()
-            .iter()
-            .map(|k| {
-                let s = &k.stats;
-                let t = s.totals();
-                let secs = k.since.elapsed().as_secs_f64().max(1e-3);
-                ModuleSummary {
-                    id: k.id.clone(),
-                    kind: k.kind,
-                    control_plane: k.plane.id.clone(),
-                    customer: k.plane.customer.clone(),
-                    vendor: self.custom(&k.id).map(|c| c.vendor.get_ref().clone()),
-                    remote: k.remote,
-                    shadow: k.shadow,
-                    connected: live.iter().any(|(id, p)| *id == k.id && *p == k.plane.id),
-                    solicitations: g(&s.solicitations),
-                    responses: g(&s.responses),
-                    deadline_misses: g(&s.deadline_misses),
-                    busy: g(&s.busy),
-                    faults: g(&s.faults),
-                    requests: t.requests,
-                    rate_per_second: t.requests as f64 / secs,
-                    late: t.late,
-                    rejected: t.rejected,
-                    over_quota: t.over_quota,
-                    clipped: t.clipped,
-                    bytes: t.bytes,
-                    protocol_errors: g(&s.protocol_errors),
-                    cpu_ns: g(&s.cpu_ns),
-                    parameters: s
-                        .params()
-                        .into_iter()
-                        .map(|p| ParamSummary {
-                            rate_per_second: p.requests as f64 / secs,
-                            ..p
-                        })
-                        .collect(),
-                    last_violation: s.last_violation.load_full().map(|v| v.to_string()),
-                    last_fault: s.last_fault.load_full().map(|v| v.to_string()),
-                }
-            })
-            .collect()
-    }
-
     /// Runs the biller now (and settles the period so far when `settle`);
     /// returns the number of charges recorded, once they are durable.
     pub async fn bill_now(&self, settle: bool) -> Result<usize, String> {
@@ -524,19 +425,5 @@ impl Control {
         for t in self.lock_tasks().drain(..) {
             t.abort();
         }
-    }
-}
-
-impl biller::Counters for Control {
-    fn modules(&self) -> Vec<ModuleSummary> {
-        Control::modules(self)
-    }
-
-    fn usage(&self) -> Vec<checkpoint::Usage> {
-        Control::usage(self)
-    }
-
-    fn planes(&self) -> Arc<Vec<Arc<ControlPlane>>> {
-        Control::planes(self)
     }
 }

@@ -2,7 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::WorkflowError;
+/// Why a template is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid template {template:?}: {reason}")]
+pub struct TemplateError {
+    pub template: String,
+    pub reason: String,
+}
 
 /// A task in a template: a name and the tasks it runs after. Tasks whose
 /// predecessors are all done run in parallel.
@@ -23,9 +29,9 @@ pub struct Template {
 impl Template {
     /// Checks the template: a name, at least one task, unique task names,
     /// and `after` naming only earlier tasks (hence no cycles), once each.
-    pub fn validate(&self) -> Result<(), WorkflowError> {
+    pub fn validate(&self) -> Result<(), TemplateError> {
         let invalid = |reason: String| {
-            Err(WorkflowError::InvalidTemplate {
+            Err(TemplateError {
                 template: self.name.to_owned(),
                 reason,
             })
@@ -62,14 +68,14 @@ impl Template {
 }
 
 /// Validates the templates and indexes them by name (names must be unique).
-pub(crate) fn registry(
+pub fn registry(
     templates: Vec<&'static Template>,
-) -> Result<HashMap<&'static str, &'static Template>, WorkflowError> {
+) -> Result<HashMap<&'static str, &'static Template>, TemplateError> {
     let mut by_name = HashMap::with_capacity(templates.len());
     for t in templates {
         t.validate()?;
         if by_name.insert(t.name, t).is_some() {
-            return Err(WorkflowError::InvalidTemplate {
+            return Err(TemplateError {
                 template: t.name.to_owned(),
                 reason: "registered twice".into(),
             });

@@ -1,6 +1,11 @@
 //! `vcp demo`: a supervisor and N agents on loopback, all reading this
 //! machine, with one live line a second and an optional JSON report.
 
+pub mod closed_loop;
+pub mod report;
+pub mod scenario;
+pub mod simulated;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,10 +16,7 @@ use vcp_core::view::HostSnapshot;
 use vcp_supervisor::control::Control;
 use vcp_supervisor::fleet::Fleet;
 
-use crate::closed_loop;
 use crate::loopback::LoopbackOptions;
-use crate::report;
-use crate::scenario;
 use vcp_module_sdk::predictive::PredictiveAutoscaler;
 use vcp_supervisor::ledger::{render, Format, LedgerReader, Period};
 
