@@ -7,6 +7,7 @@ pub mod admission;
 pub mod builtin;
 pub mod constraints;
 pub mod contribution;
+pub mod dispatch;
 pub mod histogram;
 pub mod instance;
 pub mod judgement;

@@ -1,67 +1,37 @@
-//! Configuration delivery, level-triggered: for every (target, parameter)
-//! the dispatcher keeps the decision in force and the value the host last
-//! confirmed applied, and whenever the two differ — a new decision, a
-//! failed or unanswered apply, a host back from offline — it sends the one
-//! in force to the agent of the host it concerns. The agent answers applied
-//! or failed, and the outcome is counted per module. A configuration for a
-//! host that is offline waits for it, or expires with a recorded reason
-//! after `ttl` (and is sent again, if still in force, when the host is
-//! back); one with no answer within [`ANSWER_MS`] counts as failed; a
-//! failed one is tried again after [`RETRY_MS`]. A newer decision replaces
-//! one still waiting (the older one is counted as superseded).
-//!
-//! One task owns all of this state ([`state::Dispatcher`], which takes the
-//! time as an argument); rounds hand it decisions on a channel.
+//! The dispatcher task: owns the core's level-triggered [`Dispatcher`], takes decisions,
+//! connections and outcomes from a queue, ticks every second, and hands
+//! configurations to the agents' sessions.
 
-mod state;
-#[cfg(test)]
-mod tests;
-
-use state::Dispatcher;
-pub use state::{ANSWER_MS, RETRY_MS};
+use vcp_core::dispatch::{self, Dispatcher};
+pub use vcp_core::dispatch::{DeliveryCounts, ANSWER_MS, RETRY_MS};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 use tokio::sync::mpsc;
-use vcp_common::frame::{Applied, Configure};
+use vcp_common::frame::Configure;
 
 use crate::queue::Lossy;
 use crate::unix_ms;
 use vcp_core::plane::Planes;
-use vcp_core::settings::Decision;
 
-/// Outcomes of one module's configurations.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct DeliveryCounts {
-    pub module: String,
-    pub control_plane: String,
-    pub sent: u64,
-    pub applied: u64,
-    pub failed: u64,
-    pub expired: u64,
-    pub superseded: u64,
-    pub last_failure: Option<String>,
-}
+/// What a dispatcher message carries for an agent: its session's channel.
+pub type DispatchMsg = dispatch::DispatchMsg<AgentChannel>;
 
-pub enum DispatchMsg {
-    Decisions(Vec<Arc<Decision>>),
-    Connected {
-        agent: String,
-        tx: mpsc::Sender<Configure>,
-    },
-    /// The session that used `tx` ended (a newer session of the same agent
-    /// keeps its own channel).
-    Disconnected {
-        agent: String,
-        tx: mpsc::Sender<Configure>,
-    },
-    Applied {
-        agent: String,
-        applied: Applied,
-    },
+/// An agent session's configuration channel, as the core dispatcher's
+/// outbox.
+#[derive(Clone)]
+pub struct AgentChannel(pub mpsc::Sender<Configure>);
+
+impl dispatch::Outbox for AgentChannel {
+    fn offer(&self, c: Configure) -> Result<(), Configure> {
+        self.0.try_send(c).map_err(|e| e.into_inner())
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
 }
 
 /// Messages queued for the dispatcher at most. Rounds and outcomes past
@@ -86,7 +56,7 @@ impl DispatchHandle {
     pub async fn connected(&self, agent: &str, tx: mpsc::Sender<Configure>) {
         let m = DispatchMsg::Connected {
             agent: agent.to_owned(),
-            tx,
+            tx: AgentChannel(tx),
         };
         self.queue.send_wait(m).await;
     }
@@ -95,7 +65,7 @@ impl DispatchHandle {
     pub fn disconnected(&self, agent: &str, tx: mpsc::Sender<Configure>) {
         self.queue.send_later(DispatchMsg::Disconnected {
             agent: agent.to_owned(),
-            tx,
+            tx: AgentChannel(tx),
         });
     }
 }

@@ -1,18 +1,66 @@
-//! The dispatcher's state: decisions in force, what each host confirmed,
-//! what waits and what is in flight. Pure: time comes in as an argument.
+//! Configuration delivery, level-triggered: for every (target, parameter)
+//! the dispatcher keeps the decision in force and the value the host last
+//! confirmed applied, and whenever the two differ — a new decision, a
+//! failed or unanswered apply, a host back from offline — it hands the one
+//! in force to the agent of the host it concerns. A configuration for a
+//! host that is offline waits for it, or expires with a recorded reason
+//! after the TTL (and is sent again, if still in force, when the host is
+//! back); one with no answer within [`ANSWER_MS`] counts as failed; a
+//! failed one is tried again after [`RETRY_MS`]. A newer decision replaces
+//! one still waiting (the older one is counted as superseded). Pure: time
+//! comes in as an argument, and an agent is reached through an [`Outbox`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use serde::Serialize;
 use tracing::{debug, warn};
 use vcp_common::frame::{Applied, Configure};
 use vcp_common::module::Target;
 
-use super::{DeliveryCounts, DispatchMsg};
-use vcp_core::plane::Planes;
-use vcp_core::settings::Decision;
+use crate::plane::Planes;
+use crate::settings::Decision;
+
+/// How configurations reach one agent (its session's channel).
+pub trait Outbox {
+    /// Hands `c` over; gives it back when there is no room now.
+    fn offer(&self, c: Configure) -> Result<(), Configure>;
+    /// Whether the two reach the same session.
+    fn same(&self, other: &Self) -> bool;
+}
+
+/// Outcomes of one module's configurations.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub module: String,
+    pub control_plane: String,
+    pub sent: u64,
+    pub applied: u64,
+    pub failed: u64,
+    pub expired: u64,
+    pub superseded: u64,
+    pub last_failure: Option<String>,
+}
+
+/// What moves the dispatcher; `O` is how an agent's session is reached.
+pub enum DispatchMsg<O> {
+    Decisions(Vec<Arc<Decision>>),
+    Connected {
+        agent: String,
+        tx: O,
+    },
+    /// The session that used `tx` ended (a newer session of the same agent
+    /// keeps its own channel).
+    Disconnected {
+        agent: String,
+        tx: O,
+    },
+    Applied {
+        agent: String,
+        applied: Applied,
+    },
+}
 
 /// A configuration with no outcome after this long counts as failed.
 pub const ANSWER_MS: i64 = 30_000;
@@ -36,7 +84,7 @@ struct Pending {
     since_ms: i64,
 }
 
-pub struct Dispatcher {
+pub struct Dispatcher<O> {
     planes: Planes,
     ttl_ms: i64,
     next_id: u64,
@@ -52,12 +100,12 @@ pub struct Dispatcher {
     in_flight: HashMap<u64, (String, Pending)>,
     /// The delivery in flight per key.
     flying: HashMap<Key, u64>,
-    pub(super) online: HashMap<String, mpsc::Sender<Configure>>,
+    online: HashMap<String, O>,
     counts: HashMap<ModuleId, DeliveryCounts>,
-    pub(super) published: Arc<ArcSwap<Vec<DeliveryCounts>>>,
+    published: Arc<ArcSwap<Vec<DeliveryCounts>>>,
 }
 
-impl Dispatcher {
+impl<O: Outbox> Dispatcher<O> {
     pub fn new(planes: Planes, ttl_ms: i64, published: Arc<ArcSwap<Vec<DeliveryCounts>>>) -> Self {
         Dispatcher {
             planes,
@@ -102,7 +150,7 @@ impl Dispatcher {
             })
     }
 
-    pub fn take(&mut self, m: DispatchMsg, now: i64) {
+    pub fn take(&mut self, m: DispatchMsg<O>, now: i64) {
         match m {
             DispatchMsg::Decisions(decisions) => {
                 for d in decisions {
@@ -124,7 +172,7 @@ impl Dispatcher {
                 }
             }
             DispatchMsg::Disconnected { agent, tx } => {
-                if !self.online.get(&agent).is_some_and(|t| t.same_channel(&tx)) {
+                if !self.online.get(&agent).is_some_and(|t| t.same(&tx)) {
                     return; // a newer session already took over
                 }
                 self.online.remove(&agent);
@@ -280,7 +328,7 @@ impl Dispatcher {
                 if full {
                     return true;
                 }
-                match tx.try_send(p.configure.clone()) {
+                match tx.offer(p.configure.clone()) {
                     Ok(()) => {
                         sent.push((agent.clone(), p.configure.clone(), p.module.clone()));
                         false
@@ -365,8 +413,17 @@ impl Dispatcher {
         }
     }
 
+    /// Whether `agent` is online.
+    pub fn is_online(&self, agent: &str) -> bool {
+        self.online.contains_key(agent)
+    }
+
+    /// The counts as last published.
+    pub fn counts(&self) -> Arc<Vec<DeliveryCounts>> {
+        self.published.load_full()
+    }
+
     /// Configurations waiting for `host`.
-    #[cfg(test)]
     pub fn waiting(&self, host: &str) -> usize {
         self.outbox.get(host).map_or(0, |q| q.len())
     }
@@ -379,3 +436,7 @@ impl Dispatcher {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

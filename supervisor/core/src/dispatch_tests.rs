@@ -1,21 +1,45 @@
 //! The dispatcher's state driven by hand: decisions, connections and
 //! outcomes at times the test picks.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
 use vcp_common::frame::{Applied, Configure};
 use vcp_common::module::Target;
 use vcp_common::view::Member;
 
-use super::state::{Dispatcher, ANSWER_MS, RETRY_MS};
-use super::DispatchMsg;
-use vcp_core::plane::Instances;
-use vcp_core::plane::{ControlPlane, Scope, ServiceSetDef};
-use vcp_core::settings::Decision;
+use super::*;
+use crate::plane::{ControlPlane, Instances, Scope, ServiceSetDef};
+use crate::settings::Decision;
 
-fn dispatcher() -> Dispatcher {
+/// An agent session's channel of 16 configurations.
+#[derive(Clone, Default)]
+struct Chan(Arc<Mutex<VecDeque<Configure>>>);
+
+impl Outbox for Chan {
+    fn offer(&self, c: Configure) -> Result<(), Configure> {
+        let mut q = self.0.lock().unwrap();
+        if q.len() >= 16 {
+            return Err(c);
+        }
+        q.push_back(c);
+        Ok(())
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Chan {
+    /// The oldest configuration handed over and not yet taken.
+    fn try_recv(&self) -> Option<Configure> {
+        self.0.lock().unwrap().pop_front()
+    }
+}
+
+fn dispatcher() -> Dispatcher<Chan> {
     let set = ServiceSetDef {
         id: "web".into(),
         customer: "acme".into(),
@@ -58,12 +82,13 @@ fn decision(value: f64) -> Arc<Decision> {
     })
 }
 
-fn decide(d: &mut Dispatcher, value: f64, now: i64) {
+fn decide(d: &mut Dispatcher<Chan>, value: f64, now: i64) {
     d.take(DispatchMsg::Decisions(vec![decision(value)]), now);
 }
 
-fn connect(d: &mut Dispatcher, now: i64) -> (mpsc::Sender<Configure>, mpsc::Receiver<Configure>) {
-    let (tx, rx) = mpsc::channel(16);
+fn connect(d: &mut Dispatcher<Chan>, now: i64) -> (Chan, Chan) {
+    let tx = Chan::default();
+    let rx = tx.clone();
     d.take(
         DispatchMsg::Connected {
             agent: "h1".into(),
@@ -74,7 +99,7 @@ fn connect(d: &mut Dispatcher, now: i64) -> (mpsc::Sender<Configure>, mpsc::Rece
     (tx, rx)
 }
 
-fn answer(d: &mut Dispatcher, c: &Configure, ok: bool, now: i64) {
+fn answer(d: &mut Dispatcher<Chan>, c: &Configure, ok: bool, now: i64) {
     d.take(
         DispatchMsg::Applied {
             agent: "h1".into(),
@@ -88,12 +113,12 @@ fn answer(d: &mut Dispatcher, c: &Configure, ok: bool, now: i64) {
     );
 }
 
-fn sent(rx: &mut mpsc::Receiver<Configure>) -> Vec<f64> {
-    std::iter::from_fn(|| rx.try_recv().ok().map(|c| c.value)).collect()
+fn sent(rx: &mut Chan) -> Vec<f64> {
+    rx.0.lock().unwrap().drain(..).map(|c| c.value).collect()
 }
 
-fn counts(d: &Dispatcher) -> super::DeliveryCounts {
-    d.published.load()[0].clone()
+fn counts(d: &Dispatcher<Chan>) -> DeliveryCounts {
+    d.counts()[0].clone()
 }
 
 #[test]
@@ -136,7 +161,7 @@ fn a_host_offline_past_the_ttl_gets_the_decision_in_force_when_it_returns() {
 #[test]
 fn what_the_host_has_is_not_resent_and_what_differs_is() {
     let mut d = dispatcher();
-    let (tx, mut rx) = connect(&mut d, 0);
+    let (tx, rx) = connect(&mut d, 0);
     decide(&mut d, 2.0, 0);
     d.flush(0);
     let c = rx.try_recv().unwrap();
@@ -198,7 +223,7 @@ fn a_disconnect_returns_unanswered_deliveries_and_an_older_session_does_not_unpl
     decide(&mut d, 4.0, 0);
     d.flush(0);
     assert_eq!(sent(&mut rx), [4.0]);
-    let stale = mpsc::channel(1).0;
+    let stale = Chan::default();
     d.take(
         DispatchMsg::Disconnected {
             agent: "h1".into(),
@@ -206,7 +231,7 @@ fn a_disconnect_returns_unanswered_deliveries_and_an_older_session_does_not_unpl
         },
         3,
     );
-    assert!(d.online.contains_key("h1"));
+    assert!(d.is_online("h1"));
     d.take(
         DispatchMsg::Disconnected {
             agent: "h1".into(),
