@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use vcp_supervisor::ledger::{Charge, Ledger};
+use vcp_store::ledger::{Charge, Ledger};
 
 const N: usize = 50_000;
 const BATCH: usize = 500;

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use vcp_common::module::{param, Kind, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_core::plane::DEFAULT_PLANE;
+use vcp_store::agents::Store;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::control::Control;
 use vcp_supervisor::fleet::Fleet;
-use vcp_supervisor::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {

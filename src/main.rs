@@ -65,8 +65,9 @@ enum TokenCommand {
         /// The account: `operator`, a customer id or a vendor id.
         #[arg(long)]
         account: String,
-        #[arg(long, value_enum)]
-        role: vcp_supervisor::accounts::Role,
+        /// operator, customer or vendor.
+        #[arg(long)]
+        role: vcp_store::accounts::Role,
         /// The supervisor's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -79,18 +80,19 @@ enum TokenCommand {
 
 fn create_token(
     account: &str,
-    role: vcp_supervisor::accounts::Role,
+    role: vcp_store::accounts::Role,
     data_dir: Option<PathBuf>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use vcp_supervisor::accounts::{check_account, Accounts};
-    if account == vcp_core::plane::OPERATOR && role != vcp_supervisor::accounts::Role::Operator {
+    use vcp_store::accounts::Accounts;
+    use vcp_supervisor::config::check_account;
+    if account == vcp_core::plane::OPERATOR && role != vcp_store::accounts::Role::Operator {
         anyhow::bail!("account {account:?} is the operator's: use --role operator");
     }
     if let Some(path) = config {
         let file = vcp_supervisor::config::SupervisorFile::load(&path)?;
         check_account(&file, account, role).map_err(anyhow::Error::msg)?;
-    } else if role == vcp_supervisor::accounts::Role::Operator {
+    } else if role == vcp_store::accounts::Role::Operator {
         check_account(&Default::default(), account, role).map_err(anyhow::Error::msg)?;
     }
     let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
@@ -112,7 +114,7 @@ fn statement(
     format: StatementFormat,
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use vcp_supervisor::ledger::{render, Format, LedgerReader, Period};
+    use vcp_store::ledger::{render, Format, LedgerReader, Period};
     let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
     let reader = LedgerReader::open(&dir)
         .with_context(|| format!("opening the ledger in {}", dir.display()))?;

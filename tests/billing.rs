@@ -10,10 +10,10 @@ use std::time::Duration;
 use common::{init_logs, wait_until};
 use vcp_common::module::ModuleLogic;
 use vcp_module_sdk::predictive::PredictiveAutoscaler;
+use vcp_store::ledger::{LedgerReader, Period, Statement};
 use vcp_supervisor::config::SupervisorFile;
-use vcp_supervisor::ledger::{LedgerReader, Period, Statement};
 
-fn lines_of<'a>(s: &'a Statement, kind: &str) -> Vec<&'a vcp_supervisor::ledger::Line> {
+fn lines_of<'a>(s: &'a Statement, kind: &str) -> Vec<&'a vcp_store::ledger::Line> {
     s.lines.iter().filter(|l| l.kind == kind).collect()
 }
 

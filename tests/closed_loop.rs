@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::{init_logs, wait_until};
+use vcp_store::ledger::{LedgerReader, Period};
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::judge::module_key;
-use vcp_supervisor::ledger::{LedgerReader, Period};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_autoscaler_loses_reputation_and_its_savings_share() {

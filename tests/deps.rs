@@ -51,6 +51,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "the agent links neither the supervisor's stack nor the vendors' SDK",
     ),
     (
+        "vcp-store",
+        &["quinn", "axum", "vcp-transport", "vcp-supervisor"],
+        "one durable store: the core's vocabulary on SQLite, no network",
+    ),
+    (
         "vcp-module-sdk",
         &[
             "rusqlite",
@@ -163,7 +168,14 @@ fn the_rules_can_fail() {
         .map(|(id, _)| id.clone())
         .unwrap();
     let deps = closure(&g, &id);
-    for n in ["tokio", "quinn", "rusqlite", "axum", "vcp-core"] {
+    for n in [
+        "tokio",
+        "quinn",
+        "rusqlite",
+        "axum",
+        "vcp-core",
+        "vcp-store",
+    ] {
         assert!(deps.contains_key(n), "vcp-supervisor -> {n} not found");
     }
 }
@@ -175,6 +187,7 @@ const CRATE_SOURCES: &[&str] = &[
     "common/sdk/src",
     "agent/src",
     "supervisor/core/src",
+    "supervisor/store/src",
     "supervisor/src",
     "src",
 ];

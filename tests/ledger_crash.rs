@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use vcp_supervisor::ledger::{Charge, Ledger, LedgerReader};
+use vcp_store::ledger::{Charge, Ledger, LedgerReader};
 
 const CHILD: &str = "VCP_TEST_CHILD_LEDGER";
 const BATCH: u64 = 50;

@@ -17,9 +17,9 @@ use vcp_agent::Agent;
 use vcp_common::identity::SUPERVISOR_NAME;
 use vcp_module_sdk::predictive::PredictiveAutoscaler;
 use vcp_module_sdk::ModuleConnect;
+use vcp_store::ledger::{LedgerReader, Period};
 use vcp_supervisor::checkpoint::{self, Checkpoint};
 use vcp_supervisor::judge::{module_key, JudgeState};
-use vcp_supervisor::ledger::{LedgerReader, Period};
 
 /// Not a test by itself: the body of a child supervisor process.
 #[test]

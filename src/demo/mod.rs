@@ -18,7 +18,7 @@ use vcp_supervisor::fleet::Fleet;
 
 use crate::loopback::LoopbackOptions;
 use vcp_module_sdk::predictive::PredictiveAutoscaler;
-use vcp_supervisor::ledger::{render, Format, LedgerReader, Period};
+use vcp_store::ledger::{render, Format, LedgerReader, Period};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -165,7 +165,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Creates a token per demo account and prints how to reach the API.
 fn print_api(fleet: &crate::loopback::Loopback, agents: usize) -> anyhow::Result<()> {
-    use vcp_supervisor::accounts::Role;
+    use vcp_store::accounts::Role;
     let addr = fleet.api_addr();
     let accounts = &fleet.supervisor().accounts;
     let mut who = vec![("operator", Role::Operator), ("acme", Role::Customer)];

@@ -4,11 +4,11 @@
 use serde::Serialize;
 use vcp_core::mediation::PolicyCount;
 use vcp_core::stats::ModuleSummary;
+use vcp_store::ledger::{LedgerReader, LedgerTotals, Period, Statement};
 use vcp_supervisor::control::Control;
 use vcp_supervisor::dispatch::DeliveryCounts;
 use vcp_supervisor::fleet::Fleet;
 use vcp_supervisor::judge::{GoalRecord, ModuleContribution, ModuleReputation};
-use vcp_supervisor::ledger::{LedgerReader, LedgerTotals, Period, Statement};
 use vcp_supervisor::solicit::KindSummary;
 
 #[derive(Debug, Serialize)]

@@ -32,7 +32,6 @@ use crate::config::SupervisorFile;
 use crate::fleet::Fleet;
 use crate::judge::GoalRecord;
 use crate::judge::JudgeHandle;
-use crate::ledger::{Charge, Granularity, Ledger, LedgerReader, Period, StateRow};
 use crate::unix_ms;
 use vcp_core::contribution::split_amount;
 use vcp_core::plane::OPERATOR;
@@ -43,6 +42,7 @@ use vcp_core::pricing::{
 };
 use vcp_core::settings::Settings;
 use vcp_core::stats::ModuleSummary;
+use vcp_store::ledger::{Charge, Granularity, Ledger, LedgerReader, Period, StateRow};
 
 fn granularity(p: BillingPeriod) -> Granularity {
     match p {
@@ -220,7 +220,11 @@ impl Biller {
     }
 
     /// One billing run over [last run, now).
-    async fn run(&mut self, now: i64, settle: bool) -> Result<usize, crate::ledger::LedgerError> {
+    async fn run(
+        &mut self,
+        now: i64,
+        settle: bool,
+    ) -> Result<usize, vcp_store::ledger::LedgerError> {
         let period =
             Period::containing(now, granularity(self.inputs.file.prices.period)).to_string();
         let label = format!("{}@{}", self.period, self.last_ms);
@@ -422,7 +426,7 @@ impl Biller {
         &self,
         period: &str,
         now: i64,
-    ) -> Result<Vec<Charge>, crate::ledger::LedgerError> {
+    ) -> Result<Vec<Charge>, vcp_store::ledger::LedgerError> {
         let report = self.inputs.judge.report.load_full();
         let modules = self.inputs.counters.modules();
         let mut out = Vec::new();

@@ -9,7 +9,7 @@ use super::*;
 use crate::config::SupervisorFile;
 use crate::control::Control;
 use crate::fleet::Fleet;
-use crate::store::Store;
+use vcp_store::agents::Store;
 
 const CONFIG: &str = r#"
 [[customers]]

@@ -10,10 +10,10 @@ use crate::config::SupervisorFile;
 use crate::control::Control;
 use crate::fleet::Fleet;
 use crate::judge::{module_key, JudgeState};
-use crate::ledger::{Ledger, LedgerReader};
-use crate::provision::store::FeedbackRecord;
-use crate::store::Store;
 use vcp_core::reputation::{Components, Reputation};
+use vcp_store::agents::Store;
+use vcp_store::ledger::{Ledger, LedgerReader};
+use vcp_store::planes::FeedbackRecord;
 
 const CONFIG: &str = r#"
 billing_interval_s = 1

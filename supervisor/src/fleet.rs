@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::store::{AgentRecord, AgentTotals, Store};
 use vcp_core::view::View;
+use vcp_store::agents::{AgentRecord, AgentTotals, Store};
 
 /// Live per-agent counters; lock-free.
 #[derive(Debug, Default)]

@@ -2,7 +2,6 @@
 //! runs the control planes over it, bills them, and serves the provisioning
 //! API, metrics and dashboard.
 
-pub mod accounts;
 pub mod api;
 pub mod biller;
 pub mod checkpoint;
@@ -14,7 +13,6 @@ pub mod fleet;
 pub mod http;
 pub mod ingest;
 pub mod judge;
-pub mod ledger;
 pub mod live;
 pub mod metrics;
 pub mod modules;
@@ -24,7 +22,6 @@ pub mod queue;
 pub mod remote;
 pub mod server;
 pub mod solicit;
-pub mod store;
 pub mod stream;
 pub mod tls;
 pub mod workflow;

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::control::Control;
-use crate::provision::store::{PlaneState, PlaneStore};
 use crate::workflow::{Actions, BoxFuture, TaskDef, Template, WorkflowInfo};
 use vcp_core::plane::virtual_plane_id;
 use vcp_core::plane::PlaneSpec;
 use vcp_core::plane::OPERATOR as OPERATOR_ACCOUNT;
+use vcp_store::planes::{PlaneState, PlaneStore};
 
 pub static PROVISION: Template = Template {
     name: "provision",
@@ -86,7 +86,7 @@ impl Provisioner {
         let customer = spec.customer.as_str();
         // The workflow the plane's record belongs to.
         let record_of = provisioned_by.as_deref().unwrap_or(&wf.id);
-        let store_err = |e: crate::provision::store::PlaneStoreError| e.to_string();
+        let store_err = |e: vcp_store::planes::PlaneStoreError| e.to_string();
         let ours = || -> Result<bool, String> {
             Ok(self
                 .store

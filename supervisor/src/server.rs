@@ -15,7 +15,6 @@ use vcp_common::frame::{ALPN_AGENT, ALPN_MODULE};
 use vcp_common::identity::{Role, TlsMaterial};
 use vcp_common::protocol::close;
 
-use crate::accounts::{Accounts, CONTROL_DB};
 use crate::api::ApiState;
 use crate::config::limits::Limits;
 use crate::config::SupervisorFile;
@@ -23,14 +22,15 @@ use crate::control::Control;
 use crate::fleet::{EndpointStats, Fleet};
 use crate::http::ApiServer;
 use crate::ingest;
-use crate::ledger::Ledger;
 use crate::live::Live;
-use crate::provision::store::PlaneStore;
 use crate::provisioner::{Provisioner, DEPROVISION, PROVISION};
 use crate::remote;
-use crate::store::{Store, StoreError};
 use crate::tls::{peer_id, server_config, TlsError};
 use crate::workflow::Engine;
+use vcp_store::accounts::{Accounts, CONTROL_DB};
+use vcp_store::agents::{Store, StoreError};
+use vcp_store::ledger::Ledger;
+use vcp_store::planes::PlaneStore;
 
 /// How to run a supervisor.
 #[derive(Debug, Clone)]
@@ -69,11 +69,11 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(#[from] vcp_store::ledger::LedgerError),
     #[error(transparent)]
-    Accounts(#[from] crate::accounts::AccountsError),
+    Accounts(#[from] vcp_store::accounts::AccountsError),
     #[error(transparent)]
-    Planes(#[from] crate::provision::store::PlaneStoreError),
+    Planes(#[from] vcp_store::planes::PlaneStoreError),
     #[error(transparent)]
     Workflow(#[from] crate::workflow::WorkflowError),
     #[error("binding the HTTP API on {addr}: {source} (choose another address with --api-listen)")]

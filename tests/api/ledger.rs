@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use vcp_supervisor::accounts::Role;
+use vcp_store::accounts::Role;
 
 use crate::common::{self, wait_until, FixedInstances};
 use crate::*;
@@ -82,9 +82,9 @@ async fn feedback_moves_reputation_and_statements_read_the_ledger() {
     // Statements: JSON equals the ledger's, CSV has its header.
     control.bill_now(true).await.unwrap();
     module.stop();
-    let ledger = vcp_supervisor::ledger::LedgerReader::open(dir.path()).unwrap();
+    let ledger = vcp_store::ledger::LedgerReader::open(dir.path()).unwrap();
     let want = ledger
-        .statement("customer:acme", &vcp_supervisor::ledger::Period::All)
+        .statement("customer:acme", &vcp_store::ledger::Period::All)
         .unwrap();
     assert!(!want.lines.is_empty());
     let (status, st) = get(addr, "/v1/statements/customer:acme?period=all", &t.acme).await;
@@ -165,7 +165,7 @@ fn token_create_prints_a_token_that_authenticates() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let accounts = vcp_supervisor::accounts::Accounts::open(&data).unwrap();
+    let accounts = vcp_store::accounts::Accounts::open(&data).unwrap();
     let who = accounts.authenticate(&token).unwrap().unwrap();
     assert_eq!((who.account.as_str(), who.role), ("acme", Role::Customer));
 

@@ -18,7 +18,7 @@ use common::{acme_scenario, init_logs, wait_until, FixedInstances};
 use serde_json::Value;
 use vcp::loopback::Loopback;
 use vcp_common::module::{ModuleLogic, ModuleSpec, Proposal, Solicitation};
-use vcp_supervisor::accounts::Role;
+use vcp_store::accounts::Role;
 use vcp_supervisor::ApiOptions;
 
 /// Globex owns `globex-api` on agent-1 and may use `globex-scaler`;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use vcp_supervisor::accounts::Role;
+use vcp_store::accounts::Role;
 
 use crate::common::wait_until;
 use crate::*;

@@ -17,7 +17,7 @@ use common::http;
 use common::{init_logs, wait_until};
 use dom::*;
 use pages::*;
-use vcp_supervisor::accounts::Role;
+use vcp_store::accounts::Role;
 use vcp_supervisor::config::SupervisorFile;
 
 /// Operator set `ops-web` on agent-1, Acme's `acme-shop` on agent-2 under

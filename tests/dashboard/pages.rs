@@ -24,9 +24,8 @@ pub fn check_fleet(b: &Browser, token: &str) -> String {
             let k = format!("{f}_bytes");
             expect(&dom, &hook(f), &opt(&h[&k], gib), &opt(&a[&k], gib));
         }
-        let seen = |v: &Value| {
-            vcp_supervisor::ledger::period::rfc3339(v["last_seen_ms"].as_i64().unwrap())
-        };
+        let seen =
+            |v: &Value| vcp_store::ledger::period::rfc3339(v["last_seen_ms"].as_i64().unwrap());
         expect(&dom, &hook("last_seen"), &seen(h), &seen(a));
         let yes = |v: &Value| {
             if v["connected"].as_bool().unwrap() {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use vcp_common::frame::{Frame, Response, ALPN_MODULE};
 use vcp_common::module::{param, Proposal, Target};
 use vcp_common::protocol::close;
-use vcp_supervisor::ledger::{LedgerReader, Period};
+use vcp_store::ledger::{LedgerReader, Period};
 
 use crate::common::hostile::{encode, Hostile};
 use crate::common::{acme_scenario, autoscaler_spec, fast, init_logs, wait_until};

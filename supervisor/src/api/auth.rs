@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{ApiError, ApiState};
-use crate::accounts::{Principal, Role};
+use vcp_store::accounts::{Principal, Role};
 
 /// The dashboard's cookie.
 pub const COOKIE: &str = "vcp_token";

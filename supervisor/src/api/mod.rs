@@ -22,10 +22,10 @@ use axum::Router;
 pub use auth::{Caller, COOKIE};
 pub use error::{ApiError, MAX_BODY};
 
-use crate::accounts::Accounts;
 use crate::control::Control;
-use crate::provision::store::PlaneStore;
 use crate::workflow::Engine;
+use vcp_store::accounts::Accounts;
+use vcp_store::planes::PlaneStore;
 
 /// Default listen address of the API.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

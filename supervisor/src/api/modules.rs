@@ -11,11 +11,11 @@ use super::error::parse_json;
 use super::extract::Params;
 use super::views::{self, DecisionView, ModuleView};
 use super::{blocking, ApiError, ApiState, Caller};
-use crate::accounts::Role;
 use crate::judge::module_key;
-use crate::provision::store::FeedbackRecord;
 use crate::unix_ms;
 use vcp_core::plane::virtual_plane_id;
+use vcp_store::accounts::Role;
+use vcp_store::planes::FeedbackRecord;
 
 pub async fn list(State(s): State<ApiState>, caller: Caller) -> Json<Vec<ModuleView>> {
     Json(views::modules(&s.control, &caller))

@@ -13,11 +13,11 @@ use vcp_common::module::Kind;
 use super::error::parse_json;
 use super::views::{self, PlaneView};
 use super::{blocking, ApiError, ApiState, Caller};
-use crate::accounts::Role;
 use crate::provisioner::Payload;
 use crate::workflow::WorkflowView;
 use vcp_core::plane::{virtual_plane_id, DEFAULT_PLANE};
 use vcp_core::plane::{Choice, PlaneSpec};
+use vcp_store::accounts::Role;
 
 pub async fn list(
     State(s): State<ApiState>,

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Params;
 use super::{blocking, ApiError, ApiState, Caller};
-use crate::ledger::{self, Format, LedgerReader, Period, Statement};
 use crate::metrics::LedgerMetrics;
+use vcp_store::ledger::{self, Format, LedgerReader, Period, Statement};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,11 +8,11 @@ use serde::Serialize;
 use vcp_common::module::{Kind, Target};
 
 use super::ApiError;
-use crate::accounts::{Principal, Role};
 use crate::control::Control;
 use vcp_core::plane::{ControlPlane, ModuleRef};
 use vcp_core::reputation::Components;
 use vcp_core::stats::ModuleSummary;
+use vcp_store::accounts::{Principal, Role};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlaneView {

@@ -16,6 +16,7 @@ use vcp_core::mediation::PolicyEntry;
 use vcp_core::plane::{InstanceSize, Instances, Mode, OPERATOR};
 use vcp_core::pricing::{Contract, PriceSheet};
 use vcp_core::reputation::ReputationConfig;
+use vcp_store::accounts::Role;
 
 pub mod limits;
 mod members;
@@ -242,6 +243,24 @@ impl Default for SupervisorFile {
     fn default() -> Self {
         // An empty file: every field at its serde default.
         toml::from_str("").expect("an empty configuration is valid")
+    }
+}
+
+/// Checks that `account` exists with `role` in the configuration.
+pub fn check_account(file: &SupervisorFile, account: &str, role: Role) -> Result<(), String> {
+    let ok = match role {
+        Role::Operator => account == OPERATOR,
+        Role::Customer => {
+            account != OPERATOR && file.customers.iter().any(|c| c.id.get_ref() == account)
+        }
+        Role::Vendor => file.vendors.iter().any(|v| v.id.get_ref() == account),
+    };
+    if ok {
+        Ok(())
+    } else if role == Role::Operator {
+        Err(format!("the operator's account is {OPERATOR:?}"))
+    } else {
+        Err(format!("no {role} {account:?} in the configuration"))
     }
 }
 

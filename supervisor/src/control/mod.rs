@@ -13,11 +13,9 @@ use crate::config::{CustomModuleConfig, SupervisorFile};
 use crate::dispatch::{self, DispatchHandle};
 use crate::fleet::Fleet;
 use crate::judge::{self, module_key, Evidence, JudgeHandle, JudgeState};
-use crate::ledger::{Ledger, LedgerReader};
 use crate::modules::instance::ModuleInstance;
 use crate::modules::registry::Registry;
 use crate::modules::runner::{run_builtin, Factory};
-use crate::provision::store::FeedbackRecord;
 use crate::solicit::{KindStats, RoundContext, Solicitor};
 use vcp_core::constraints::Constraints;
 use vcp_core::instance::Instance;
@@ -26,6 +24,8 @@ use vcp_core::plane::PlaneSpec;
 use vcp_core::plane::{self, ControlPlane, ModuleRef, Planes};
 use vcp_core::settings::Settings;
 use vcp_core::stats::ModuleStats;
+use vcp_store::ledger::{Ledger, LedgerReader};
+use vcp_store::planes::FeedbackRecord;
 
 /// A module instance ever registered, kept for reports after it left.
 struct Known {

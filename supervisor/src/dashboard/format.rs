@@ -73,7 +73,7 @@ pub fn quantity(q: f64) -> String {
 
 /// Micro-units as currency units (see `ledger::statement::money`).
 pub fn money(micros: i64) -> String {
-    crate::ledger::statement::money(micros)
+    vcp_store::ledger::statement::money(micros)
 }
 
 /// A time in milliseconds since the epoch as RFC 3339 UTC; `never` for 0.
@@ -81,7 +81,7 @@ pub fn time(at_ms: i64) -> String {
     if at_ms <= 0 {
         "never".to_owned()
     } else {
-        crate::ledger::period::rfc3339(at_ms)
+        vcp_store::ledger::period::rfc3339(at_ms)
     }
 }
 

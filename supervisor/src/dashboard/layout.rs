@@ -3,7 +3,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::accounts::Principal;
+use vcp_store::accounts::Principal;
 
 /// The navigation bar's entries: path and label.
 pub const NAV: [(&str, &str); 5] = [

@@ -36,8 +36,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::accounts::Principal;
 use crate::api::{ApiError, ApiState, Caller};
+use vcp_store::accounts::Principal;
 
 pub use chart::cost_chart;
 

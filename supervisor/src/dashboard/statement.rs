@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{chart, error_page, format, html, layout, Viewer};
 use crate::api::statements::{self, cost_series};
 use crate::api::ApiState;
-use crate::ledger::Statement;
+use vcp_store::ledger::Statement;
 
 /// The most lines the table shows (the newest); the chart, subtotals and
 /// total always cover every line.

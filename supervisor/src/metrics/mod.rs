@@ -29,7 +29,7 @@ use collect::*;
 use family::*;
 
 use crate::control::Control;
-use crate::ledger::{LedgerError, LedgerReader, LedgerTotals};
+use vcp_store::ledger::{LedgerError, LedgerReader, LedgerTotals};
 
 /// `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

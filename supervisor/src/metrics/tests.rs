@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::*;
 use crate::config::SupervisorFile;
 use crate::fleet::Fleet;
-use crate::ledger::{Charge, Ledger};
-use crate::store::Store;
 use vcp_core::histogram::Histogram;
+use vcp_store::agents::Store;
+use vcp_store::ledger::{Charge, Ledger};
 
 /// Runs `promtool check metrics` on `text`; the error says what is wrong.
 fn promtool(text: &str) -> Result<(), String> {

@@ -3,8 +3,6 @@
 //! the workflow templates and tasks that bring it into force, and the
 //! durable record of provisioned planes.
 
-pub mod store;
-
 use vcp_core::plane::{PlaneSpec, OPERATOR};
 
 use crate::config::SupervisorFile;

@@ -8,15 +8,12 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::config::SupervisorFile;
-use vcp_core::plane::OPERATOR;
-
 /// The database of the supervisor's own records besides telemetry and the
 /// ledger: tokens, provisioned control planes, feedback and workflows.
 pub const CONTROL_DB: &str = "control.sqlite";
 
 /// What an account is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Runs the fleet: sees and changes everything.
@@ -25,6 +22,16 @@ pub enum Role {
     Customer,
     /// Offers custom modules.
     Vendor,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Role::Operator, Role::Customer, Role::Vendor]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}: operator, customer or vendor"))
+    }
 }
 
 impl Role {
@@ -112,24 +119,6 @@ pub fn open_db(dir: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
-}
-
-/// Checks that `account` exists with `role` in the configuration.
-pub fn check_account(file: &SupervisorFile, account: &str, role: Role) -> Result<(), String> {
-    let ok = match role {
-        Role::Operator => account == OPERATOR,
-        Role::Customer => {
-            account != OPERATOR && file.customers.iter().any(|c| c.id.get_ref() == account)
-        }
-        Role::Vendor => file.vendors.iter().any(|v| v.id.get_ref() == account),
-    };
-    if ok {
-        Ok(())
-    } else if role == Role::Operator {
-        Err(format!("the operator's account is {OPERATOR:?}"))
-    } else {
-        Err(format!("no {role} {account:?} in the configuration"))
-    }
 }
 
 /// The tokens table.

@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::PlaneSpec;
 use crate::accounts::open_db;
 use crate::unix_ms;
+use vcp_core::plane::PlaneSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaneStoreError {
