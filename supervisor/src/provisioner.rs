@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::control::Control;
+use crate::config::SupervisorFile;
 use crate::workflow::{Actions, BoxFuture, TaskDef, Template, WorkflowInfo};
 use vcp_core::plane::virtual_plane_id;
-use vcp_core::plane::PlaneSpec;
 use vcp_core::plane::OPERATOR as OPERATOR_ACCOUNT;
+use vcp_core::plane::{ControlPlane, PlaneSpec};
 use vcp_store::planes::{PlaneState, PlaneStore};
 
 pub static PROVISION: Template = Template {
@@ -56,9 +56,22 @@ pub static DEPROVISION: Template = Template {
     ],
 };
 
+/// What provisioning needs of the supervisor: the configuration, the
+/// planes in force, bringing a plane into and out of force, and whether a
+/// host's agent ever reported.
+pub trait PlaneHost: Send + Sync {
+    fn file(&self) -> &SupervisorFile;
+    fn plane(&self, id: &str) -> Option<Arc<ControlPlane>>;
+    /// The spec of the plane `customer` provisioned, if in force.
+    fn provisioned(&self, customer: &str) -> Option<PlaneSpec>;
+    fn activate(&self, spec: PlaneSpec) -> Result<Arc<ControlPlane>, String>;
+    fn deactivate(&self, customer: &str);
+    fn knows_host(&self, host: &str) -> bool;
+}
+
 /// Runs the provisioning tasks against the live control planes.
 pub struct Provisioner {
-    pub control: Arc<Control>,
+    pub control: Arc<dyn PlaneHost>,
     pub store: Arc<PlaneStore>,
     /// For tests: a task of this name never finishes (as if the supervisor
     /// died while running it).
@@ -95,7 +108,7 @@ impl Provisioner {
                 .is_some_and(|r| r.workflow == record_of))
         };
         match (task, undo) {
-            ("validate", false) => crate::provision::validate(&spec, &self.control.file),
+            ("validate", false) => crate::provision::validate(&spec, self.control.file()),
             ("authorise", false) => {
                 if wf.owner != customer && wf.owner != OPERATOR_ACCOUNT {
                     return Err(format!(
@@ -116,7 +129,7 @@ impl Provisioner {
             }
             ("register_modules", false) | ("unregister_modules", true) => {
                 for m in spec.custom_modules() {
-                    if self.control.custom(m).is_none() {
+                    if self.control.file().custom(m).is_none() {
                         return Err(format!("module {m:?} is no longer configured"));
                     }
                 }
@@ -168,16 +181,15 @@ impl Provisioner {
     /// Every host of the customer's service sets must have an agent that
     /// reported: that is where the plane's sensors come from.
     fn subscribe(&self, spec: &PlaneSpec) -> Result<(), String> {
-        let fleet = &self.control.fleet;
         for set in self
             .control
-            .file
+            .file()
             .service_sets
             .iter()
             .filter(|s| s.customer.get_ref() == &spec.customer)
         {
             for m in &set.members {
-                if !fleet.knows(&m.host) {
+                if !self.control.knows_host(&m.host) {
                     return Err(format!(
                         "host {:?} of service set {:?} has no agent that ever reported: no sensors to subscribe",
                         m.host,

@@ -19,17 +19,34 @@ use vcp_common::protocol::close;
 use vcp_common::session::module::{ModuleEvent, ModuleSession, ModuleSessionLimits};
 use vcp_common::session::Close;
 
-use crate::control::Control;
+use crate::config::CustomModuleConfig;
 use crate::live::Claim;
 use crate::modules::instance::{Ask, Fault, ModuleInstance};
 use crate::stream::{self, Pipe, Read};
+use vcp_core::constraints::ModuleLimits;
 use vcp_core::instance::Instance;
-use vcp_core::plane::ModuleRef;
+use vcp_core::plane::{ControlPlane, ModuleRef};
+use vcp_core::stats::ModuleStats;
+
+/// What a remote module's session needs of the supervisor: the
+/// configuration of custom modules, the planes in force, the counters of
+/// an earlier session, and a place in the rounds.
+pub trait ModuleHost: Send + Sync {
+    fn custom(&self, id: &str) -> Option<&CustomModuleConfig>;
+    /// The limits of a custom module that names none.
+    fn module_limits(&self) -> ModuleLimits;
+    fn planes(&self) -> Arc<Vec<Arc<ControlPlane>>>;
+    fn known_stats(&self, id: &str, plane: &str) -> Option<Arc<ModuleStats>>;
+    /// Puts the instance in its kind's rounds (replacing an earlier one).
+    fn register(&self, instance: Arc<ModuleInstance>);
+    /// Takes the instance out of the rounds.
+    fn unregister(&self, instance: &ModuleInstance);
+}
 
 /// Serves the connection of module `module_id` (named by its
 /// certificate) until it ends.
 pub async fn serve(
-    control: Arc<Control>,
+    control: Arc<dyn ModuleHost>,
     conn: quinn::Connection,
     module_id: String,
     limits: ModuleSessionLimits,
@@ -39,7 +56,7 @@ pub async fn serve(
     async move {
         let session = ModuleSession::new(&module_id, limits, Instant::now());
         let mut d = Driver {
-            control: &control,
+            control: &*control,
             conn: &conn,
             session,
             instance: None,
@@ -76,7 +93,7 @@ async fn recv(inbox: Option<&mut tokio::sync::mpsc::Receiver<Ask>>) -> Option<As
 }
 
 struct Driver<'a> {
-    control: &'a Control,
+    control: &'a dyn ModuleHost,
     conn: &'a quinn::Connection,
     session: ModuleSession,
     instance: Option<(Arc<ModuleInstance>, tokio::sync::mpsc::Receiver<Ask>)>,
@@ -192,7 +209,7 @@ impl Driver<'_> {
             let why = format!("module {:?} is not used by any control plane", spec.id);
             return self.session.refuse(close::AUTH, why);
         };
-        let limits = configured.limits.unwrap_or(control.file.module_limits);
+        let limits = configured.limits.unwrap_or(control.module_limits());
         let known = control.known_stats(&spec.id, &plane.id);
         let (instance, inbox) = ModuleInstance::new(Instance::new(
             spec,
@@ -219,7 +236,7 @@ impl Driver<'_> {
         let Some((m, _)) = self.instance.take() else {
             return;
         };
-        self.control.registry.remove(m.kind(), m.uid);
+        self.control.unregister(&m);
         let fault = match end {
             Err(why) => Some(format!("disconnected: {why}")),
             Ok(c) if c.code == close::PROTOCOL || c.code == close::LIMIT => {

@@ -427,3 +427,55 @@ impl Control {
         }
     }
 }
+
+impl crate::remote::ModuleHost for Control {
+    fn custom(&self, id: &str) -> Option<&CustomModuleConfig> {
+        Control::custom(self, id)
+    }
+
+    fn module_limits(&self) -> vcp_core::constraints::ModuleLimits {
+        self.file.module_limits
+    }
+
+    fn planes(&self) -> Arc<Vec<Arc<ControlPlane>>> {
+        Control::planes(self)
+    }
+
+    fn known_stats(&self, id: &str, plane: &str) -> Option<Arc<ModuleStats>> {
+        Control::known_stats(self, id, plane)
+    }
+
+    fn register(&self, instance: Arc<ModuleInstance>) {
+        Control::register(self, instance)
+    }
+
+    fn unregister(&self, instance: &ModuleInstance) {
+        self.registry.remove(instance.kind(), instance.uid);
+    }
+}
+
+impl crate::provisioner::PlaneHost for Control {
+    fn file(&self) -> &SupervisorFile {
+        &self.file
+    }
+
+    fn plane(&self, id: &str) -> Option<Arc<ControlPlane>> {
+        Control::plane(self, id)
+    }
+
+    fn provisioned(&self, customer: &str) -> Option<PlaneSpec> {
+        Control::provisioned(self, customer)
+    }
+
+    fn activate(&self, spec: PlaneSpec) -> Result<Arc<ControlPlane>, String> {
+        Control::activate(self, spec)
+    }
+
+    fn deactivate(&self, customer: &str) {
+        Control::deactivate(self, customer)
+    }
+
+    fn knows_host(&self, host: &str) -> bool {
+        self.fleet.knows(host)
+    }
+}
