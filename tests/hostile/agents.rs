@@ -87,7 +87,8 @@ async fn two_hundred_concurrent_handshakes_from_one_address() {
     };
     wait_until(
         "all but the newest replaced",
-        Duration::from_secs(10),
+        // 200 sessions closed one after another: generous on a busy machine.
+        Duration::from_secs(30),
         || replaced() + 1 >= connected.len(),
     )
     .await;
