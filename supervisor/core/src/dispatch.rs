@@ -414,16 +414,19 @@ impl<O: Outbox> Dispatcher<O> {
     }
 
     /// Whether `agent` is online.
+    #[cfg(test)]
     pub fn is_online(&self, agent: &str) -> bool {
         self.online.contains_key(agent)
     }
 
     /// The counts as last published.
+    #[cfg(test)]
     pub fn counts(&self) -> Arc<Vec<DeliveryCounts>> {
         self.published.load_full()
     }
 
     /// Configurations waiting for `host`.
+    #[cfg(test)]
     pub fn waiting(&self, host: &str) -> usize {
         self.outbox.get(host).map_or(0, |q| q.len())
     }
