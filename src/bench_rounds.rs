@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use vcp_common::module::{param, Kind, ModuleLogic, ModuleSpec, Proposal, Solicitation, Target};
 use vcp_core::plane::DEFAULT_PLANE;
-use vcp_store::agents::Store;
+use vcp_store::Store;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::control::Control;
 use vcp_supervisor::fleet::Fleet;
@@ -96,7 +96,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir().context("creating a temporary store")?;
     let (store, records) = Store::open(dir.path())?;
-    let fleet = Arc::new(Fleet::new(store, records));
+    let fleet = Arc::new(Fleet::new(store.agents(), records));
     let control = Control::start(config(&args)?, fleet, None, Vec::new(), &|_| Vec::new());
     let plane = control
         .plane(DEFAULT_PLANE)

@@ -84,7 +84,7 @@ fn create_token(
     data_dir: Option<PathBuf>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use vcp_store::accounts::Accounts;
+    use vcp_store::Store;
     use vcp_supervisor::config::check_account;
     if account == vcp_core::plane::OPERATOR && role != vcp_store::accounts::Role::Operator {
         anyhow::bail!("account {account:?} is the operator's: use --role operator");
@@ -96,7 +96,10 @@ fn create_token(
         check_account(&Default::default(), account, role).map_err(anyhow::Error::msg)?;
     }
     let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
-    let token = Accounts::open(&dir)?.create_token(account, role)?;
+    let token = Store::open(&dir)?
+        .0
+        .accounts()
+        .create_token(account, role)?;
     println!("{token}");
     Ok(())
 }

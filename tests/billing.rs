@@ -222,7 +222,7 @@ async fn a_failed_ledger_write_is_charged_exactly_once_later() {
     wait_until("requests", Duration::from_secs(30), || requests() >= 10).await;
     // A real failure of the ledger's database: a trigger refuses every
     // insert while `fail` holds a row.
-    let db = rusqlite::Connection::open(dir.path().join("ledger.sqlite")).unwrap();
+    let db = rusqlite::Connection::open(dir.path().join(vcp_store::STORE_FILE)).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
     db.execute_batch(
         "CREATE TABLE fail (x); INSERT INTO fail VALUES (1);

@@ -72,7 +72,7 @@ async fn sigkilled_supervisor_loses_nothing_and_counts_nothing_twice() {
     child.kill();
 
     // The store, reopened: every batch acknowledged is there exactly once.
-    let (_store, records) = vcp_store::agents::Store::open(&dir.path().join("store")).unwrap();
+    let (_store, records) = vcp_store::Store::open(&dir.path().join("store")).unwrap();
     for (id, (last, acked)) in ids.iter().zip(produced) {
         let r = records.get(id).unwrap();
         assert!(

@@ -71,7 +71,7 @@ fn exactly_once(fleet: &Fleet, store: &Path, state: &Path) -> AgentSummary {
         "contiguous from 1: nothing applied twice {a:?}"
     );
     assert_eq!((a.lost_batches, a.lost_readings), (0, 0), "{a:?}");
-    let (_store, records) = vcp_store::agents::Store::open(store).unwrap();
+    let (_store, records) = vcp_store::Store::open(store).unwrap();
     assert_eq!(
         records[ID].cursor.incarnation, incarnation,
         "one run of the agent"

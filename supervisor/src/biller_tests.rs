@@ -9,7 +9,8 @@ use super::*;
 use crate::config::SupervisorFile;
 use crate::control::Control;
 use crate::fleet::Fleet;
-use vcp_store::agents::Store;
+use vcp_store::ledger::LedgerReader;
+use vcp_store::Store;
 
 const CONFIG: &str = r#"
 [[customers]]
@@ -67,7 +68,7 @@ impl ModuleLogic for Quiet {
 async fn a_second_settlement_in_the_period_with_other_vendors_pays_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
     let (store, records) = Store::open(dir.path()).unwrap();
-    let fleet = Arc::new(Fleet::new(store, records));
+    let fleet = Arc::new(Fleet::new(store.agents(), records));
     let file = SupervisorFile::parse(CONFIG, Path::new("s.toml")).unwrap();
     let control = Control::start(file, fleet, None, Vec::new(), &|_| Vec::new());
     let plane = control.plane("vcp-acme").unwrap();
@@ -77,7 +78,7 @@ async fn a_second_settlement_in_the_period_with_other_vendors_pays_nothing_more(
         false,
         false,
     );
-    let (ledger, reader) = Ledger::open(dir.path()).unwrap();
+    let (ledger, reader) = (store.ledger(), LedgerReader::open(dir.path()).unwrap());
     let biller = Biller {
         inputs: Inputs {
             file: control.file.clone(),

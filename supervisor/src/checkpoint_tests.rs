@@ -11,9 +11,9 @@ use crate::control::Control;
 use crate::fleet::Fleet;
 use crate::judge::{module_key, JudgeState};
 use vcp_core::reputation::{Components, Reputation};
-use vcp_store::agents::Store;
-use vcp_store::ledger::{Ledger, LedgerReader};
+use vcp_store::ledger::LedgerReader;
 use vcp_store::planes::FeedbackRecord;
+use vcp_store::Store;
 
 const CONFIG: &str = r#"
 billing_interval_s = 1
@@ -43,13 +43,13 @@ fn rating(rating: f64) -> FeedbackRecord {
 /// checkpoint has taken rating `upto`; returns the judge's state.
 async fn run(dir: &Path, stored: &[(i64, FeedbackRecord)], upto: i64) -> JudgeState {
     let (store, records) = Store::open(dir).unwrap();
-    let fleet = Arc::new(Fleet::new(store, records));
+    let fleet = Arc::new(Fleet::new(store.agents(), records));
     let file = SupervisorFile::parse(CONFIG, Path::new("s.toml")).unwrap();
     let feedback = |after: i64| stored.iter().filter(|(n, _)| *n > after).cloned().collect();
     let control = Control::start(
         file,
         fleet,
-        Some(Ledger::open(dir).unwrap()),
+        Some((store.ledger(), LedgerReader::open(dir).unwrap())),
         Vec::new(),
         &feedback,
     );

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use vcp_core::view::View;
-use vcp_store::agents::{AgentRecord, AgentTotals, Store};
+use vcp_store::agents::{AgentRecord, AgentTotals, Agents};
 
 /// Live per-agent counters; lock-free.
 #[derive(Debug, Default)]
@@ -123,14 +123,14 @@ impl AgentEntry {
 /// Every agent, the view, the store, and the endpoint's counters.
 pub struct Fleet {
     pub view: View,
-    pub store: Store,
+    pub store: Agents,
     pub endpoint: EndpointStats,
     // Touched on connect and for reports only, never on a round's path.
     agents: Mutex<HashMap<String, Arc<AgentEntry>>>,
 }
 
 impl Fleet {
-    pub fn new(store: Store, records: HashMap<String, AgentRecord>) -> Self {
+    pub fn new(store: Agents, records: HashMap<String, AgentRecord>) -> Self {
         let agents = records
             .into_iter()
             .map(|(id, rec)| {

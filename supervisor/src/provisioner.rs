@@ -99,7 +99,7 @@ impl Provisioner {
         let customer = spec.customer.as_str();
         // The workflow the plane's record belongs to.
         let record_of = provisioned_by.as_deref().unwrap_or(&wf.id);
-        let store_err = |e: vcp_store::planes::PlaneStoreError| e.to_string();
+        let store_err = |e: vcp_store::StoreError| e.to_string();
         let ours = || -> Result<bool, String> {
             Ok(self
                 .store

@@ -27,10 +27,9 @@ use crate::provisioner::{Provisioner, DEPROVISION, PROVISION};
 use crate::remote;
 use crate::tls::{peer_id, server_config, TlsError};
 use crate::workflow::Engine;
-use vcp_store::accounts::{Accounts, CONTROL_DB};
-use vcp_store::agents::{Store, StoreError};
-use vcp_store::ledger::Ledger;
-use vcp_store::planes::PlaneStore;
+use vcp_store::accounts::Accounts;
+use vcp_store::ledger::LedgerReader;
+use vcp_store::{Store, StoreError};
 
 /// How to run a supervisor.
 #[derive(Debug, Clone)]
@@ -73,8 +72,6 @@ pub enum StartError {
     #[error(transparent)]
     Accounts(#[from] vcp_store::accounts::AccountsError),
     #[error(transparent)]
-    Planes(#[from] vcp_store::planes::PlaneStoreError),
-    #[error(transparent)]
     Workflow(#[from] crate::workflow::WorkflowError),
     #[error("binding the HTTP API on {addr}: {source} (choose another address with --api-listen)")]
     ApiBind {
@@ -108,7 +105,7 @@ impl Supervisor {
     /// Opens the store, binds the endpoint and starts accepting agents.
     pub async fn start(config: SupervisorConfig) -> Result<Supervisor, StartError> {
         let (store, records) = Store::open(&config.data_dir)?;
-        let fleet = Arc::new(Fleet::new(store, records));
+        let fleet = Arc::new(Fleet::new(store.agents(), records));
         let limits = config.control.limits.clone();
         let server = server_config(
             &config.tls,
@@ -122,8 +119,8 @@ impl Supervisor {
                 source,
             })?;
         info!(listen = %endpoint.local_addr().map_or(config.listen, |a| a), data_dir = %config.data_dir.display(), "supervisor listening");
-        let ledger = Ledger::open(&config.data_dir)?;
-        let planes = Arc::new(PlaneStore::open(&config.data_dir)?);
+        let ledger = (store.ledger(), LedgerReader::open(&config.data_dir)?);
+        let planes = Arc::new(store.planes());
         let stored = planes.clone();
         let feedback = move |after| {
             stored.feedback_after(after).unwrap_or_else(|e| {
@@ -138,10 +135,10 @@ impl Supervisor {
             planes.active()?,
             &feedback,
         );
-        let accounts = Arc::new(Accounts::open(&config.data_dir)?);
+        let accounts = Arc::new(store.accounts());
         // Workflows left unfinished by an earlier run resume here.
         let engine = Engine::open(
-            &config.data_dir.join(CONTROL_DB),
+            store.workflows(),
             vec![&PROVISION, &DEPROVISION],
             Arc::new(Provisioner {
                 control: control.clone(),

@@ -165,7 +165,7 @@ fn token_create_prints_a_token_that_authenticates() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let accounts = vcp_store::accounts::Accounts::open(&data).unwrap();
+    let accounts = vcp_store::Store::open(&data).unwrap().0.accounts();
     let who = accounts.authenticate(&token).unwrap().unwrap();
     assert_eq!((who.account.as_str(), who.role), ("acme", Role::Customer));
 

@@ -117,7 +117,7 @@ pub(super) fn ingest(f: &mut Families, control: &Control) {
     for (queue, n) in [
         ("judge", get(&control.judge.queue.dropped)),
         ("dispatch", get(&control.dispatch.queue.dropped)),
-        ("store", get(&control.fleet.store.full)),
+        ("store", control.fleet.store.full()),
     ] {
         fam.add(labels(&[("queue", queue)]), n);
     }

@@ -7,8 +7,8 @@ use super::*;
 use crate::config::SupervisorFile;
 use crate::fleet::Fleet;
 use vcp_core::histogram::Histogram;
-use vcp_store::agents::Store;
 use vcp_store::ledger::{Charge, Ledger};
+use vcp_store::Store;
 
 /// Runs `promtool check metrics` on `text`; the error says what is wrong.
 fn promtool(text: &str) -> Result<(), String> {
@@ -105,7 +105,7 @@ fn charge(key: &str, debit: &str, credit: &str, amount: i64) -> Charge {
 async fn renders_a_running_control_and_passes_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let (store, records) = Store::open(dir.path()).unwrap();
-    let fleet = Arc::new(Fleet::new(store, records));
+    let fleet = Arc::new(Fleet::new(store.agents(), records));
     let file = SupervisorFile::parse(CONFIG, Path::new("metrics-test.toml")).unwrap();
     let control = Control::start(file, fleet.clone(), None, Vec::new(), &|_| Vec::new());
     let agent = fleet.agent("host-1");

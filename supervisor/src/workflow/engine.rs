@@ -2,7 +2,6 @@
 //! drives every unfinished workflow's state machine).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,17 +11,17 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::{debug, error, info, warn};
 
 use super::machine::{Effects, Op, Workflow};
-use super::store::Store;
 use super::template::registry;
 use super::{Actions, Template, WorkflowError, WorkflowView};
 use crate::unix_ms;
+use vcp_store::workflows::Workflows;
 
 /// The runner also looks for unfinished workflows this often, in case a
 /// wake-up was missed.
 pub const POLL: Duration = Duration::from_secs(10);
 
 struct Shared {
-    store: Store,
+    store: Workflows,
     templates: HashMap<&'static str, &'static Template>,
     actions: Arc<dyn Actions>,
     /// Wakes the runner (a new workflow).
@@ -54,17 +53,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens (creates) the SQLite database at `path` (WAL,
-    /// `synchronous=FULL`) and starts the runner on the current tokio
+    /// Starts the runner over the store's workflows on the current tokio
     /// runtime; unfinished workflows resume.
     pub fn open(
-        path: &Path,
+        store: Workflows,
         templates: Vec<&'static Template>,
         actions: Arc<dyn Actions>,
     ) -> Result<Arc<Engine>, WorkflowError> {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| WorkflowError::NoRuntime)?;
         let templates = registry(templates)?;
-        let store = Store::open(path)?;
         let shared = Arc::new(Shared {
             store,
             templates,
@@ -80,7 +77,7 @@ impl Engine {
             in_flight: HashMap::new(),
         };
         let handle = rt.spawn(runner.run());
-        info!(path = %path.display(), "workflow engine started");
+        info!("workflow engine started");
         Ok(Arc::new(Engine {
             shared,
             runner: Mutex::new(Some(handle)),

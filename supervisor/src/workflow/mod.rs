@@ -13,8 +13,9 @@
 //!   waits for the tasks still in flight (recording their outcome), marks
 //!   the never-started ones `skipped`, then undoes the done ones one by one
 //!   in reverse order of completion. A failed undo ends in `rollback_failed`.
-//! - Storage: one SQLite file (WAL, `synchronous=FULL`); one [`Engine`] per
-//!   file at a time. Ids are `wf-<n>`, from a counter kept in the database.
+//! - Storage: the store's workflows ([`vcp_store::workflows`]); one
+//!   [`Engine`] per store at a time. Ids are `wf-<n>`, from a counter kept
+//!   in the store.
 //!   The runner does its database work on the blocking pool, never on the
 //!   async runtime; [`Engine::submit`], [`Engine::get`] and
 //!   [`Engine::list`] block, so async callers use `spawn_blocking`.
@@ -27,13 +28,11 @@
 //!   the clock, the database and the tokio tasks live in [`engine`].
 
 pub mod engine;
-pub mod store;
 
 #[cfg(test)]
 mod tests;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -42,6 +41,8 @@ pub use vcp_core::workflow::{
     machine, template, Task, TaskDef, TaskState, Template, TemplateError, WorkflowInfo,
     WorkflowState, WorkflowView,
 };
+use vcp_store::workflows::WorkflowStoreError;
+use vcp_store::StoreError;
 
 /// A boxed, sendable future (what [`Actions`] return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -64,20 +65,8 @@ pub trait Actions: Send + Sync + 'static {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
-    #[error("creating workflow directory {path}: {source}")]
-    Dir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("workflow sqlite ({context}): {source}")]
-    Sqlite {
-        context: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("corrupt workflow database: {0}")]
-    Corrupt(String),
+    #[error("workflow store: {0}")]
+    Store(#[from] StoreError),
     #[error("invalid template {template:?}: {reason}")]
     InvalidTemplate { template: String, reason: String },
     #[error("unknown workflow template {0:?}")]
@@ -101,6 +90,11 @@ impl From<TemplateError> for WorkflowError {
     }
 }
 
-pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> WorkflowError {
-    move |source| WorkflowError::Sqlite { context, source }
+impl From<WorkflowStoreError> for WorkflowError {
+    fn from(e: WorkflowStoreError) -> Self {
+        match e {
+            WorkflowStoreError::Store(e) => WorkflowError::Store(e),
+            WorkflowStoreError::Closed => WorkflowError::Stopped,
+        }
+    }
 }

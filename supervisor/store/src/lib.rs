@@ -1,16 +1,107 @@
-//! vcp's durable store, everything the supervisor keeps on disk: each
-//! agent's position (`agents`: exactly-once cursors and totals, written by
-//! a group-committing thread), the double-entry ledger with its
-//! checkpoint rows (`ledger`), accounts and their tokens (`accounts`), and
-//! the planes provisioned through the API with customers' ratings
-//! (`planes`). SQLite in WAL mode with `synchronous=FULL`; nothing is
-//! acknowledged to a peer before its commit. It depends on the core's
-//! vocabulary and on nothing of the supervisor's shell.
+//! vcp's durable store, everything the supervisor keeps on disk, behind one
+//! API with one group-commit writer:
+//!
+//! - `agents`: each agent's exactly-once cursor and totals;
+//! - `ledger`: the double-entry ledger and the checkpoint rows beside it
+//!   (judge state, module counters, the biller's baselines);
+//! - `accounts`: accounts and their tokens;
+//! - `planes`: the planes provisioned through the API, and the ratings;
+//! - `workflows`: the provisioning workflows and their tasks.
+//!
+//! [`Store::open`] opens it and starts the writer; the handles it gives
+//! are cheap clones that all write through that one thread, which commits
+//! whatever is queued, of every kind, as one transaction. Nothing is
+//! acknowledged to a peer before its commit. The database sits behind the
+//! traits of [`backend`]: SQLite today (`vcp.sqlite` in the data directory,
+//! WAL, `synchronous=FULL`). The crate depends on the core's vocabulary and
+//! on nothing of the supervisor's shell.
 
 pub mod accounts;
 pub mod agents;
+mod backend;
+pub mod error;
 pub mod ledger;
 pub mod planes;
+mod records;
+mod sqlite;
+pub mod workflows;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use records::AgentRecord;
+pub use sqlite::STORE_FILE;
+pub use writer::{GROUP_WEIGHT, QUEUE_WRITES};
+
+use backend::Reads;
+use writer::Writer;
+
+/// The store: hands out the handles to its parts. Cheap to clone; the
+/// writer stops once the store and every handle are dropped, after
+/// committing what was queued.
+#[derive(Clone)]
+pub struct Store {
+    writer: Writer,
+    reads: Arc<dyn Reads>,
+    workflows_closed: Arc<std::sync::Mutex<bool>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, bringing in the files
+    /// of earlier versions, and starts its writer; returns it with every
+    /// agent's stored record.
+    pub fn open(dir: &Path) -> Result<(Store, HashMap<String, AgentRecord>), StoreError> {
+        let (backend, reads, agents) = sqlite::open(dir)?;
+        let writer = Writer::start(backend).map_err(|source| StoreError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let store = Store {
+            writer,
+            reads: Arc::new(reads),
+            workflows_closed: Default::default(),
+        };
+        Ok((store, agents))
+    }
+
+    pub fn agents(&self) -> agents::Agents {
+        agents::Agents {
+            writer: self.writer.clone(),
+        }
+    }
+
+    pub fn ledger(&self) -> ledger::Ledger {
+        ledger::Ledger {
+            writer: self.writer.clone(),
+        }
+    }
+
+    pub fn accounts(&self) -> accounts::Accounts {
+        accounts::Accounts {
+            writer: self.writer.clone(),
+            reads: self.reads.clone(),
+        }
+    }
+
+    pub fn planes(&self) -> planes::PlaneStore {
+        planes::PlaneStore {
+            writer: self.writer.clone(),
+            reads: self.reads.clone(),
+        }
+    }
+
+    /// The workflows (every handle shares one closed flag).
+    pub fn workflows(&self) -> workflows::Workflows {
+        workflows::Workflows {
+            writer: self.writer.clone(),
+            reads: self.reads.clone(),
+            closed: self.workflows_closed.clone(),
+        }
+    }
+}
 
 /// Wall-clock time in milliseconds since the Unix epoch (0 if the clock is
 /// before it).

@@ -101,6 +101,10 @@ impl Actions for Script {
     }
 }
 
+fn workflows(dir: &std::path::Path) -> vcp_store::workflows::Workflows {
+    vcp_store::Store::open(dir).unwrap().0.workflows()
+}
+
 /// An engine over a fresh database with a script; reopened on the same
 /// database to play a restart.
 struct Bench {
@@ -113,10 +117,10 @@ struct Bench {
 impl Bench {
     fn new(script: Script) -> Bench {
         let dir = tempfile::tempdir().unwrap();
-        // In a directory that does not exist yet: the engine creates it.
-        let path = dir.path().join("data").join("workflows.sqlite");
+        // In a directory that does not exist yet: the store creates it.
+        let path = dir.path().join("data");
         let script = Arc::new(script);
-        let engine = Engine::open(&path, vec![&DIAMOND], script.clone()).unwrap();
+        let engine = Engine::open(workflows(&path), vec![&DIAMOND], script.clone()).unwrap();
         Bench {
             _dir: dir,
             path,
@@ -132,7 +136,7 @@ impl Bench {
         // never share the database.
         self.engine.stop();
         self.script = Arc::new(script);
-        self.engine = Engine::open(&self.path, templates, self.script.clone()).unwrap();
+        self.engine = Engine::open(workflows(&self.path), templates, self.script.clone()).unwrap();
     }
 
     /// Submits a workflow of `owner` on `subject` with an empty payload.

@@ -31,7 +31,7 @@ fn bad_templates_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(
         Engine::open(
-            &dir.path().join("wf.sqlite"),
+            vcp_store::Store::open(dir.path()).unwrap().0.workflows(),
             vec![&DIAMOND],
             Arc::new(Script::default())
         ),

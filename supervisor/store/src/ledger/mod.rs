@@ -10,43 +10,37 @@
 //! - Idempotency: `key` is UNIQUE; recording a charge whose key is already
 //!   there is a no-op (`ON CONFLICT(key) DO NOTHING`, the targeted form of
 //!   `INSERT OR IGNORE`: any other constraint failure is still an error).
-//! - Storage: `ledger.sqlite` in the data directory, WAL, `synchronous=FULL`;
-//!   one writer thread commits in groups (see [`writer`]); readers use their
-//!   own read-only connection and work without a writer (CLI). One writer
-//!   (one [`Ledger::open`]) per file at a time: its entry count is its own.
+//! - Storage: the `entries` and `state` tables of the store; charges are
+//!   committed in groups by the store's one writer (see [`record`]); readers
+//!   use their own read-only connection and work without a writer (CLI).
+//!   One writer (one [`crate::Store::open`]) per data directory at a time:
+//!   its entry count is its own.
 //! - Statements: indexes on `(debit, at_ms)` and `(credit, at_ms)` serve an
 //!   account's charges in a period from either side.
 
 pub mod period;
 pub mod reader;
+pub mod record;
 pub mod statement;
-pub mod writer;
 
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rusqlite::Connection;
+use crate::error::StoreError;
 
 pub use period::{Granularity, Period};
 pub use reader::{LedgerReader, LedgerTotals};
+pub use record::Ledger;
 pub use statement::{render, Format, Line, Statement};
-pub use writer::Ledger;
 
-/// The file in the data directory.
-pub const LEDGER_FILE: &str = "ledger.sqlite";
+pub use crate::sqlite::STORE_FILE;
 
-pub use vcp_core::pricing::Charge;
+pub use crate::records::{Charge, StateRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("creating ledger directory {path}: {source}")]
-    Dir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("no ledger at {path} (it is created by the supervisor)")]
     NotFound { path: PathBuf },
     #[error("ledger sqlite ({context}): {source}")]
@@ -59,14 +53,12 @@ pub enum LedgerError {
     InvalidCharge { key: String, reason: String },
     #[error("invalid period {label:?}: {reason}")]
     Period { label: String, reason: String },
-    #[error("ledger commit failed: {0}")]
-    Commit(String),
     #[error("{charges} recorded charge(s) were not committed: {error}")]
     Lost { charges: u64, error: String },
     #[error("amount overflows i64 micro-units in {what}")]
     Overflow { what: String },
-    #[error("the ledger writer has stopped")]
-    Closed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> LedgerError {
@@ -87,58 +79,4 @@ pub(crate) fn checked(mut charges: Vec<Charge>) -> Result<Vec<Charge>, LedgerErr
         charges.retain(|c| c.amount != 0);
     }
     Ok(charges)
-}
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    at_ms INTEGER NOT NULL,
-    debit TEXT NOT NULL,
-    credit TEXT NOT NULL,
-    amount INTEGER NOT NULL CHECK (amount > 0),
-    module TEXT NOT NULL,
-    control_plane TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    description TEXT NOT NULL,
-    quantity REAL NOT NULL,
-    unit_price INTEGER NOT NULL,
-    CHECK (debit <> credit)
-);
-CREATE INDEX IF NOT EXISTS entries_debit ON entries (debit, at_ms);
-CREATE INDEX IF NOT EXISTS entries_credit ON entries (credit, at_ms);
-CREATE TABLE IF NOT EXISTS state (
-    name TEXT PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    bytes BLOB NOT NULL
-);";
-
-/// A named blob kept beside the charges (what the supervisor resumes
-/// from); written in the same transaction as the charges it goes with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateRow {
-    pub name: String,
-    pub at_ms: i64,
-    pub bytes: Vec<u8>,
-}
-
-/// Opens (creating if needed) the ledger for writing.
-pub(crate) fn open_writer(dir: &Path) -> Result<Connection, LedgerError> {
-    std::fs::create_dir_all(dir).map_err(|source| LedgerError::Dir {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let conn = Connection::open(dir.join(LEDGER_FILE)).map_err(sql("open"))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(sql("busy_timeout"))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sql("journal_mode"))?;
-    // FULL: a commit survives power loss, not only a process crash.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(sql("synchronous"))?;
-    // 32 MiB of page cache keeps the three B-trees' hot pages in memory.
-    conn.pragma_update(None, "cache_size", -32_768)
-        .map_err(sql("cache_size"))?;
-    conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
-    Ok(conn)
 }

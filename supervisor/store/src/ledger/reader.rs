@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 
 use super::period::rfc3339;
-use super::{sql, LedgerError, Line, Period, StateRow, Statement, LEDGER_FILE};
+use super::{sql, LedgerError, Line, Period, StateRow, Statement, STORE_FILE};
 
 /// Everything in the ledger. Double entry: `total_debits == total_credits`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -40,9 +40,9 @@ fn sum_side(conn: &Connection, query: &str, side: &str) -> Result<i64, LedgerErr
 }
 
 impl LedgerReader {
-    /// Opens `dir/ledger.sqlite` read-only; the ledger must exist.
+    /// Opens the store in `dir` read-only; it must exist.
     pub fn open(dir: &Path) -> Result<LedgerReader, LedgerError> {
-        let path = dir.join(LEDGER_FILE);
+        let path = dir.join(STORE_FILE);
         if !path.is_file() {
             return Err(LedgerError::NotFound { path });
         }

@@ -302,7 +302,7 @@ async fn a_failed_commit_is_reported_by_the_next_flush() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, reader) = Ledger::open(dir.path()).unwrap();
     // Another connection installs a trigger that fails one key's insert.
-    rusqlite::Connection::open(dir.path().join(LEDGER_FILE))
+    rusqlite::Connection::open(dir.path().join(STORE_FILE))
         .unwrap()
         .execute_batch(
             "CREATE TRIGGER boom BEFORE INSERT ON entries WHEN NEW.key = 'boom'
@@ -319,7 +319,7 @@ async fn a_failed_commit_is_reported_by_the_next_flush() {
     );
     assert_eq!(ledger.flush().await.unwrap(), 0, "reported once");
     let err = ledger.record_durable(vec![acme("boom", T0, 1)]).await;
-    assert!(matches!(err, Err(LedgerError::Commit(_))), "{err:?}");
+    assert!(matches!(err, Err(LedgerError::Store(_))), "{err:?}");
     assert_eq!(
         ledger.record_durable(vec![acme("x", T0, 1)]).await.unwrap(),
         1
