@@ -15,30 +15,21 @@ use tokio::sync::{mpsc, oneshot};
 use crate::fleet::Fleet;
 use crate::queue::Lossy;
 use crate::unix_ms;
-use vcp_core::judgement::{self, Judgement};
+use vcp_core::judgement::Judgement;
 use vcp_core::plane::Planes;
 use vcp_core::reputation::{shared, ReputationConfig, ReputationSnapshot, SharedReputation};
-use vcp_core::settings::{Decision, Settings};
+use vcp_core::settings::Settings;
 
 pub use vcp_core::judgement::{
-    GoalRecord, JudgeReport, JudgeState, ModuleContribution, ModuleReputation, TargetKey,
+    Evidence, GoalRecord, JudgeReport, JudgeState, ModuleContribution, ModuleReputation, TargetKey,
 };
 pub use vcp_core::{module_key, ModuleKey};
 
-/// Evidence for the judge; a rating may wait for its outcome.
-pub enum Evidence {
-    Answered {
-        key: ModuleKey,
-        on_time: bool,
-    },
-    Decisions(Vec<Arc<Decision>>),
-    Feedback {
-        key: ModuleKey,
-        rating: f64,
-        /// The stored rating's number, if it was stored.
-        number: Option<i64>,
-        done: Option<oneshot::Sender<Result<(), String>>>,
-    },
+/// Evidence on the judge's queue, with where to say how it was taken (a
+/// rating from the API waits for its outcome).
+pub struct Queued {
+    evidence: Evidence,
+    done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
 /// Evidence queued for the judge at most.
@@ -47,7 +38,7 @@ pub const QUEUE: usize = 16_384;
 /// The handle rounds and the API use.
 #[derive(Clone)]
 pub struct JudgeHandle {
-    pub queue: Lossy<Evidence>,
+    pub queue: Lossy<Queued>,
     /// The judge's state ([`JudgeState::encode`]), republished with the
     /// report, for checkpoints.
     pub state: Arc<ArcSwap<Vec<u8>>>,
@@ -58,8 +49,11 @@ pub struct JudgeHandle {
 impl JudgeHandle {
     /// Evidence from a round: never waits; dropped (and counted) when the
     /// judge is [`QUEUE`] messages behind.
-    pub fn send(&self, e: Evidence) {
-        self.queue.send(e);
+    pub fn send(&self, evidence: Evidence) {
+        self.queue.send(Queued {
+            evidence,
+            done: None,
+        });
     }
 
     /// Records a customer's rating (1–5) of a module instance, stored as
@@ -73,10 +67,12 @@ impl JudgeHandle {
     ) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         self.queue
-            .send_wait(Evidence::Feedback {
-                key,
-                rating,
-                number,
+            .send_wait(Queued {
+                evidence: Evidence::Feedback {
+                    key,
+                    rating,
+                    number,
+                },
                 done: Some(done),
             })
             .await;
@@ -136,7 +132,7 @@ pub fn start(
 }
 
 impl Judge {
-    async fn run(mut self, mut rx: mpsc::Receiver<Evidence>, window: Duration) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>, window: Duration) {
         let mut windows = tokio::time::interval(window);
         windows.tick().await;
         let mut publish = tokio::time::interval(Duration::from_millis(500));
@@ -158,27 +154,8 @@ impl Judge {
         }
     }
 
-    fn take(&mut self, e: Evidence, now: i64) {
-        let (e, done) = match e {
-            Evidence::Answered { key, on_time } => {
-                (judgement::Evidence::Answered { key, on_time }, None)
-            }
-            Evidence::Decisions(d) => (judgement::Evidence::Decisions(d), None),
-            Evidence::Feedback {
-                key,
-                rating,
-                number,
-                done,
-            } => (
-                judgement::Evidence::Feedback {
-                    key,
-                    rating,
-                    number,
-                },
-                done,
-            ),
-        };
-        let outcome = self.judgement.take(e, now);
+    fn take(&mut self, Queued { evidence, done }: Queued, now: i64) {
+        let outcome = self.judgement.take(evidence, now);
         if let Some(done) = done {
             let _ = done.send(outcome);
         }

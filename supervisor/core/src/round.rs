@@ -144,3 +144,7 @@ impl RoundCore {
 #[cfg(test)]
 #[path = "round_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "round_reference.rs"]
+mod reference;

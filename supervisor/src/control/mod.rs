@@ -109,7 +109,6 @@ impl Control {
                         key: module_key(&f.control_plane, &f.module),
                         rating: f.rating,
                         number: None,
-                        done: None,
                     });
                 }
                 0
@@ -122,7 +121,6 @@ impl Control {
                 key: module_key(&f.control_plane, &f.module),
                 rating: f.rating,
                 number: Some(number),
-                done: None,
             });
         }
         let constraints = Constraints::new(&file.constraints);
