@@ -16,6 +16,7 @@ pub mod judge;
 pub mod live;
 pub mod metrics;
 pub mod modules;
+pub mod overview;
 pub mod provision;
 pub mod provisioner;
 pub mod queue;

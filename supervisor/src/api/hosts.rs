@@ -10,7 +10,7 @@ pub async fn list(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<HostView>>, ApiError> {
-    views::hosts(&s.control, &caller).map(Json)
+    views::hosts(&*s.control, &caller).map(Json)
 }
 
 pub async fn get_one(
@@ -18,7 +18,7 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    views::hosts(&s.control, &caller)?
+    views::hosts(&*s.control, &caller)?
         .into_iter()
         .find(|h| h.id == id)
         .map(Json)

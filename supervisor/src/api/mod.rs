@@ -22,7 +22,7 @@ use axum::Router;
 pub use auth::{Caller, COOKIE};
 pub use error::{ApiError, MAX_BODY};
 
-use crate::control::Control;
+use crate::overview::Overview;
 use crate::workflow::Engine;
 use vcp_store::accounts::Accounts;
 use vcp_store::planes::PlaneStore;
@@ -36,7 +36,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    pub control: Arc<Control>,
+    pub control: Arc<dyn Overview>,
     pub accounts: Arc<Accounts>,
     pub planes: Arc<PlaneStore>,
     pub engine: Arc<Engine>,
@@ -95,7 +95,7 @@ async fn metrics(
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     caller.require_operator()?;
     let ledger = statements::ledger_metrics(&state).await?;
-    let text = crate::metrics::render(&state.control, ledger.as_ref());
+    let text = crate::metrics::render(&*state.control, ledger.as_ref());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -18,7 +18,7 @@ use vcp_store::accounts::Role;
 use vcp_store::planes::FeedbackRecord;
 
 pub async fn list(State(s): State<ApiState>, caller: Caller) -> Json<Vec<ModuleView>> {
-    Json(views::modules(&s.control, &caller))
+    Json(views::modules(&*s.control, &caller))
 }
 
 pub async fn get_one(
@@ -26,7 +26,7 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ModuleView>, ApiError> {
-    views::modules(&s.control, &caller)
+    views::modules(&*s.control, &caller)
         .into_iter()
         .find(|m| m.id == id)
         .map(Json)
@@ -142,7 +142,7 @@ pub async fn feedback(
         ));
     };
     s.control
-        .judge
+        .judge()
         .feedback(
             module_key(&record.control_plane, &record.module),
             f.rating,
@@ -165,5 +165,5 @@ pub async fn decisions(
     caller: Caller,
     Params(q): Params<Limit>,
 ) -> Result<Json<Vec<DecisionView>>, ApiError> {
-    views::decisions(&s.control, &caller, q.limit).map(Json)
+    views::decisions(&*s.control, &caller, q.limit).map(Json)
 }

@@ -23,7 +23,7 @@ pub async fn list(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<PlaneView>>, ApiError> {
-    views::planes(&s.control, &caller).map(Json)
+    views::planes(&*s.control, &caller).map(Json)
 }
 
 pub async fn get_one(
@@ -31,7 +31,7 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<PlaneView>, ApiError> {
-    views::planes(&s.control, &caller)?
+    views::planes(&*s.control, &caller)?
         .into_iter()
         .find(|p| p.id == id)
         .map(Json)
@@ -111,7 +111,7 @@ pub async fn create(
         customer,
         modules: req.modules,
     };
-    crate::provision::validate(&spec, &s.control.file).map_err(ApiError::unprocessable)?;
+    crate::provision::validate(&spec, s.control.file()).map_err(ApiError::unprocessable)?;
     let id = virtual_plane_id(&spec.customer);
     if s.control.plane(&id).is_some() {
         return Err(ApiError::conflict(format!(

@@ -11,7 +11,7 @@ pub async fn list(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<ServiceSetView>>, ApiError> {
-    views::service_sets(&s.control, &caller).map(Json)
+    views::service_sets(&*s.control, &caller).map(Json)
 }
 
 pub async fn get_one(
@@ -19,7 +19,7 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ServiceSetView>, ApiError> {
-    views::service_sets(&s.control, &caller)?
+    views::service_sets(&*s.control, &caller)?
         .into_iter()
         .find(|x| x.id == id)
         .map(Json)

@@ -8,7 +8,7 @@ use serde::Serialize;
 use vcp_common::module::{Kind, Target};
 
 use super::ApiError;
-use crate::control::Control;
+use crate::overview::Overview;
 use vcp_core::plane::{ControlPlane, ModuleRef};
 use vcp_core::reputation::Components;
 use vcp_core::stats::ModuleSummary;
@@ -30,18 +30,18 @@ pub fn sees_plane(caller: &Principal, p: &ControlPlane) -> bool {
     caller.is_operator() || (caller.role == Role::Customer && caller.account == p.customer)
 }
 
-fn module_id(control: &Control, kind: Kind, m: &ModuleRef) -> String {
+fn module_id(control: &dyn Overview, kind: Kind, m: &ModuleRef) -> String {
     match m {
         ModuleRef::Custom(id) => id.clone(),
         ModuleRef::Default => control
-            .file
+            .file()
             .builtin
             .module(kind)
             .map_or_else(|| format!("default-{kind}"), |l| l.spec().id),
     }
 }
 
-pub fn plane_view(control: &Control, p: &ControlPlane) -> PlaneView {
+pub fn plane_view(control: &dyn Overview, p: &ControlPlane) -> PlaneView {
     PlaneView {
         id: p.id.clone(),
         customer: p.customer.clone(),
@@ -68,7 +68,7 @@ pub fn plane_view(control: &Control, p: &ControlPlane) -> PlaneView {
 }
 
 /// The control planes the caller may see. Vendors see none.
-pub fn planes(control: &Control, caller: &Principal) -> Result<Vec<PlaneView>, ApiError> {
+pub fn planes(control: &dyn Overview, caller: &Principal) -> Result<Vec<PlaneView>, ApiError> {
     if caller.role == Role::Vendor {
         return Err(ApiError::forbidden("vendors do not see control planes"));
     }
@@ -126,12 +126,12 @@ fn sees_record(caller: &Principal, vendor: Option<&str>, customer: &str) -> bool
 
 /// The module catalog: the operator's default modules and every custom
 /// module, with reputation and contribution per control plane.
-pub fn modules(control: &Control, caller: &Principal) -> Vec<ModuleView> {
-    let report = control.judge.report.load_full();
+pub fn modules(control: &dyn Overview, caller: &Principal) -> Vec<ModuleView> {
+    let report = control.judge().report.load_full();
     let summaries = control.modules();
     let mut catalog: Vec<ModuleView> = Vec::new();
     for kind in Kind::ALL {
-        if let Some(logic) = control.file.builtin.module(kind) {
+        if let Some(logic) = control.file().builtin.module(kind) {
             catalog.push(ModuleView {
                 id: logic.spec().id,
                 kind,
@@ -141,7 +141,7 @@ pub fn modules(control: &Control, caller: &Principal) -> Vec<ModuleView> {
             });
         }
     }
-    for c in &control.file.custom_modules {
+    for c in &control.file().custom_modules {
         catalog.push(ModuleView {
             id: c.id.get_ref().clone(),
             kind: c.kind,
@@ -212,7 +212,7 @@ pub const DECISIONS_MAX: usize = 10_000;
 /// The newest decisions in force in the planes the caller sees, newest
 /// round first: `limit` of them (default 100, at most 10,000).
 pub fn decisions(
-    control: &Control,
+    control: &dyn Overview,
     caller: &Principal,
     limit: Option<usize>,
 ) -> Result<Vec<DecisionView>, ApiError> {
@@ -223,7 +223,7 @@ pub fn decisions(
         )));
     }
     let visible: Vec<String> = planes(control, caller)?.into_iter().map(|p| p.id).collect();
-    let snapshot = control.settings.snapshot();
+    let snapshot = control.settings().snapshot();
     let mut out: Vec<DecisionView> = snapshot
         .iter()
         .filter(|d| visible.iter().any(|p| **p == *d.control_plane))
@@ -263,13 +263,13 @@ pub struct HostView {
 
 /// The hosts the caller may see: the operator every host, a customer the
 /// hosts of its service sets (only their members' resources); vendors none.
-pub fn hosts(control: &Control, caller: &Principal) -> Result<Vec<HostView>, ApiError> {
+pub fn hosts(control: &dyn Overview, caller: &Principal) -> Result<Vec<HostView>, ApiError> {
     if caller.role == Role::Vendor {
         return Err(ApiError::forbidden("vendors do not see hosts"));
     }
     // A customer sees the members of its own service sets.
     let own: Vec<vcp_common::view::Member> = control
-        .file
+        .file()
         .service_sets
         .iter()
         .filter(|s| s.customer.get_ref() == &caller.account)
@@ -279,8 +279,8 @@ pub fn hosts(control: &Control, caller: &Principal) -> Result<Vec<HostView>, Api
     let sees = |host: &str, resource: &str| {
         caller.is_operator() || own.iter().any(|m| m.covers(host, resource))
     };
-    let agents = control.fleet.summaries();
-    let hosts = control.fleet.view.hosts();
+    let agents = control.fleet().summaries();
+    let hosts = control.fleet().view.hosts();
     let mut out = Vec::new();
     for a in &agents {
         let mut readings: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
@@ -330,13 +330,13 @@ pub struct ServiceSetView {
 /// The service sets the caller may see: the operator every set, a
 /// customer its own; vendors none.
 pub fn service_sets(
-    control: &Control,
+    control: &dyn Overview,
     caller: &Principal,
 ) -> Result<Vec<ServiceSetView>, ApiError> {
     if caller.role == Role::Vendor {
         return Err(ApiError::forbidden("vendors do not see service sets"));
     }
-    let report = control.judge.report.load_full();
+    let report = control.judge().report.load_full();
     Ok(control
         .planes()
         .iter()
@@ -350,7 +350,7 @@ pub fn service_sets(
                 control_plane: p.id.clone(),
                 members: s.members.clone(),
                 instances: s.instances,
-                instances_in_force: control.settings.value(
+                instances_in_force: control.settings().value(
                     &Target::ServiceSet(s.id.clone()),
                     vcp_common::module::param::INSTANCES,
                 ),

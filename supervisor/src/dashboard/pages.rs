@@ -21,7 +21,7 @@ fn page(viewer: &Viewer, title: &str, active: &str, body: Markup) -> Response {
 
 /// `GET /ui`: every host the caller sees, its connection and utilisation.
 pub async fn fleet(State(s): State<ApiState>, viewer: Viewer) -> Response {
-    match views::hosts(&s.control, &viewer) {
+    match views::hosts(&*s.control, &viewer) {
         Ok(hosts) => page(&viewer, "Fleet", "/ui", fleet_body(&hosts)),
         Err(e) => error_page(Some(viewer.principal()), e),
     }
@@ -65,7 +65,7 @@ fn fleet_body(hosts: &[HostView]) -> Markup {
 /// `GET /ui/control-planes`: planes with their modules per kind and
 /// service sets.
 pub async fn planes(State(s): State<ApiState>, viewer: Viewer) -> Response {
-    match views::planes(&s.control, &viewer) {
+    match views::planes(&*s.control, &viewer) {
         Ok(planes) => page(
             &viewer,
             "Control planes",
@@ -113,7 +113,7 @@ fn planes_body(planes: &[PlaneView]) -> Markup {
 /// `GET /ui/modules`: the catalog with reputation and contribution per
 /// control plane.
 pub async fn modules(State(s): State<ApiState>, viewer: Viewer) -> Response {
-    let catalog = views::modules(&s.control, &viewer);
+    let catalog = views::modules(&*s.control, &viewer);
     page(&viewer, "Modules", "/ui/modules", modules_body(&catalog))
 }
 
@@ -201,7 +201,7 @@ pub async fn decisions(
         Ok(q) => q.limit,
         Err(e) => return error_page(Some(viewer.principal()), e),
     };
-    match views::decisions(&s.control, &viewer, limit) {
+    match views::decisions(&*s.control, &viewer, limit) {
         Ok(d) => page(&viewer, "Decisions", "/ui/decisions", decisions_body(&d)),
         Err(e) => error_page(Some(viewer.principal()), e),
     }

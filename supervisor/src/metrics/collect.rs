@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::family::*;
 use super::{LedgerMetrics, ROUND_BUCKETS_US};
-use crate::control::Control;
+use crate::overview::Overview;
 use vcp_core::histogram::Histogram;
 use vcp_core::stats::ModuleSummary;
 
@@ -36,8 +36,8 @@ pub(super) fn us(v: u64) -> f64 {
     v as f64 / 1e6
 }
 
-pub(super) fn ingest(f: &mut Families, control: &Control) {
-    let agents = control.fleet.summaries();
+pub(super) fn ingest(f: &mut Families, control: &dyn Overview) {
+    let agents = control.fleet().summaries();
     let host = |id: &str| labels(&[("host", id)]);
     f.gauge(
         "vcp_agents_connected",
@@ -96,7 +96,7 @@ pub(super) fn ingest(f: &mut Families, control: &Control) {
             fam.add(host(&a.id), get(a));
         }
     }
-    let e = &control.fleet.endpoint;
+    let e = &control.fleet().endpoint;
     let fam = f.counter(
         "vcp_endpoint_refused_total",
         "Connection attempts the QUIC endpoint refused or made retry, by reason: connections (max_connections live), handshakes (max_handshakes in progress), retry (address validation under load), failed (handshake failed, timed out or named no identity).",
@@ -115,9 +115,9 @@ pub(super) fn ingest(f: &mut Families, control: &Control) {
         "Messages dropped because a bounded queue between tasks was full, by queue (judge, dispatch); store: times ingest waited for the store writer.",
     );
     for (queue, n) in [
-        ("judge", get(&control.judge.queue.dropped)),
-        ("dispatch", get(&control.dispatch.queue.dropped)),
-        ("store", control.fleet.store.full()),
+        ("judge", get(&control.judge().queue.dropped)),
+        ("dispatch", get(&control.dispatch().queue.dropped)),
+        ("store", control.fleet().store.full()),
     ] {
         fam.add(labels(&[("queue", queue)]), n);
     }
@@ -144,9 +144,9 @@ pub(super) fn ingest(f: &mut Families, control: &Control) {
     }
 }
 
-pub(super) fn rounds(f: &mut Families, control: &Control) {
+pub(super) fn rounds(f: &mut Families, control: &dyn Overview) {
     let kinds: Vec<_> = control
-        .kinds
+        .kinds()
         .iter()
         .map(|(k, s)| (labels(&[("kind", k.as_str())]), s.summary(*k), s))
         .collect();
@@ -179,7 +179,8 @@ pub(super) fn rounds(f: &mut Families, control: &Control) {
             fam.add(l.clone(), get(s));
         }
     }
-    type Seconds = fn(&Control, &crate::solicit::KindSummary, &crate::solicit::KindStats) -> f64;
+    type Seconds =
+        fn(&dyn Overview, &crate::solicit::KindSummary, &crate::solicit::KindStats) -> f64;
     let gauges: [(&'static str, &'static str, Seconds); 5] = [
         (
             "vcp_round_last_duration_seconds",
@@ -199,12 +200,12 @@ pub(super) fn rounds(f: &mut Families, control: &Control) {
         (
             "vcp_round_cadence_seconds",
             "Configured interval between rounds, per module kind.",
-            |c, k, _| c.file.cadence(k.kind).cadence_ms as f64 / 1e3,
+            |c, k, _| c.file().cadence(k.kind).cadence_ms as f64 / 1e3,
         ),
         (
             "vcp_round_deadline_seconds",
             "Configured time modules have to answer a round, per module kind.",
-            |c, k, _| c.file.cadence(k.kind).deadline_ms as f64 / 1e3,
+            |c, k, _| c.file().cadence(k.kind).deadline_ms as f64 / 1e3,
         ),
     ];
     for (name, help, get) in gauges {
@@ -224,12 +225,12 @@ pub(super) fn rounds(f: &mut Families, control: &Control) {
         "vcp_mediation_decisions_total",
         "Decisions taken per mediation policy.",
     );
-    for p in control.policy_counts.summary() {
+    for p in control.policy_counts().summary() {
         fam.add(labels(&[("policy", p.policy)]), p.decisions);
     }
 }
 
-pub(super) fn modules(f: &mut Families, control: &Control) {
+pub(super) fn modules(f: &mut Families, control: &dyn Overview) {
     let modules = control.modules();
     let id = |m: &ModuleSummary| {
         labels(&[
@@ -337,8 +338,8 @@ pub(super) fn modules(f: &mut Families, control: &Control) {
     }
 }
 
-pub(super) fn configurations(f: &mut Families, control: &Control) {
-    let counts = control.dispatch.counts.load();
+pub(super) fn configurations(f: &mut Families, control: &dyn Overview) {
+    let counts = control.dispatch().counts.load();
     type Get = fn(&crate::dispatch::DeliveryCounts) -> u64;
     let counters: [(&'static str, &'static str, Get); 5] = [
         (
@@ -378,8 +379,8 @@ pub(super) fn configurations(f: &mut Families, control: &Control) {
     }
 }
 
-pub(super) fn judge(f: &mut Families, control: &Control) {
-    let report = control.judge.report.load();
+pub(super) fn judge(f: &mut Families, control: &dyn Overview) {
+    let report = control.judge().report.load();
     let id = |module: &str, plane: &str| labels(&[("module", module), ("control_plane", plane)]);
     let fam = f.gauge(
         "vcp_reputation_score",

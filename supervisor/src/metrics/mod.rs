@@ -28,7 +28,7 @@ mod tests;
 use collect::*;
 use family::*;
 
-use crate::control::Control;
+use crate::overview::Overview;
 use vcp_store::ledger::{LedgerError, LedgerReader, LedgerTotals};
 
 /// `Content-Type` of [`render`]'s output.
@@ -73,18 +73,18 @@ impl LedgerMetrics {
 /// (version 0.0.4, [`CONTENT_TYPE`]). `ledger`: the ledger's figures read
 /// for this scrape, `None` without a ledger (its metrics are then absent).
 /// Cheap enough to call on the runtime: no I/O, no lock a round takes.
-pub fn render(control: &Control, ledger: Option<&LedgerMetrics>) -> String {
+pub fn render(control: &dyn Overview, ledger: Option<&LedgerMetrics>) -> String {
     to_text_format(&render_openmetrics(control, ledger))
 }
 
 /// As [`render`], in the OpenMetrics text format ([`OPENMETRICS_CONTENT_TYPE`]),
 /// as prometheus-client encodes it.
-pub fn render_openmetrics(control: &Control, ledger: Option<&LedgerMetrics>) -> String {
+pub fn render_openmetrics(control: &dyn Overview, ledger: Option<&LedgerMetrics>) -> String {
     encode_openmetrics(collect(control, ledger))
 }
 
 /// Reads every value for one scrape.
-fn collect(control: &Control, ledger: Option<&LedgerMetrics>) -> Families {
+fn collect(control: &dyn Overview, ledger: Option<&LedgerMetrics>) -> Families {
     let mut f = Families::default();
     ingest(&mut f, control);
     rounds(&mut f, control);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::SupervisorFile;
+use crate::control::Control;
 use crate::fleet::Fleet;
 use vcp_core::histogram::Histogram;
 use vcp_store::ledger::{Charge, Ledger};
@@ -141,8 +142,8 @@ async fn renders_a_running_control_and_passes_promtool() {
     control.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let text = render(&control, Some(&ledger_figures));
-    let om = render_openmetrics(&control, Some(&ledger_figures));
+    let text = render(&*control, Some(&ledger_figures));
+    let om = render_openmetrics(&*control, Some(&ledger_figures));
     println!("{text}");
 
     // (a) chosen values.
@@ -258,7 +259,7 @@ async fn renders_a_running_control_and_passes_promtool() {
     );
     assert!(text.contains("# TYPE vcp_rounds_total counter\n"));
     assert!(om.contains("# TYPE vcp_rounds counter\n") && om.ends_with("# EOF\n"));
-    assert!(!render(&control, None).contains("vcp_ledger"));
+    assert!(!render(&*control, None).contains("vcp_ledger"));
 
     // (b) the exposition is valid and lint-clean.
     if let Err(e) = promtool(&text) {
