@@ -66,6 +66,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         ],
         "a vendor's module links only the wire and the transport",
     ),
+    (
+        "vcp-supervisor",
+        &["vcp-agent", "vcp-module-sdk"],
+        "the shell serves agents and modules; it links neither",
+    ),
 ];
 
 fn metadata() -> Value {
@@ -155,6 +160,37 @@ fn no_crate_depends_on_what_its_layer_must_never_link() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Only the store opens the database: no other crate of the workspace
+/// names rusqlite among its own (direct, normal) dependencies.
+#[test]
+fn only_the_store_links_the_database() {
+    let meta = metadata();
+    let g = graph(&meta);
+    let members: Vec<&str> = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let mut broken = Vec::new();
+    let mut store_links_it = false;
+    for id in members {
+        let (name, deps) = &g[id];
+        let direct = deps.iter().any(|d| g[d].0 == "rusqlite");
+        if name == "vcp-store" {
+            store_links_it = direct;
+        } else if direct {
+            broken.push(name.clone());
+        }
+    }
+    assert!(store_links_it, "vcp-store -> rusqlite not found");
+    assert!(
+        broken.is_empty(),
+        "only vcp-store may depend on rusqlite: {}",
+        broken.join(", ")
+    );
 }
 
 #[test]
