@@ -20,6 +20,16 @@ enum Command {
     /// Run the supervisor's real round loop against simulated modules and
     /// print round counts, deadline misses and round-time percentiles.
     BenchRounds(vcp::bench_rounds::BenchArgs),
+    /// Run a real supervisor (its own process) against N SIMULATED hosts
+    /// over QUIC and print its CPU, memory, ingest rate and latency,
+    /// rounds and losses.
+    BenchFleet(vcp::fleet_bench::FleetBenchArgs),
+    /// The supervisor process `bench-fleet` starts (not for direct use).
+    #[command(hide = true)]
+    BenchFleetSupervisor {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Print an account's cost statement for a billing period from the
     /// ledger in the supervisor's data directory.
     Statement {
@@ -147,6 +157,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => runtime()?.block_on(vcp::demo::run(args)),
         Command::BenchRounds(args) => runtime()?.block_on(vcp::bench_rounds::run(args)),
+        Command::BenchFleet(args) => runtime()?.block_on(vcp::fleet_bench::run(args)).map(drop),
+        Command::BenchFleetSupervisor { dir } => {
+            runtime()?.block_on(vcp::fleet_bench::serve_supervisor(dir))
+        }
         Command::Statement {
             account,
             period,

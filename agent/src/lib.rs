@@ -59,8 +59,20 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the sampler and the uplink on the current tokio runtime.
+    /// Starts the sampler over the machine's standard sensors and the
+    /// uplink on the current tokio runtime.
     pub fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
+        let (roots, extra) = (opts.roots.clone(), opts.sensors.clone());
+        Agent::start_with(opts, |status| sensors::standard(&roots, status, &extra))
+    }
+
+    /// Starts an agent whose sampler reads `sensors` (given the uplink's
+    /// status), on the current tokio runtime: what a fleet simulator uses to
+    /// run SIMULATED hosts through the real sampler, encoder and uplink.
+    pub fn start_with(
+        opts: AgentOptions,
+        sensors: impl FnOnce(Arc<UplinkStatus>) -> Vec<Box<dyn sensors::Sensor>>,
+    ) -> Result<Agent, AgentError> {
         vcp_common::identity::validate_id(&opts.uplink.agent_id)?;
         let client = vcp_transport::tls::client_config(
             &opts.tls,
@@ -71,7 +83,7 @@ impl Agent {
         let counters = Arc::new(UplinkCounters::default());
         let (tx, rx) = mpsc::channel(16);
         let (stop, stopped) = watch::channel(false);
-        let sensors = sensors::standard(&opts.roots, status.clone(), &opts.sensors);
+        let sensors = sensors(status.clone());
         // The spool's series table is the sampler's: a restarted agent's
         // spooled batches keep their meaning.
         let (spool, table) = spool::Spool::open(opts.uplink.spool.clone(), || {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use vcp_core::histogram::Histogram;
 use vcp_core::view::View;
 use vcp_store::agents::{AgentRecord, AgentTotals, Agents};
 
@@ -125,6 +126,9 @@ pub struct Fleet {
     pub view: View,
     pub store: Agents,
     pub endpoint: EndpointStats,
+    /// From a batch's last sample to its readings in the view (wall
+    /// clocks of agent and supervisor; resent batches count their delay).
+    pub ingest_latency: Histogram,
     // Touched on connect and for reports only, never on a round's path.
     agents: Mutex<HashMap<String, Arc<AgentEntry>>>,
 }
@@ -142,6 +146,7 @@ impl Fleet {
             view: View::default(),
             store,
             endpoint: EndpointStats::default(),
+            ingest_latency: Histogram::default(),
             agents: Mutex::new(agents),
         }
     }

@@ -206,6 +206,10 @@ impl Driver<'_> {
             .load()
             .with_batch(self.number, new_series, batch, &mut self.carry);
         self.cell.store(next);
+        if let Some(&sampled) = batch.timestamps.last() {
+            let ms = unix_ms().saturating_sub(sampled).max(0) as u64;
+            self.fleet.ingest_latency.record_us(ms.saturating_mul(1000));
+        }
     }
 
     async fn on_event(

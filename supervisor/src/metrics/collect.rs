@@ -47,6 +47,11 @@ pub(super) fn ingest(f: &mut Families, control: &dyn Overview) {
         Vec::new(),
         agents.iter().filter(|a| a.connected).count() as u64,
     );
+    f.histogram(
+        "vcp_ingest_latency_seconds",
+        "From a batch's last sample to its readings in the fleet view (agent's and supervisor's wall clocks; a batch resent after an outage counts its delay). From a 5 % resolution histogram: a batch counts toward le when its whole bucket is at or below le; the sum is exact.",
+    )
+    .push((Vec::new(), round_histogram(&control.fleet().ingest_latency)));
     f.gauge(
         "vcp_agents_known",
         "Agents the supervisor has a record of, connected or not.",
