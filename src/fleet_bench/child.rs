@@ -67,8 +67,7 @@ impl Child {
 
     /// CPU time the supervisor used so far (user and system), seconds.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = Stat::from_file(format!("/proc/{}/stat", self.pid()))?;
-        Ok((stat.utime + stat.stime) as f64 / ticks_per_second())
+        cpu_seconds(&format!("/proc/{}/stat", self.pid()))
     }
 
     /// The supervisor's resident memory, KiB.
@@ -92,6 +91,12 @@ impl Drop for Child {
             let _ = self.process.wait();
         }
     }
+}
+
+/// CPU time (user and system) of the process whose `stat` is at `path`.
+pub fn cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = Stat::from_file(path)?;
+    Ok((stat.utime + stat.stime) as f64 / ticks_per_second())
 }
 
 fn ticks_per_second() -> f64 {

@@ -53,6 +53,7 @@ async fn mark(child: &child::Child, token: &str) -> anyhow::Result<Mark> {
     Ok(Mark {
         scrape: scrape::scrape(child.api, token).await?,
         cpu_seconds: child.cpu_seconds()?,
+        bench_cpu_seconds: child::cpu_seconds("/proc/self/stat")?,
         at: Instant::now(),
     })
 }

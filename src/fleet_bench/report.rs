@@ -12,6 +12,8 @@ use super::scrape::{quantile, Scrape};
 pub struct Mark {
     pub scrape: Scrape,
     pub cpu_seconds: f64,
+    /// The bench's own CPU (the SIMULATED hosts), seconds.
+    pub bench_cpu_seconds: f64,
     pub at: std::time::Instant,
 }
 
@@ -28,6 +30,9 @@ pub struct Figures {
     pub supervisor_cpu_ms_per_host_second: f64,
     pub readings_per_supervisor_cpu_second: f64,
     pub supervisor_rss_kb_per_host: f64,
+    /// What the SIMULATED hosts cost the bench process (same machine).
+    pub simulator_cpu_ms_per_host_second: f64,
+    /// Bucket bounds of the supervisor's latency histogram.
     pub ingest_latency_ms_p50: Option<f64>,
     pub ingest_latency_ms_p99: Option<f64>,
     pub rounds: BTreeMap<String, u64>,
@@ -77,6 +82,10 @@ impl Figures {
             supervisor_cpu_ms_per_host_second: cpu * 1e3 / (connected.max(1) as f64 * seconds),
             readings_per_supervisor_cpu_second: if cpu > 0.0 { readings / cpu } else { 0.0 },
             supervisor_rss_kb_per_host: rss_kb as f64 / connected.max(1) as f64,
+            simulator_cpu_ms_per_host_second: (to.bench_cpu_seconds - from.bench_cpu_seconds)
+                .max(0.0)
+                * 1e3
+                / (connected.max(1) as f64 * seconds),
             ingest_latency_ms_p50: ms(0.5),
             ingest_latency_ms_p99: ms(0.99),
             rounds: per_kind(&from.scrape, &to.scrape, "vcp_rounds_total"),
@@ -88,9 +97,14 @@ impl Figures {
 
     /// One line of progress.
     pub fn line(&self) -> String {
-        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+        // Sample times are whole milliseconds: below one, say so.
+        let ms = |v: Option<f64>| match v {
+            None => "-".into(),
+            Some(v) if v < 1.0 => "<1".into(),
+            Some(v) => format!("≤{v:.1}"),
+        };
         format!(
-            "{:>6.0} s  hosts {:>6}  readings/s {:>9.0}  cpu ms/host-s {:>6.3}  readings/cpu-s {:>9.0}  rss KB/host {:>6.0}  latency ms p50 {:>4} p99 {:>4}  lost {}  dup {}",
+            "{:>6.0} s  hosts {:>6}  readings/s {:>9.0}  cpu ms/host-s {:>6.3}  readings/cpu-s {:>9.0}  rss KB/host {:>6.0}  latency ms p50 {} p99 {}  lost {}  dup {}  (simulator cpu ms/host-s {:.3})",
             self.seconds,
             self.hosts_connected,
             self.readings_per_second,
@@ -101,6 +115,7 @@ impl Figures {
             ms(self.ingest_latency_ms_p99),
             self.lost_batches,
             self.duplicate_batches,
+            self.simulator_cpu_ms_per_host_second,
         )
     }
 
