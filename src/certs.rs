@@ -9,6 +9,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use vcp_common::identity::{
     agent_dns_name, module_dns_name, validate_id, TlsMaterial, SUPERVISOR_NAME,
@@ -49,6 +50,25 @@ impl FleetCa {
     }
 
     /// Issues a certificate for `dns_name`, usable by a server or a client.
+    /// The CA [`write_fleet`] wrote into `dir` (`ca.pem`, `ca.key`), to
+    /// issue more certificates under it.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+        };
+        let (cert_pem, key_pem) = (read("ca.pem")?, read("ca.key")?);
+        let key = KeyPair::from_pem(&key_pem).context("ca.key")?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).context("ca.pem")?;
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).context("ca.pem")?;
+        Ok(FleetCa {
+            issuer,
+            cert_pem,
+            cert_der,
+            key_pem,
+        })
+    }
+
     pub fn issue(&self, dns_name: &str) -> anyhow::Result<Issued> {
         let mut params = CertificateParams::new(vec![dns_name.to_owned()])?;
         params.distinguished_name.push(DnType::CommonName, dns_name);
@@ -142,6 +162,23 @@ pub fn write_fleet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_ca_loads_back_and_issues_more() {
+        let dir = tempfile::tempdir().unwrap();
+        write_fleet(dir.path(), &[], &[]).unwrap();
+        let ca = FleetCa::load(dir.path()).unwrap();
+        let host = ca.agent("host-9").unwrap();
+        std::fs::write(dir.path().join("host-9.pem"), &host.cert_pem).unwrap();
+        std::fs::write(dir.path().join("host-9.key"), &host.key_pem).unwrap();
+        TlsMaterial::from_pem_files(
+            &dir.path().join("ca.pem"),
+            &dir.path().join("host-9.pem"),
+            &dir.path().join("host-9.key"),
+        )
+        .unwrap();
+        assert!(FleetCa::load(&dir.path().join("none")).is_err());
+    }
 
     #[test]
     fn written_files_load_back() {

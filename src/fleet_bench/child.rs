@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
-use procfs_core::process::{Stat, Status};
-use procfs_core::FromRead;
 use vcp_common::identity::TlsMaterial;
 use vcp_supervisor::config::SupervisorFile;
 use vcp_supervisor::{ApiOptions, Supervisor, SupervisorConfig};
@@ -65,17 +63,6 @@ impl Child {
         self.process.id()
     }
 
-    /// CPU time the supervisor used so far (user and system), seconds.
-    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        cpu_seconds(&format!("/proc/{}/stat", self.pid()))
-    }
-
-    /// The supervisor's resident memory, KiB.
-    pub fn rss_kb(&self) -> anyhow::Result<u64> {
-        let status = Status::from_file(format!("/proc/{}/status", self.pid()))?;
-        status.vmrss.context("no VmRSS")
-    }
-
     /// Closes the supervisor's stdin and waits for it to stop.
     pub fn stop(mut self) -> anyhow::Result<()> {
         drop(self.process.stdin.take());
@@ -90,22 +77,6 @@ impl Drop for Child {
             let _ = self.process.kill();
             let _ = self.process.wait();
         }
-    }
-}
-
-/// CPU time (user and system) of the process whose `stat` is at `path`.
-pub fn cpu_seconds(path: &str) -> anyhow::Result<f64> {
-    let stat = Stat::from_file(path)?;
-    Ok((stat.utime + stat.stime) as f64 / ticks_per_second())
-}
-
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
     }
 }
 

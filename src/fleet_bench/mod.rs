@@ -3,13 +3,16 @@
 //! over real QUIC with mutual TLS through the agent's own sampler, encoder,
 //! spool and uplink (which reconnects as an agent does). Only the sensors
 //! are simulated (see [`host`]). Hosts connect gradually; once all are in,
-//! the supervisor's figures are printed every 10 s and at the end.
+//! the supervisor's figures (from its `/metrics`, its `process_*`
+//! families included) are printed every 10 s and at the end. With
+//! `--supervisor` it targets a running supervisor instead.
 
 mod child;
 mod host;
 mod report;
 mod scrape;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,49 +48,118 @@ pub struct FleetBenchArgs {
     /// Also write the final figures to this file as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Target the running supervisor whose agents' (QUIC) address this is,
+    /// instead of starting one.
+    #[arg(long, requires_all = ["certs", "api", "token"])]
+    pub supervisor: Option<SocketAddr>,
+    /// With `--supervisor`: the directory `vcp certs` wrote; its `ca.pem`
+    /// and `ca.key` issue the hosts' certificates.
+    #[arg(long)]
+    pub certs: Option<PathBuf>,
+    /// With `--supervisor`: its HTTP API address (figures come from its
+    /// `/metrics`).
+    #[arg(long)]
+    pub api: Option<SocketAddr>,
+    /// With `--supervisor`: an operator's token (`vcp token create
+    /// --account operator --role operator`).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+/// The supervisor under test and how to reach it.
+struct Target {
+    ca: FleetCa,
+    quic: SocketAddr,
+    api: SocketAddr,
+    token: String,
+    /// The process the bench started, and its directory.
+    own: Option<(child::Child, tempfile::TempDir)>,
+}
+
+impl Target {
+    fn open(args: &FleetBenchArgs) -> anyhow::Result<Target> {
+        if let (Some(quic), Some(certs), Some(api), Some(token)) =
+            (args.supervisor, &args.certs, args.api, &args.token)
+        {
+            return Ok(Target {
+                ca: FleetCa::load(certs)?,
+                quic,
+                api,
+                token: token.clone(),
+                own: None,
+            });
+        }
+        let dir = tempfile::tempdir().context("creating the bench's directory")?;
+        let ca = FleetCa::new("vcp bench-fleet CA")?;
+        let supervisor = ca.supervisor()?;
+        std::fs::write(dir.path().join(child::CA), &ca.cert_pem)?;
+        std::fs::write(dir.path().join(child::CERT), &supervisor.cert_pem)?;
+        std::fs::write(dir.path().join(child::KEY), &supervisor.key_pem)?;
+        let token = {
+            let (store, _) = vcp_store::Store::open(&dir.path().join("store"))?;
+            store.accounts().create_token("operator", Role::Operator)?
+        };
+        let child = child::Child::start(dir.path())?;
+        Ok(Target {
+            ca,
+            quic: child.quic,
+            api: child.api,
+            token,
+            own: Some((child, dir)),
+        })
+    }
+
+    fn describe(&self) -> String {
+        match &self.own {
+            Some((child, _)) => format!("pid {}, {}", child.pid(), self.quic),
+            None => format!("at {}", self.quic),
+        }
+    }
 }
 
 const PROGRESS: Duration = Duration::from_secs(10);
 
-async fn mark(child: &child::Child, token: &str) -> anyhow::Result<Mark> {
+async fn mark(target: &Target) -> anyhow::Result<Mark> {
     Ok(Mark {
-        scrape: scrape::scrape(child.api, token).await?,
-        cpu_seconds: child.cpu_seconds()?,
-        bench_cpu_seconds: child::cpu_seconds("/proc/self/stat")?,
+        scrape: scrape::scrape(target.api, &target.token).await?,
+        bench_cpu_seconds: own_cpu_seconds(),
         at: Instant::now(),
     })
 }
 
+/// CPU time (user and system) this process used so far, seconds.
+fn own_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is handed; it is read only on
+    // success.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return 0.0;
+    }
+    // SAFETY: initialised by the successful call above.
+    let usage = unsafe { usage.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 pub async fn run(args: FleetBenchArgs) -> anyhow::Result<Figures> {
     anyhow::ensure!(args.hosts > 0, "--hosts must be at least 1");
-    let dir = tempfile::tempdir().context("creating the bench's directory")?;
-    let ca = FleetCa::new("vcp bench-fleet CA")?;
-    let supervisor = ca.supervisor()?;
-    std::fs::write(dir.path().join(child::CA), &ca.cert_pem)?;
-    std::fs::write(dir.path().join(child::CERT), &supervisor.cert_pem)?;
-    std::fs::write(dir.path().join(child::KEY), &supervisor.key_pem)?;
-    let token = {
-        let (store, _) = vcp_store::Store::open(&dir.path().join("store"))?;
-        store.accounts().create_token("operator", Role::Operator)?
-    };
-    let child = child::Child::start(dir.path())?;
+    let target = Target::open(&args)?;
     let real = host::this_machine();
     let series = Arc::new(host::profile(args.series, &real));
     println!(
-        "SIMULATED fleet: {} hosts of {} series ({:?}) against a real supervisor (pid {}, {})",
+        "SIMULATED fleet: {} hosts of {} series ({:?}) against a real supervisor ({})",
         args.hosts,
         series.len(),
         args.series,
-        child.pid(),
-        child.quic
+        target.describe()
     );
     let started = Instant::now();
     let step = Duration::from_secs_f64(1.0 / f64::from(args.connect_rate.max(1)));
     let mut agents = Vec::with_capacity(args.hosts);
     for i in 0..args.hosts {
         let id = format!("sim-{}", i + 1);
-        let tls = ca.material(&ca.agent(&id)?);
-        let opts = options(&id, child.quic, tls);
+        let tls = target.ca.material(&target.ca.agent(&id)?);
+        let opts = options(&id, target.quic, tls);
         let sensor = host::SimulatedHost::new(series.clone(), i as u64);
         agents.push(Agent::start_with(opts, |_| vec![Box::new(sensor)])?);
         tokio::time::sleep_until((started + step * (i as u32 + 1)).into()).await;
@@ -95,7 +167,7 @@ pub async fn run(args: FleetBenchArgs) -> anyhow::Result<Figures> {
     // Every host in, or as many as came within a minute of the ramp.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let connected = scrape::scrape(child.api, &token)
+        let connected = scrape::scrape(target.api, &target.token)
             .await?
             .sum("vcp_agents_connected") as usize;
         if connected >= args.hosts || Instant::now() >= deadline {
@@ -108,20 +180,13 @@ pub async fn run(args: FleetBenchArgs) -> anyhow::Result<Figures> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let first = mark(&child, &token).await?;
+    let first = mark(&target).await?;
     let end = first.at + Duration::from_secs(args.duration);
     let figures = loop {
         let next = (Instant::now() + PROGRESS).min(end);
         tokio::time::sleep_until(next.into()).await;
-        let now = mark(&child, &token).await?;
-        let figures = Figures::between(
-            args.series,
-            args.hosts,
-            series.len(),
-            &first,
-            &now,
-            child.rss_kb()?,
-        );
+        let now = mark(&target).await?;
+        let figures = Figures::between(args.series, args.hosts, series.len(), &first, &now);
         if now.at >= end {
             break figures;
         }
@@ -140,13 +205,15 @@ pub async fn run(args: FleetBenchArgs) -> anyhow::Result<Figures> {
         stopping.spawn(agent.stop());
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), stopping.join_all()).await;
-    child.stop()?;
+    if let Some((child, _dir)) = target.own {
+        child.stop()?;
+    }
     Ok(figures)
 }
 
 fn options(
     id: &str,
-    supervisor: std::net::SocketAddr,
+    supervisor: SocketAddr,
     tls: vcp_common::identity::TlsMaterial,
 ) -> AgentOptions {
     AgentOptions {

@@ -11,7 +11,6 @@ use super::scrape::{quantile, Scrape};
 /// Where a figure comes from at one instant.
 pub struct Mark {
     pub scrape: Scrape,
-    pub cpu_seconds: f64,
     /// The bench's own CPU (the SIMULATED hosts), seconds.
     pub bench_cpu_seconds: f64,
     pub at: std::time::Instant,
@@ -62,12 +61,12 @@ impl Figures {
         series_per_host: usize,
         from: &Mark,
         to: &Mark,
-        rss_kb: u64,
     ) -> Figures {
         let seconds = to.at.duration_since(from.at).as_secs_f64().max(1e-9);
         let delta = |name: &str| (to.scrape.sum(name) - from.scrape.sum(name)).max(0.0);
         let readings = delta("vcp_ingest_readings_total");
-        let cpu = (to.cpu_seconds - from.cpu_seconds).max(0.0);
+        let cpu = delta("process_cpu_seconds_total");
+        let rss_kb = to.scrape.sum("process_resident_memory_bytes") / 1024.0;
         let connected = to.scrape.sum("vcp_agents_connected") as u64;
         let (b, a) = (from.scrape.buckets(LATENCY), to.scrape.buckets(LATENCY));
         let ms = |q| quantile(&b, &a, q).map(|s| s * 1e3);
@@ -81,7 +80,7 @@ impl Figures {
             readings_per_second: readings / seconds,
             supervisor_cpu_ms_per_host_second: cpu * 1e3 / (connected.max(1) as f64 * seconds),
             readings_per_supervisor_cpu_second: if cpu > 0.0 { readings / cpu } else { 0.0 },
-            supervisor_rss_kb_per_host: rss_kb as f64 / connected.max(1) as f64,
+            supervisor_rss_kb_per_host: rss_kb / connected.max(1) as f64,
             simulator_cpu_ms_per_host_second: (to.bench_cpu_seconds - from.bench_cpu_seconds)
                 .max(0.0)
                 * 1e3

@@ -22,6 +22,7 @@
 
 mod collect;
 mod family;
+mod process;
 #[cfg(test)]
 mod tests;
 
@@ -91,6 +92,7 @@ fn collect(control: &dyn Overview, ledger: Option<&LedgerMetrics>) -> Families {
     modules(&mut f, control);
     configurations(&mut f, control);
     judge(&mut f, control);
+    process::process(&mut f);
     if let Some(l) = ledger {
         ledger_metrics(&mut f, l);
     }
