@@ -46,6 +46,15 @@ fn two_hundred_simulated_hosts_connect_and_nothing_is_lost_or_doubled() {
         "{f}"
     );
     assert!(f["ingest_latency_ms_p99"].as_f64().is_some(), "{f}");
+    // QUIC carries the batches up and the acknowledgements down.
+    assert!(
+        f["udp_bytes_per_reading_upstream"].as_f64().unwrap() > 0.0,
+        "{f}"
+    );
+    assert!(
+        f["udp_bytes_per_reading_downstream"].as_f64().unwrap() > 0.0,
+        "{f}"
+    );
     let rounds = f["rounds"].as_object().unwrap();
     assert!(
         rounds.values().all(|n| n.as_u64().unwrap() > 0),

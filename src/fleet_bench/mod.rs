@@ -8,7 +8,7 @@
 //! `--supervisor` it targets a running supervisor instead.
 
 mod child;
-mod host;
+pub mod host;
 mod report;
 mod scrape;
 

@@ -29,6 +29,10 @@ pub struct Figures {
     pub supervisor_cpu_ms_per_host_second: f64,
     pub readings_per_supervisor_cpu_second: f64,
     pub supervisor_rss_kb_per_host: f64,
+    /// UDP bytes per reading from the hosts and back, as the supervisor's
+    /// QUIC connections counted them.
+    pub udp_bytes_per_reading_upstream: f64,
+    pub udp_bytes_per_reading_downstream: f64,
     /// What the SIMULATED hosts cost the bench process (same machine).
     pub simulator_cpu_ms_per_host_second: f64,
     /// Bucket bounds of the supervisor's latency histogram.
@@ -81,6 +85,10 @@ impl Figures {
             supervisor_cpu_ms_per_host_second: cpu * 1e3 / (connected.max(1) as f64 * seconds),
             readings_per_supervisor_cpu_second: if cpu > 0.0 { readings / cpu } else { 0.0 },
             supervisor_rss_kb_per_host: rss_kb / connected.max(1) as f64,
+            udp_bytes_per_reading_upstream: delta("vcp_ingest_udp_received_bytes_total")
+                / readings.max(1.0),
+            udp_bytes_per_reading_downstream: delta("vcp_ingest_udp_sent_bytes_total")
+                / readings.max(1.0),
             simulator_cpu_ms_per_host_second: (to.bench_cpu_seconds - from.bench_cpu_seconds)
                 .max(0.0)
                 * 1e3
@@ -103,7 +111,7 @@ impl Figures {
             Some(v) => format!("≤{v:.1}"),
         };
         format!(
-            "{:>6.0} s  hosts {:>6}  readings/s {:>9.0}  cpu ms/host-s {:>6.3}  readings/cpu-s {:>9.0}  rss KB/host {:>6.0}  latency ms p50 {} p99 {}  lost {}  dup {}  (simulator cpu ms/host-s {:.3})",
+            "{:>6.0} s  hosts {:>6}  readings/s {:>9.0}  cpu ms/host-s {:>6.3}  readings/cpu-s {:>9.0}  rss KB/host {:>6.0}  latency ms p50 {} p99 {}  udp B/reading up {:.2} down {:.2}  lost {}  dup {}  (simulator cpu ms/host-s {:.3})",
             self.seconds,
             self.hosts_connected,
             self.readings_per_second,
@@ -112,6 +120,8 @@ impl Figures {
             self.supervisor_rss_kb_per_host,
             ms(self.ingest_latency_ms_p50),
             ms(self.ingest_latency_ms_p99),
+            self.udp_bytes_per_reading_upstream,
+            self.udp_bytes_per_reading_downstream,
             self.lost_batches,
             self.duplicate_batches,
             self.simulator_cpu_ms_per_host_second,

@@ -22,6 +22,8 @@ pub struct AgentStats {
     pub wire_bytes: AtomicU64,
     /// UDP bytes received on this agent's connections, as quinn counted them.
     pub udp_bytes: AtomicU64,
+    /// UDP bytes sent on them (acknowledgements, configurations, QUIC's own).
+    pub udp_sent_bytes: AtomicU64,
     /// Highest applied sequence number.
     pub last_seq: AtomicU64,
     pub connected: AtomicBool,
@@ -73,6 +75,7 @@ pub struct AgentSummary {
     pub lost_readings: u64,
     pub wire_bytes: u64,
     pub udp_bytes: u64,
+    pub udp_sent_bytes: u64,
     pub last_seq: u64,
     pub connected: bool,
     pub last_seen_ms: i64,
@@ -114,6 +117,7 @@ impl AgentEntry {
             lost_readings: get(&s.lost_readings),
             wire_bytes: get(&s.wire_bytes),
             udp_bytes: get(&s.udp_bytes),
+            udp_sent_bytes: get(&s.udp_sent_bytes),
             last_seq: get(&s.last_seq),
             connected: s.connected.load(Ordering::Relaxed),
             last_seen_ms: s.last_seen_ms.load(Ordering::Relaxed),

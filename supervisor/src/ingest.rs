@@ -90,7 +90,7 @@ pub async fn serve(
             number: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             carry: Carry::default(),
             online: None,
-            udp_seen: 0,
+            udp_seen: (0, 0),
         };
         d.carry = Carry::from_snapshot(&d.cell.load());
         let end = d.run(&mut record).await;
@@ -140,7 +140,8 @@ struct Driver<'a> {
     cell: Arc<HostCell>,
     carry: Carry,
     online: Option<(Online, tokio::sync::mpsc::Receiver<Configure>)>,
-    udp_seen: u64,
+    /// UDP bytes (received, sent) on this connection already counted.
+    udp_seen: (u64, u64),
 }
 
 impl Driver<'_> {
@@ -193,11 +194,15 @@ impl Driver<'_> {
     fn count_udp(&mut self) {
         let stats = &self.agent.stats;
         stats.last_seen_ms.store(unix_ms(), Ordering::Relaxed);
-        let udp = self.conn.stats().udp_rx.bytes;
+        let quic = self.conn.stats();
+        let (rx, tx) = (quic.udp_rx.bytes, quic.udp_tx.bytes);
         stats
             .udp_bytes
-            .fetch_add(udp.saturating_sub(self.udp_seen), Ordering::Relaxed);
-        self.udp_seen = udp;
+            .fetch_add(rx.saturating_sub(self.udp_seen.0), Ordering::Relaxed);
+        stats
+            .udp_sent_bytes
+            .fetch_add(tx.saturating_sub(self.udp_seen.1), Ordering::Relaxed);
+        self.udp_seen = (rx, tx);
     }
 
     fn view(&mut self, new_series: &[vcp_common::batch::SeriesDef], batch: &Batch) {

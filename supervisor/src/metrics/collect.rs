@@ -58,7 +58,7 @@ pub(super) fn ingest(f: &mut Families, control: &dyn Overview) {
     )
     .add(Vec::new(), agents.len() as u64);
     type Get = fn(&crate::fleet::AgentSummary) -> u64;
-    let counters: [(&'static str, &'static str, Get); 7] = [
+    let counters: [(&'static str, &'static str, Get); 8] = [
         (
             "vcp_ingest_batches_total",
             "Batches applied to the view and stored, per agent host (exactly once).",
@@ -93,6 +93,11 @@ pub(super) fn ingest(f: &mut Families, control: &dyn Overview) {
             "vcp_ingest_udp_received_bytes_total",
             "UDP bytes received on the agent's connections since the supervisor started, per agent host.",
             |a| a.udp_bytes,
+        ),
+        (
+            "vcp_ingest_udp_sent_bytes_total",
+            "UDP bytes sent on the agent's connections (acknowledgements, configurations, QUIC's own) since the supervisor started, per agent host.",
+            |a| a.udp_sent_bytes,
         ),
     ];
     for (name, help, get) in counters {
