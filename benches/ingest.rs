@@ -7,9 +7,10 @@
 //!   the connection's decoder has seen its earlier batches) and applied to
 //!   the host's snapshot in the view, what the supervisor's ingest does per
 //!   batch. Every iteration takes the next batch.
-//! - `ingest/project/10000` — `module_view::build` over a view of 10,000
-//!   small hosts for a module reading `cpu.*` of every host: the view a
-//!   round builds for one module.
+//! - `ingest/project/{fresh,kept}/10000` — the view a round builds for one
+//!   module reading `cpu.*` of every one of 10,000 small hosts: from
+//!   nothing (`module_view::build`), and as a solicitor builds it round
+//!   after round, keeping what did not change (`build_with`).
 //!
 //! `cargo bench --bench ingest -- --quick`
 
@@ -23,6 +24,7 @@ use vcp_agent::sampler::Sampler;
 use vcp_common::batch::SeriesTable;
 use vcp_common::codec::{BatchDecoder, BatchEncoder, Limits, DEFAULT_LEVEL, DEFAULT_MAX_SERIES};
 use vcp_common::module::SensorSelector;
+use vcp_core::module_view::Projection;
 use vcp_core::plane::Scope;
 use vcp_core::settings::SettingsMap;
 use vcp_core::view::{Carry, View};
@@ -117,10 +119,20 @@ fn project(c: &mut Criterion) {
     let inputs = [SensorSelector::metric("cpu.*")];
     let settings = SettingsMap::default();
     group.throughput(Throughput::Elements(HOSTS as u64));
-    group.bench_function(HOSTS.to_string(), |b| {
+    group.bench_function(format!("fresh/{HOSTS}"), |b| {
         b.iter(|| {
             black_box(vcp_core::module_view::build(
                 &view, &scope, &inputs, &settings, T0,
+            ))
+        })
+    });
+    // As a solicitor builds it round after round: what did not change
+    // since the last round (hosts, dictionaries) is kept.
+    let mut kept = Projection::default();
+    group.bench_function(format!("kept/{HOSTS}"), |b| {
+        b.iter(|| {
+            black_box(vcp_core::module_view::build_with(
+                &mut kept, &view, &scope, &inputs, &settings, T0,
             ))
         })
     });

@@ -2,12 +2,32 @@
 //! its control plane's scope and to the module's declared inputs, its
 //! service sets' state, and the configuration in force within its scope.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use vcp_common::batch::SeriesDef;
 use vcp_common::module::{param, Goal, Objective, SensorSelector, Target};
 use vcp_common::view::{HostReadings, Reading, SensorView, ServiceSetState, Setting};
 
 use crate::plane::Scope;
 use crate::settings::SettingsMap;
-use crate::view::View;
+use crate::view::{HostCell, View};
+
+type Hosts = Arc<HashMap<Arc<str>, Arc<HostCell>>>;
+/// A host's dictionary as last seen, and the ids of the series in it the
+/// module sees.
+type Visible = (Arc<Vec<SeriesDef>>, Vec<u32>);
+
+/// What [`build_with`] keeps between rounds for one scope and one set of
+/// inputs, so that a round does not redo what has not changed: the hosts
+/// in the scope, in order (the fleet's host list changes only when a host
+/// first connects), and per host which series of its dictionary the module
+/// sees (a dictionary changes only when its session defines series).
+#[derive(Debug, Default)]
+pub struct Projection {
+    hosts: Option<(Hosts, Vec<Arc<str>>)>,
+    seen: HashMap<Arc<str>, Visible>,
+}
 
 /// A service set's goal as modules see it: as few instances as possible
 /// while its conditions hold.
@@ -23,6 +43,7 @@ fn set_goals(s: &crate::plane::ServiceSetDef) -> Vec<Goal> {
     }]
 }
 
+/// The view of `scope` and `inputs` at `at_ms`, from nothing kept.
 pub fn build(
     view: &View,
     scope: &Scope,
@@ -30,24 +51,69 @@ pub fn build(
     settings: &SettingsMap,
     at_ms: i64,
 ) -> SensorView {
+    build_with(
+        &mut Projection::default(),
+        view,
+        scope,
+        inputs,
+        settings,
+        at_ms,
+    )
+}
+
+/// As [`build`], reusing what `projection` kept from the last build of the
+/// same scope and inputs (the caller keeps one per scope and inputs).
+pub fn build_with(
+    projection: &mut Projection,
+    view: &View,
+    scope: &Scope,
+    inputs: &[SensorSelector],
+    settings: &SettingsMap,
+    at_ms: i64,
+) -> SensorView {
     let hosts = view.hosts();
-    let mut host_ids: Vec<_> = hosts.keys().filter(|h| scope.sees_host(h)).collect();
-    host_ids.sort();
-    let hosts = host_ids
-        .into_iter()
+    let ids = match &projection.hosts {
+        Some((known, ids)) if Arc::ptr_eq(known, &hosts) => ids,
+        _ => {
+            let mut ids: Vec<Arc<str>> = hosts
+                .keys()
+                .filter(|h| scope.sees_host(h))
+                .cloned()
+                .collect();
+            ids.sort();
+            &projection.hosts.insert((hosts.clone(), ids)).1
+        }
+    };
+    let seen = &mut projection.seen;
+    let hosts = ids
+        .iter()
         .filter_map(|id| {
             let snap = hosts.get(id)?.load();
-            let readings = snap
-                .readings()
-                .filter(|(d, _)| {
-                    scope.sees(id, &d.resource)
-                        && inputs.iter().any(|s| s.matches(&d.resource, &d.metric))
-                })
-                .map(|(d, l)| Reading {
-                    resource: d.resource.clone(),
-                    metric: d.metric.clone(),
-                    value: l.value,
-                    at_ms: l.at_ms,
+            let (dictionary, visible) = seen
+                .entry(id.clone())
+                .or_insert_with(|| (Arc::default(), Vec::new()));
+            if !Arc::ptr_eq(dictionary, &snap.series) || dictionary.len() != snap.series.len() {
+                *dictionary = snap.series.clone();
+                *visible = (0u32..)
+                    .zip(snap.series.iter())
+                    .filter(|(_, d)| {
+                        scope.sees(id, &d.resource)
+                            && inputs.iter().any(|s| s.matches(&d.resource, &d.metric))
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+            }
+            let readings = visible
+                .iter()
+                .filter_map(|&i| {
+                    let latest = (*snap.latest.get(i as usize)?)?;
+                    let d = snap.series.get(i as usize)?;
+                    Some(Reading {
+                        resource: d.resource.clone(),
+                        metric: d.metric.clone(),
+                        value: latest.value,
+                        at_ms: latest.at_ms,
+                    })
                 })
                 .collect();
             Some(HostReadings {
@@ -96,5 +162,108 @@ pub fn build(
         hosts,
         service_sets,
         settings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::Carry;
+    use vcp_common::batch::{Batch, Column};
+
+    fn def(id: u32, resource: &str, metric: &str) -> SeriesDef {
+        SeriesDef {
+            id,
+            resource: resource.into(),
+            metric: metric.into(),
+            exp: -3,
+        }
+    }
+
+    /// Applies one sample of `values` (by series id) to `host`, defining
+    /// `new` first.
+    fn apply(view: &View, host: &str, new: &[SeriesDef], values: &[(u32, f64)], at_ms: i64) {
+        let batch = Batch {
+            seq: 1,
+            timestamps: vec![at_ms],
+            columns: values
+                .iter()
+                .map(|&(series, v)| Column {
+                    series,
+                    start: 0,
+                    values: vec![v],
+                })
+                .collect(),
+        };
+        let cell = view.host(host);
+        cell.store(
+            cell.load()
+                .with_batch(1, new, &batch, &mut Carry::default()),
+        );
+    }
+
+    fn readings(v: &SensorView) -> Vec<(String, String, f64)> {
+        v.hosts
+            .iter()
+            .flat_map(|h| {
+                h.readings.iter().map(move |r| {
+                    (
+                        h.host.clone(),
+                        r.resource.clone() + " " + &r.metric,
+                        r.value,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_kept_projection_sees_new_values_series_and_hosts_as_a_fresh_build_does() {
+        let view = View::default();
+        let scope = Scope::new(Vec::new(), true);
+        let inputs = [SensorSelector::metric("cpu.*")];
+        let settings = SettingsMap::default();
+        let mut kept = Projection::default();
+        apply(
+            &view,
+            "b",
+            &[
+                def(0, "cpu", "cpu.utilization"),
+                def(1, "memory", "memory.used"),
+            ],
+            &[(0, 0.5), (1, 9.0)],
+            1,
+        );
+        let check = |kept: &mut Projection, want: Vec<(&str, &str, f64)>| {
+            let fresh = build(&view, &scope, &inputs, &settings, 5);
+            let reused = build_with(kept, &view, &scope, &inputs, &settings, 5);
+            let want: Vec<(String, String, f64)> = want
+                .into_iter()
+                .map(|(h, rm, v)| (h.to_owned(), rm.to_owned(), v))
+                .collect();
+            assert_eq!(readings(&fresh), want);
+            assert_eq!(readings(&reused), want);
+        };
+        check(&mut kept, vec![("b", "cpu cpu.utilization", 0.5)]);
+        // A new value, the same dictionary.
+        apply(&view, "b", &[], &[(0, 0.7)], 2);
+        check(&mut kept, vec![("b", "cpu cpu.utilization", 0.7)]);
+        // A new series the inputs match, and a new host, listed in order.
+        apply(
+            &view,
+            "b",
+            &[def(2, "cpu/0", "cpu.utilization")],
+            &[(2, 0.9)],
+            3,
+        );
+        apply(&view, "a", &[def(0, "cpu", "cpu.load1")], &[(0, 2.0)], 3);
+        check(
+            &mut kept,
+            vec![
+                ("a", "cpu cpu.load1", 2.0),
+                ("b", "cpu cpu.utilization", 0.7),
+                ("b", "cpu/0 cpu.utilization", 0.9),
+            ],
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::debug;
-use vcp_common::module::{Kind, Solicitation};
+use vcp_common::module::{Kind, SensorSelector, Solicitation};
 
 use crate::dispatch::{DispatchHandle, DispatchMsg};
 use crate::fleet::Fleet;
@@ -25,6 +25,8 @@ use crate::modules::registry::Registry;
 use crate::unix_ms;
 use vcp_core::constraints::Constraints;
 use vcp_core::mediation::Mediator;
+use vcp_core::module_view::Projection;
+use vcp_core::plane::ControlPlane;
 use vcp_core::round::RoundCore;
 use vcp_core::settings::{Decision, Settings};
 
@@ -89,6 +91,9 @@ pub struct Solicitor {
     pub ctx: RoundContext,
     pub stats: Arc<KindStats>,
     pub core: RoundCore,
+    /// What view building keeps per (plane, inputs) between rounds; only
+    /// those of the last round are kept.
+    projections: Vec<(Arc<ControlPlane>, Vec<SensorSelector>, Projection)>,
 }
 
 impl Solicitor {
@@ -106,6 +111,7 @@ impl Solicitor {
             stats: Arc::default(),
             core: RoundCore::new(ctx.constraints.clone(), mediator),
             ctx,
+            projections: Vec::new(),
         }
     }
 
@@ -135,6 +141,7 @@ impl Solicitor {
         let (tx, mut rx) = mpsc::channel(modules.len());
         let mut answered = vec![false; modules.len()];
         let mut shared: Vec<(&ModuleInstance, Arc<Solicitation>)> = Vec::new();
+        let mut used = vec![false; self.projections.len()];
         for (slot, m) in modules.iter().enumerate() {
             // Modules of one control plane with the same inputs share a view.
             let same = shared
@@ -142,7 +149,25 @@ impl Solicitor {
                 .find(|(o, _)| Arc::ptr_eq(&o.plane, &m.plane) && o.spec.inputs == m.spec.inputs)
                 .map(|(_, s)| s.clone());
             let solicitation = same.unwrap_or_else(|| {
-                let v = vcp_core::module_view::build(
+                let at =
+                    match self.projections.iter().position(|(p, inputs, _)| {
+                        Arc::ptr_eq(p, &m.plane) && *inputs == m.spec.inputs
+                    }) {
+                        Some(at) => at,
+                        None => {
+                            let kept = (
+                                m.plane.clone(),
+                                m.spec.inputs.clone(),
+                                Projection::default(),
+                            );
+                            self.projections.push(kept);
+                            used.push(false);
+                            self.projections.len() - 1
+                        }
+                    };
+                used[at] = true;
+                let v = vcp_core::module_view::build_with(
+                    &mut self.projections[at].2,
                     &self.ctx.fleet.view,
                     &m.plane.scope,
                     &m.spec.inputs,
@@ -171,6 +196,8 @@ impl Solicitor {
         }
         drop(shared);
         drop(tx);
+        let mut used = used.into_iter();
+        self.projections.retain(|_| used.next().unwrap_or(false));
 
         self.core.begin();
         let mut waited = Duration::ZERO;
