@@ -24,7 +24,8 @@ use crate::http::ApiServer;
 use crate::ingest;
 use crate::live::Live;
 use crate::provisioner::{Provisioner, DEPROVISION, PROVISION};
-use crate::remote;
+use crate::dispatch::DispatchHandle;
+use crate::remote::{self, ModuleHost};
 use crate::tls::{peer_id, server_config, TlsError};
 use crate::workflow::Engine;
 use vcp_store::accounts::Accounts;
@@ -171,7 +172,8 @@ impl Supervisor {
             endpoint.clone(),
             Shared {
                 fleet: fleet.clone(),
-                control: control.clone(),
+                dispatch: control.dispatch.clone(),
+                modules: control.clone(),
                 live: live.clone(),
                 limits,
             },
@@ -211,11 +213,13 @@ impl Supervisor {
     }
 }
 
-/// What every connection task needs.
+/// What every connection task needs: an agent's, the fleet and the
+/// dispatcher; a module's, its host (registration, rounds, counters).
 #[derive(Clone)]
 struct Shared {
     fleet: Arc<Fleet>,
-    control: Arc<Control>,
+    dispatch: DispatchHandle,
+    modules: Arc<dyn ModuleHost>,
     live: Arc<Live>,
     limits: Limits,
 }
@@ -331,14 +335,14 @@ async fn connection(incoming: quinn::Incoming, handshaking: Handshaking, s: Shar
     match role {
         Role::Agent => {
             conn.set_receive_window(window(s.limits.agent.max_frame));
-            let dispatch = Some(s.control.dispatch.clone());
+            let dispatch = Some(s.dispatch);
             let limits = s.limits.agent_session();
             ingest::serve(s.fleet, dispatch, conn, id, limits, claim).await
         }
         Role::Module => {
             conn.set_receive_window(window(s.limits.module.max_frame));
             let limits = s.limits.module_session();
-            remote::serve(s.control, conn, id, limits, claim).await
+            remote::serve(s.modules, conn, id, limits, claim).await
         }
     }
     debug!(%remote, lasted = ?started.elapsed(), "connection done");
