@@ -4,6 +4,8 @@
 //! The supervisor builds it restricted to the module's declared inputs and
 //! to its customer's resources; a module never sees anything else.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::goal::Goal;
@@ -88,14 +90,16 @@ pub struct Setting {
 pub struct SensorView {
     /// Unix ms when the supervisor took the view.
     pub at_ms: i64,
-    pub hosts: Vec<HostReadings>,
+    /// Shared: the supervisor keeps a host's readings between rounds and
+    /// hands the same ones to every round until the host's next batch.
+    pub hosts: Vec<Arc<HostReadings>>,
     pub service_sets: Vec<ServiceSetState>,
     pub settings: Vec<Setting>,
 }
 
 impl SensorView {
     pub fn host(&self, host: &str) -> Option<&HostReadings> {
-        self.hosts.iter().find(|h| h.host == host)
+        self.hosts.iter().map(|h| &**h).find(|h| h.host == host)
     }
 
     /// Latest value of `(resource, metric)` on `host`.
@@ -175,14 +179,14 @@ mod tests {
         };
         let view = SensorView {
             hosts: vec![
-                HostReadings {
+                Arc::new(HostReadings {
                     host: "a".into(),
                     readings: vec![r(0.2)],
-                },
-                HostReadings {
+                }),
+                Arc::new(HostReadings {
                     host: "b".into(),
                     readings: vec![r(0.6)],
-                },
+                }),
             ],
             ..Default::default()
         };

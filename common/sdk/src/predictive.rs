@@ -136,7 +136,8 @@ mod tests {
                         value: util,
                         at_ms: 0,
                     }],
-                }],
+                }
+                .into()],
                 service_sets: vec![ServiceSetState {
                     id: "shop".into(),
                     customer: "acme".into(),

@@ -49,7 +49,8 @@ fn all_frames() -> Vec<Frame> {
                         value: 0.25,
                         at_ms: 1_732_612_345_000,
                     }],
-                }],
+                }
+                .into()],
                 ..Default::default()
             },
         }),

@@ -73,7 +73,8 @@ fn solicitation() -> Solicitation {
                     value: 0.25,
                     at_ms: 999,
                 }],
-            }],
+            }
+            .into()],
             service_sets: vec![ServiceSetState {
                 id: "s".into(),
                 customer: "c".into(),

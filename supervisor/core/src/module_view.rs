@@ -3,7 +3,7 @@
 //! service sets' state, and the configuration in force within its scope.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use vcp_common::batch::SeriesDef;
 use vcp_common::module::{param, Goal, Objective, SensorSelector, Target};
@@ -11,22 +11,32 @@ use vcp_common::view::{HostReadings, Reading, SensorView, ServiceSetState, Setti
 
 use crate::plane::Scope;
 use crate::settings::SettingsMap;
-use crate::view::{HostCell, View};
+use crate::view::{HostCell, HostSnapshot, View};
 
 type Hosts = Arc<HashMap<Arc<str>, Arc<HostCell>>>;
-/// A host's dictionary as last seen, and the ids of the series in it the
-/// module sees.
-type Visible = (Arc<Vec<SeriesDef>>, Vec<u32>);
+
+/// What a projection keeps of one host: its dictionary as last seen, the
+/// ids of the series in it the module sees, and the readings it built from
+/// the snapshot it last saw (the `Weak` keeps that snapshot's allocation,
+/// not its contents, so its address cannot be taken by a newer one).
+#[derive(Debug, Default)]
+struct Kept {
+    dictionary: Arc<Vec<SeriesDef>>,
+    visible: Vec<u32>,
+    built: Option<(Weak<HostSnapshot>, Arc<HostReadings>)>,
+}
 
 /// What [`build_with`] keeps between rounds for one scope and one set of
 /// inputs, so that a round does not redo what has not changed: the hosts
 /// in the scope, in order (the fleet's host list changes only when a host
-/// first connects), and per host which series of its dictionary the module
-/// sees (a dictionary changes only when its session defines series).
+/// first connects), per host which series of its dictionary the module
+/// sees (a dictionary changes only when its session defines series), and
+/// the readings of each host's snapshot (a snapshot changes once per
+/// batch, while the traffic kinds' rounds come ten times a second).
 #[derive(Debug, Default)]
 pub struct Projection {
     hosts: Option<(Hosts, Vec<Arc<str>>)>,
-    seen: HashMap<Arc<str>, Visible>,
+    seen: HashMap<Arc<str>, Kept>,
 }
 
 /// A service set's goal as modules see it: as few instances as possible
@@ -89,12 +99,17 @@ pub fn build_with(
         .iter()
         .filter_map(|id| {
             let snap = hosts.get(id)?.load();
-            let (dictionary, visible) = seen
-                .entry(id.clone())
-                .or_insert_with(|| (Arc::default(), Vec::new()));
-            if !Arc::ptr_eq(dictionary, &snap.series) || dictionary.len() != snap.series.len() {
-                *dictionary = snap.series.clone();
-                *visible = (0u32..)
+            let kept = seen.entry(id.clone()).or_default();
+            if let Some((from, built)) = &kept.built {
+                if std::ptr::eq(from.as_ptr(), Arc::as_ptr(&snap)) {
+                    return Some(built.clone());
+                }
+            }
+            if !Arc::ptr_eq(&kept.dictionary, &snap.series)
+                || kept.dictionary.len() != snap.series.len()
+            {
+                kept.dictionary = snap.series.clone();
+                kept.visible = (0u32..)
                     .zip(snap.series.iter())
                     .filter(|(_, d)| {
                         scope.sees(id, &d.resource)
@@ -103,7 +118,8 @@ pub fn build_with(
                     .map(|(i, _)| i)
                     .collect();
             }
-            let readings = visible
+            let readings = kept
+                .visible
                 .iter()
                 .filter_map(|&i| {
                     let latest = (*snap.latest.get(i as usize)?)?;
@@ -116,10 +132,12 @@ pub fn build_with(
                     })
                 })
                 .collect();
-            Some(HostReadings {
+            let built = Arc::new(HostReadings {
                 host: id.to_string(),
                 readings,
-            })
+            });
+            kept.built = Some((Arc::downgrade(&snap), built.clone()));
+            Some(built)
         })
         .collect();
     // Instances in force: the parameter's map is looked up once, and one
@@ -245,6 +263,10 @@ mod tests {
             assert_eq!(readings(&reused), want);
         };
         check(&mut kept, vec![("b", "cpu cpu.utilization", 0.5)]);
+        // No batch since: the same readings, shared, not built again.
+        let first = build_with(&mut kept, &view, &scope, &inputs, &settings, 5);
+        let again = build_with(&mut kept, &view, &scope, &inputs, &settings, 6);
+        assert!(Arc::ptr_eq(&first.hosts[0], &again.hosts[0]));
         // A new value, the same dictionary.
         apply(&view, "b", &[], &[(0, 0.7)], 2);
         check(&mut kept, vec![("b", "cpu cpu.utilization", 0.7)]);

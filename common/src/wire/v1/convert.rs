@@ -3,6 +3,7 @@
 //! on what the types cannot rule out (an invalid resource id).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::*;
 use crate::module as m;
@@ -332,18 +333,20 @@ impl TryFrom<Solicitation<'_>> for m::Solicitation {
                 hosts: view
                     .hosts
                     .into_iter()
-                    .map(|h| v::HostReadings {
-                        host: own(h.host),
-                        readings: h
-                            .readings
-                            .into_iter()
-                            .map(|r| v::Reading {
-                                resource: own(r.resource),
-                                metric: own(r.metric),
-                                value: r.value,
-                                at_ms: r.at_ms,
-                            })
-                            .collect(),
+                    .map(|h| {
+                        Arc::new(v::HostReadings {
+                            host: own(h.host),
+                            readings: h
+                                .readings
+                                .into_iter()
+                                .map(|r| v::Reading {
+                                    resource: own(r.resource),
+                                    metric: own(r.metric),
+                                    value: r.value,
+                                    at_ms: r.at_ms,
+                                })
+                                .collect(),
+                        })
                     })
                     .collect(),
                 service_sets: view

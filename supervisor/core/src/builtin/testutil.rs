@@ -65,7 +65,7 @@ pub fn view(
 ) -> SensorView {
     SensorView {
         at_ms,
-        hosts,
+        hosts: hosts.into_iter().map(Into::into).collect(),
         service_sets,
         settings: Vec::new(),
     }

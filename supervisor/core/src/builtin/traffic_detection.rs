@@ -33,7 +33,7 @@
 //! Only new samples update the baseline: a reading whose timestamp is not
 //! newer than the last one absorbed is re-evaluated but not counted again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use vcp_common::metric::{NIC_RX_BYTES, NIC_RX_PACKETS};
@@ -145,37 +145,41 @@ struct Verdict {
 #[derive(Debug, Clone, Default)]
 pub struct TrafficDetection {
     config: TrafficDetectionConfig,
-    /// Per `(host, resource)`.
-    interfaces: BTreeMap<(String, String), Interface>,
+    /// Per host, per resource.
+    interfaces: HashMap<String, BTreeMap<String, Interface>>,
 }
 
 impl TrafficDetection {
     pub fn new(config: TrafficDetectionConfig) -> Self {
         TrafficDetection {
             config,
-            interfaces: BTreeMap::new(),
+            interfaces: HashMap::new(),
         }
     }
+}
 
-    /// Judges sample `(x, at_ms)` against `b`, then absorbs it if new.
-    fn judge(&self, b: &mut Baseline, sample: Sample, min_sd: f64) -> Option<Verdict> {
-        let (x, at_ms) = sample?;
-        let c = &self.config;
-        let warm = b.samples >= c.warmup;
-        let bound = b.mean + c.threshold * b.sd(c.min_sd_fraction, min_sd);
-        let anomalous = warm && x > bound;
-        if b.last_at_ms.is_none_or(|last| at_ms > last) {
-            b.last_at_ms = Some(at_ms);
-            let alpha = if anomalous { c.anomaly_alpha } else { c.alpha };
-            if alpha > 0.0 {
-                b.absorb(x, alpha);
-            }
+/// Judges sample `(x, at_ms)` against `b`, then absorbs it if new.
+fn judge(
+    c: &TrafficDetectionConfig,
+    b: &mut Baseline,
+    sample: Sample,
+    min_sd: f64,
+) -> Option<Verdict> {
+    let (x, at_ms) = sample?;
+    let warm = b.samples >= c.warmup;
+    let bound = b.mean + c.threshold * b.sd(c.min_sd_fraction, min_sd);
+    let anomalous = warm && x > bound;
+    if b.last_at_ms.is_none_or(|last| at_ms > last) {
+        b.last_at_ms = Some(at_ms);
+        let alpha = if anomalous { c.anomaly_alpha } else { c.alpha };
+        if alpha > 0.0 {
+            b.absorb(x, alpha);
         }
-        warm.then_some(Verdict {
-            anomalous,
-            over: (x - bound).max(0.0),
-        })
     }
+    warm.then_some(Verdict {
+        anomalous,
+        over: (x - bound).max(0.0),
+    })
 }
 
 impl ModuleLogic for TrafficDetection {
@@ -197,19 +201,28 @@ impl ModuleLogic for TrafficDetection {
         if !self.config.is_valid() {
             return Vec::new();
         }
+        let c = &self.config;
         let mut out = Vec::new();
+        // resource → (bytes sample, packets sample); a host has few NICs.
+        let mut samples: Vec<(&str, (Sample, Sample))> = Vec::new();
         for h in &s.view.hosts {
-            // resource → (bytes sample, packets sample)
-            let mut samples: BTreeMap<&str, (Sample, Sample)> = BTreeMap::new();
+            samples.clear();
             for r in &h.readings {
                 let Some(ifname) = r.resource.strip_prefix("nic/") else {
                     continue;
                 };
-                if ifname.is_empty() || self.config.ignore.iter().any(|i| i == ifname) {
+                if ifname.is_empty() || c.ignore.iter().any(|i| i == ifname) {
                     continue;
                 }
                 let Some(x) = usable(r.value) else { continue };
-                let slot = samples.entry(r.resource.as_str()).or_default();
+                let at = match samples.iter().position(|(res, _)| *res == r.resource) {
+                    Some(at) => at,
+                    None => {
+                        samples.push((r.resource.as_str(), Default::default()));
+                        samples.len() - 1
+                    }
+                };
+                let slot = &mut samples[at].1;
                 if r.metric == NIC_RX_BYTES.name {
                     slot.0.get_or_insert((x, r.at_ms));
                 } else if r.metric == NIC_RX_PACKETS.name {
@@ -217,23 +230,23 @@ impl ModuleLogic for TrafficDetection {
                 }
             }
             // Interfaces of this host with state: judged, or gone.
-            let mut keys: Vec<(String, String)> = self
-                .interfaces
-                .range((h.host.clone(), String::new())..)
-                .take_while(|((host, _), _)| host == &h.host)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for resource in samples.keys() {
-                let k = (h.host.clone(), (*resource).to_owned());
-                if !self.interfaces.contains_key(&k) {
-                    keys.push(k);
+            let known = match self.interfaces.get_mut(&h.host) {
+                Some(known) => known,
+                None if samples.is_empty() => continue,
+                None => self.interfaces.entry(h.host.clone()).or_default(),
+            };
+            for (resource, _) in &samples {
+                if !known.contains_key(*resource) {
+                    known.insert((*resource).to_owned(), Interface::default());
                 }
             }
-            for key in keys {
-                let (bytes, packets) = samples.get(key.1.as_str()).copied().unwrap_or_default();
-                let mut st = self.interfaces.remove(&key).unwrap_or_default();
-                let vb = self.judge(&mut st.bytes, bytes, self.config.min_sd_bytes);
-                let vp = self.judge(&mut st.packets, packets, self.config.min_sd_packets);
+            for (resource, st) in known.iter_mut() {
+                let (bytes, packets) = samples
+                    .iter()
+                    .find(|(r, _)| r == resource)
+                    .map_or_else(Default::default, |(_, s)| *s);
+                let vb = judge(c, &mut st.bytes, bytes, c.min_sd_bytes);
+                let vp = judge(c, &mut st.packets, packets, c.min_sd_packets);
                 let anomalous = vb.as_ref().is_some_and(|v| v.anomalous)
                     || vp.as_ref().is_some_and(|v| v.anomalous);
                 let mut excess = vb.as_ref().map_or(0.0, |v| v.over);
@@ -251,18 +264,16 @@ impl ModuleLogic for TrafficDetection {
                 } else {
                     None
                 };
-                let resource = ResourceId::new(key.1.as_str());
-                if let (Some(value), Ok(resource)) = (value, resource) {
+                if let (Some(value), Ok(resource)) = (value, ResourceId::new(resource.as_str())) {
                     out.push(Proposal {
                         target: Target::Resource {
-                            host: key.0.clone(),
+                            host: h.host.clone(),
                             resource,
                         },
                         parameter: param::TRAFFIC_EXCESS.to_owned(),
                         value,
                     });
                 }
-                self.interfaces.insert(key, st);
             }
         }
         out
@@ -335,7 +346,7 @@ mod tests {
         // Back to normal: 0 once, then silence; the normal sample is absorbed.
         assert_eq!(bytes(&mut m, 51, 160.0), vec![0.0]);
         assert!(bytes(&mut m, 52, 160.0).is_empty());
-        let b = &m.interfaces[&("h1".to_owned(), "nic/eth0".to_owned())].bytes;
+        let b = &m.interfaces["h1"]["nic/eth0"].bytes;
         // 160: δ 10 → mean 155, var 0.5 × (2500 + 50) = 1275; again δ 5.
         assert_eq!(b.mean, 157.5);
         assert_eq!(b.var, 0.5 * (1275.0 + 5.0 * 2.5));
@@ -369,7 +380,7 @@ mod tests {
         bytes(&mut m, 1, 100.0);
         bytes(&mut m, 1, 100.0);
         assert!(bytes(&mut m, 1, 900.0).is_empty(), "still warming up");
-        let b = &m.interfaces[&("h1".to_owned(), "nic/eth0".to_owned())].bytes;
+        let b = &m.interfaces["h1"]["nic/eth0"].bytes;
         assert_eq!((b.samples, b.mean), (1, 100.0));
     }
 
@@ -408,7 +419,7 @@ mod tests {
             assert!(run(&mut m, v).is_empty());
             assert!(run(&mut m, nic_view(t, "eth0", Some(f64::NAN), Some(-1.0))).is_empty());
         }
-        assert!(m.interfaces.keys().all(|(_, r)| r != "nic/lo"));
+        assert!(m.interfaces.values().all(|h| !h.contains_key("nic/lo")));
         bytes(&mut m, 10, 100.0);
         bytes(&mut m, 11, 200.0);
         assert_eq!(bytes(&mut m, 12, 400.0), vec![100.0]);
