@@ -69,6 +69,8 @@ impl BatchEncoder {
         let mut zstd = ZEncoder::new(level).map_err(zstd_err("encoder setup"))?;
         for p in [
             CParameter::WindowLog(WINDOW_LOG),
+            CParameter::HashLog(WINDOW_LOG + 1),
+            CParameter::ChainLog(WINDOW_LOG),
             CParameter::ChecksumFlag(false),
             CParameter::ContentSizeFlag(false),
             CParameter::DictIdFlag(false),

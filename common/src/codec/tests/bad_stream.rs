@@ -52,7 +52,8 @@ fn rle_bomb(window_log: u8, blocks: usize) -> Vec<u8> {
     let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (window_log - 10) << 3];
     for i in 0..blocks {
         let last = u32::from(i + 1 == blocks);
-        let header = (128 * 1024u32) << 3 | 1 << 1 | last;
+        // The largest block the window allows.
+        let header = (128 * 1024u32).min(1 << window_log) << 3 | 1 << 1 | last;
         f.extend_from_slice(&header.to_le_bytes()[..3]);
         f.push(0);
     }
@@ -61,7 +62,7 @@ fn rle_bomb(window_log: u8, blocks: usize) -> Vec<u8> {
 
 #[test]
 fn handmade_rle_bomb_of_a_gigabyte_hits_the_limit() {
-    let bomb = rle_bomb(20, 8192); // 1 GiB from 32 KiB
+    let bomb = rle_bomb(WINDOW_LOG as u8, 65_536); // 1 GiB from 256 KiB
     let mut dec = decoder();
     expect_err(dec.decode(&bomb), "exceeds the limit");
     // A small limit is honoured exactly.
@@ -71,7 +72,7 @@ fn handmade_rle_bomb_of_a_gigabyte_hits_the_limit() {
     };
     let mut dec = BatchDecoder::new(limits).unwrap();
     expect_err(
-        dec.decode(&rle_bomb(20, 1)),
+        dec.decode(&rle_bomb(WINDOW_LOG as u8, 1)),
         "exceeds the limit of 1000 bytes",
     );
     assert_eq!(dec.buf.len(), 1000);
@@ -90,8 +91,9 @@ fn garbage_and_empty_payloads_are_refused() {
     expect_err(dec.decode(&[]), "empty batch payload");
     let mut dec = decoder();
     expect_err(dec.decode(b"hello, I am not zstd at all"), "zstd");
-    // zstd that decompresses to nothing at all: header, empty last raw block.
-    let empty = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x50, 0x01, 0x00, 0x00];
+    // zstd that decompresses to nothing at all: header (window 2^14),
+    // empty last raw block.
+    let empty = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x20, 0x01, 0x00, 0x00];
     let mut dec = decoder();
     expect_err(
         dec.decode(&empty),
