@@ -178,9 +178,9 @@ impl Driver<'_> {
                 e = self.conn.closed() => Wake::Closed(e),
             };
             match wake {
-                Wake::Read(Read::Bytes(n)) => {
+                Wake::Read(Read::Bytes(bytes)) => {
                     self.count_udp();
-                    self.session.handle_input(&p.chunk[..n], Instant::now());
+                    self.session.handle_input(&bytes, Instant::now());
                 }
                 Wake::Read(Read::Finished) => self.session.handle_finished(Instant::now()),
                 Wake::Read(Read::Lost(why)) => return End::Lost(why),

@@ -164,6 +164,6 @@ impl Judge {
     fn publish(&self, now: i64) {
         self.judgement.publish(&self.shared, now);
         self.report.store(Arc::new(self.judgement.report(now)));
-        self.state.store(Arc::new(self.judgement.state().encode()));
+        self.state.store(Arc::new(self.judgement.encode_state()));
     }
 }

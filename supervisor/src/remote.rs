@@ -149,9 +149,7 @@ impl Driver<'_> {
                 _ = async { match &retired { Some(m) => m.retired().await, None => std::future::pending().await } } => Wake::Retired,
             };
             match wake {
-                Wake::Read(Read::Bytes(n)) => {
-                    self.session.handle_input(&p.chunk[..n], Instant::now())
-                }
+                Wake::Read(Read::Bytes(bytes)) => self.session.handle_input(&bytes, Instant::now()),
                 Wake::Read(Read::Finished) => self.session.handle_finished(),
                 Wake::Read(Read::Lost(why)) => return Err(why),
                 Wake::Timeout => self.session.handle_timeout(Instant::now()),

@@ -10,12 +10,14 @@ use vcp_common::session::Close;
 /// connection close overtakes it.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
-/// Chunk read from the stream at a time: one burst for the session.
+/// Most bytes taken from the stream at a time: one burst for the session.
 const CHUNK: usize = 64 * 1024;
 
-/// What one read brought.
+/// What one read brought: the received bytes themselves, held by quinn's
+/// packet buffer until the session took them (no buffer of our own per
+/// connection).
 pub enum Read {
-    Bytes(usize),
+    Bytes(bytes::Bytes),
     /// The peer finished its side of the stream.
     Finished,
     /// The connection or stream went away.
@@ -26,7 +28,6 @@ pub enum Read {
 pub struct Pipe {
     pub send: quinn::SendStream,
     recv: quinn::RecvStream,
-    pub chunk: Vec<u8>,
 }
 
 impl Pipe {
@@ -45,17 +46,13 @@ impl Pipe {
             None => accept.await?,
         };
         let (send, recv) = streams;
-        Ok(Some(Pipe {
-            send,
-            recv,
-            chunk: vec![0; CHUNK],
-        }))
+        Ok(Some(Pipe { send, recv }))
     }
 
-    /// Reads into `self.chunk`. Cancel-safe.
+    /// The next bytes of the stream, in order. Cancel-safe.
     pub async fn read(&mut self) -> Read {
-        match self.recv.read(&mut self.chunk).await {
-            Ok(Some(n)) => Read::Bytes(n),
+        match self.recv.read_chunk(CHUNK, true).await {
+            Ok(Some(chunk)) => Read::Bytes(chunk.bytes),
             Ok(None) => Read::Finished,
             Err(e) => Read::Lost(e.to_string()),
         }

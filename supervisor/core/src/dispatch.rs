@@ -319,9 +319,11 @@ impl<O: Outbox> Dispatcher<O> {
     /// Sends what waits for agents that are online.
     pub fn flush(&mut self, now: i64) {
         let mut sent = Vec::new();
-        for (agent, tx) in &self.online {
-            let Some(queue) = self.outbox.get_mut(agent) else {
-                continue;
+        // Only hosts with something waiting: an emptied queue is removed,
+        // so a flush costs what is waiting, not the size of the fleet.
+        self.outbox.retain(|agent, queue| {
+            let Some(tx) = self.online.get(agent) else {
+                return !queue.is_empty();
             };
             let mut full = false;
             queue.retain(|_, p| {
@@ -339,7 +341,8 @@ impl<O: Outbox> Dispatcher<O> {
                     }
                 }
             });
-        }
+            !queue.is_empty()
+        });
         for (agent, configure, module) in sent {
             self.count(&module).sent += 1;
             // The answer is timed from when it was sent.
@@ -362,7 +365,7 @@ impl<O: Outbox> Dispatcher<O> {
     pub fn tick(&mut self, now: i64) {
         let ttl = self.ttl_ms;
         let mut expired = Vec::new();
-        for (agent, queue) in &mut self.outbox {
+        self.outbox.retain(|agent, queue| {
             queue.retain(|_, p| {
                 let keep = now - p.since_ms <= ttl;
                 if !keep {
@@ -370,7 +373,8 @@ impl<O: Outbox> Dispatcher<O> {
                 }
                 keep
             });
-        }
+            !queue.is_empty()
+        });
         for (agent, target, module) in expired {
             let c = self.count(&module);
             c.expired += 1;

@@ -316,6 +316,26 @@ impl Judgement {
         }
     }
 
+    /// [`Self::state`], encoded, without copying it first: the same bytes
+    /// as `state().encode()` (the judge encodes it twice a second, and the
+    /// contribution history grows with the fleet's targets).
+    pub fn encode_state(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            reputation: ReputationState<ModuleKey>,
+            contribution: &'a Contribution<ModuleKey, TargetKey>,
+            goals: &'a [GoalRecord],
+            feedback: i64,
+        }
+        postcard::to_stdvec(&Borrowed {
+            reputation: self.reputation.state(),
+            contribution: &self.contribution,
+            goals: &self.goals,
+            feedback: self.feedback,
+        })
+        .unwrap_or_default()
+    }
+
     /// Publishes the reputation snapshot rounds read.
     pub fn publish(&self, shared: &SharedReputation<ModuleKey>, now: i64) {
         self.reputation.publish(shared, now);

@@ -52,7 +52,20 @@ fn the_state_round_trips_and_restores_the_same_judgement() {
         )
         .unwrap();
     }
-    let state = JudgeState::decode(&j.state().encode()).unwrap();
+    let decision = Decision {
+        round: 3,
+        target: vcp_common::module::Target::ServiceSet("web".into()),
+        parameter: "instances".into(),
+        value: 4.0,
+        module: "m".into(),
+        control_plane: "p".into(),
+        contenders: 1,
+        influences: vec![(key.clone(), 1.0)],
+    };
+    j.take(Evidence::Decisions(vec![Arc::new(decision)]), 600)
+        .unwrap();
+    assert_eq!(j.encode_state(), j.state().encode());
+    let state = JudgeState::decode(&j.encode_state()).unwrap();
     assert_eq!(state, j.state());
     let back = Judgement::new(ReputationConfig::default(), &[], Some(state));
     assert_eq!(back.report(1_000), j.report(1_000));

@@ -1,6 +1,8 @@
 //! Members of service sets: hosts, or resources of hosts, and the rule
 //! that no resource belongs to two customers.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use vcp_common::resource::ResourceId;
 use vcp_common::view::Member;
@@ -45,34 +47,102 @@ pub fn overlapping_members(
     sets: &[ServiceSetConfig],
     customer: Option<&str>,
 ) -> Option<(usize, String)> {
-    for (j, b) in sets.iter().enumerate() {
-        for a in &sets[..j] {
-            if a.customer.get_ref() == b.customer.get_ref()
-                || a.customer.get_ref() == OPERATOR
-                || b.customer.get_ref() == OPERATOR
-                || customer.is_some_and(|c| a.customer.get_ref() != c && b.customer.get_ref() != c)
-            {
-                continue;
+    // Members of different hosts never overlap: only members of one host
+    // are compared, so ten thousand sets cost no hundred million pairs.
+    // The operator's sets may overlap anything.
+    let mut by_host: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (j, s) in sets.iter().enumerate() {
+        if s.customer.get_ref() != OPERATOR {
+            for (k, m) in s.members.iter().enumerate() {
+                by_host.entry(m.host.as_str()).or_default().push((j, k));
             }
-            for mb in &b.members {
-                if let Some(ma) = a
-                    .members
-                    .iter()
-                    .find(|ma| ma.member().overlaps(&mb.member()))
+        }
+    }
+    // The first pair in the order (later set, earlier set, its member, the
+    // earlier set's member), whichever host it lies on.
+    let mut first: Option<(usize, usize, usize, usize)> = None;
+    for members in by_host.values() {
+        for (x, &(j, kb)) in members.iter().enumerate() {
+            let (b, mb) = (&sets[j], &sets[j].members[kb]);
+            for &(i, ka) in &members[..x] {
+                let (a, ma) = (&sets[i], &sets[i].members[ka]);
+                let pair = (j, i, kb, ka);
+                if i == j
+                    || first.is_some_and(|f| f <= pair)
+                    || a.customer.get_ref() == b.customer.get_ref()
+                    || customer
+                        .is_some_and(|c| a.customer.get_ref() != c && b.customer.get_ref() != c)
                 {
-                    return Some((
-                        j,
-                        format!(
-                            "member {mb} of service set {:?} (customer {:?}) overlaps member {ma} of service set {:?} (customer {:?}): a resource belongs to one account",
-                            b.id.get_ref(),
-                            b.customer.get_ref(),
-                            a.id.get_ref(),
-                            a.customer.get_ref()
-                        ),
-                    ));
+                    continue;
+                }
+                if ma.member().overlaps(&mb.member()) {
+                    first = Some(pair);
                 }
             }
         }
     }
-    None
+    let (j, i, kb, ka) = first?;
+    let (a, b) = (&sets[i], &sets[j]);
+    Some((
+        j,
+        format!(
+            "member {} of service set {:?} (customer {:?}) overlaps member {} of service set {:?} (customer {:?}): a resource belongs to one account",
+            b.members[kb],
+            b.id.get_ref(),
+            b.customer.get_ref(),
+            a.members[ka],
+            a.id.get_ref(),
+            a.customer.get_ref()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sets(text: &str) -> Vec<ServiceSetConfig> {
+        #[derive(Deserialize)]
+        struct File {
+            service_sets: Vec<ServiceSetConfig>,
+        }
+        toml::from_str::<File>(text).unwrap().service_sets
+    }
+
+    #[test]
+    fn the_first_overlap_in_set_order_is_named_whatever_host_it_is_on() {
+        let set = |id: &str, customer: &str, members: &str| {
+            format!("[[service_sets]]\nid = \"{id}\"\ncustomer = \"{customer}\"\ninstances = {{ min = 1, max = 2, initial = 1 }}\nmembers = [{members}]\n")
+        };
+        let text = [
+            set("ops", OPERATOR, "{ host = \"h1\" }, { host = \"h2\" }"),
+            set(
+                "a",
+                "acme",
+                "{ host = \"h2\", resource = \"cgroup/web\" }, { host = \"h1\" }",
+            ),
+            set(
+                "b",
+                "globex",
+                "{ host = \"h3\" }, { host = \"h1\", resource = \"cgroup/x\" }",
+            ),
+            set("c", "initech", "{ host = \"h2\" }"),
+        ]
+        .concat();
+        let sets = sets(&text);
+        let (j, message) = overlapping_members(&sets, None).unwrap();
+        assert_eq!(j, 2, "{message}");
+        assert!(
+            message.starts_with("member h1 cgroup/x of service set \"b\" (customer \"globex\") overlaps member h1 (whole host) of service set \"a\""),
+            "{message}"
+        );
+        // Scoped to one customer: only pairs involving it count.
+        let (j, message) = overlapping_members(&sets, Some("initech")).unwrap();
+        assert_eq!(j, 3, "{message}");
+        assert!(
+            message.contains("overlaps member h2 cgroup/web of service set \"a\""),
+            "{message}"
+        );
+        assert!(overlapping_members(&sets[..2], None).is_none());
+    }
 }

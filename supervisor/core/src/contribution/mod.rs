@@ -155,7 +155,10 @@ where
             influences: self.normalise(influences),
         };
         self.stats.decisions += 1;
-        let history = self.decisions.entry(target.clone()).or_default();
+        let history = match self.decisions.get_mut(target) {
+            Some(history) => history,
+            None => self.decisions.entry(target.clone()).or_default(),
+        };
         if latest_round == Some(round) {
             history.pop_back();
         }
