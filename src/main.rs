@@ -149,12 +149,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A simulated fleet's hosts retry as agents do; ten thousand of them
+    // warning about each retry would bury the bench's report.
+    let quiet = match cli.command {
+        Command::BenchFleet(_) => "warn,vcp_agent=error",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| quiet.into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Demo(args) => runtime()?.block_on(vcp::demo::run(args)),
         Command::BenchRounds(args) => runtime()?.block_on(vcp::bench_rounds::run(args)),
         Command::BenchFleet(args) => runtime()?.block_on(vcp::fleet_bench::run(args)).map(drop),
