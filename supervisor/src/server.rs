@@ -158,6 +158,7 @@ impl Supervisor {
                         engine: engine.clone(),
                         data_dir: config.data_dir.clone(),
                     },
+                    &limits.api,
                 )
                 .await
                 .map_err(|source| StartError::ApiBind {

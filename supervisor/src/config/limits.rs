@@ -25,6 +25,12 @@
 //! max_frame = 1048576
 //! frames_per_second = 100
 //! register_timeout_ms = 5000
+//!
+//! [limits.api]
+//! max_connections = 1024        # open HTTP connections; more wait in the backlog
+//! header_read_timeout_ms = 10000 # a request's headers arrive within this, or closed
+//! request_timeout_ms = 30000    # a request answered within this, or 408
+//! max_in_flight = 256           # requests handled at once; more get 503 at once
 //! ```
 
 use std::time::Duration;
@@ -45,6 +51,7 @@ pub struct Limits {
     pub max_incoming: usize,
     pub agent: AgentConfig,
     pub module: ModuleConfig,
+    pub api: HttpLimits,
 }
 
 impl Default for Limits {
@@ -57,7 +64,40 @@ impl Default for Limits {
             max_incoming: 1024,
             agent: AgentConfig::default(),
             module: ModuleConfig::default(),
+            api: HttpLimits::default(),
         }
+    }
+}
+
+/// What HTTP clients may make the API server hold: connections, the time
+/// a request may take to arrive and to be answered, requests at once.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_read_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 1024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_in_flight: 256,
+        }
+    }
+}
+
+impl HttpLimits {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 }
 
@@ -180,6 +220,19 @@ impl Limits {
                 "limits.module.register_timeout_ms",
                 self.module.register_timeout_ms as f64,
             ),
+            (
+                "limits.api.max_connections",
+                self.api.max_connections as f64,
+            ),
+            (
+                "limits.api.header_read_timeout_ms",
+                self.api.header_read_timeout_ms as f64,
+            ),
+            (
+                "limits.api.request_timeout_ms",
+                self.api.request_timeout_ms as f64,
+            ),
+            ("limits.api.max_in_flight", self.api.max_in_flight as f64),
         ];
         if let Some((name, v)) = positive.iter().find(|(_, v)| v.is_nan() || *v <= 0.0) {
             return Err(format!("{name} must be positive, got {v}"));
