@@ -14,6 +14,7 @@ fn limits(header_ms: u64, request_ms: u64, connections: usize, in_flight: usize)
         header_read_timeout_ms: header_ms,
         request_timeout_ms: request_ms,
         max_in_flight: in_flight,
+        ..HttpLimits::default()
     }
 }
 

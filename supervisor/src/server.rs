@@ -157,6 +157,7 @@ impl Supervisor {
                         planes,
                         engine: engine.clone(),
                         data_dir: config.data_dir.clone(),
+                        limiter: Arc::new(crate::api::limiter::TokenLimiter::new(&limits.api)),
                     },
                     &limits.api,
                 )

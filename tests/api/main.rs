@@ -9,6 +9,7 @@ mod common;
 mod access;
 mod input;
 mod ledger;
+mod limits;
 mod workflows;
 
 use std::net::SocketAddr;
@@ -61,9 +62,19 @@ pub struct Tokens {
 }
 
 pub async fn start(dir: &std::path::Path, hold: Option<&str>) -> (Loopback, Tokens) {
+    start_with(dir, hold, |_| {}).await
+}
+
+/// As [`start`], with the supervisor's file changed by `tweak` first.
+pub async fn start_with(
+    dir: &std::path::Path,
+    hold: Option<&str>,
+    tweak: impl FnOnce(&mut vcp_supervisor::config::SupervisorFile),
+) -> (Loopback, Tokens) {
     init_logs();
     let mut opts = common::fast(2, dir);
     opts.control = acme_scenario(vcp::demo::scenario::CUSTOM_MODULE, "replace", EXTRA);
+    tweak(&mut opts.control);
     opts.api = Some(ApiOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         hold_task: hold.map(str::to_owned),

@@ -11,14 +11,18 @@ use vcp_store::accounts::{Principal, Role};
 /// The dashboard's cookie.
 pub const COOKIE: &str = "vcp_token";
 
-/// An authenticated caller.
+/// An authenticated caller, holding its token's place among the requests
+/// in flight (see [`super::limiter`]) until the handler is done with it.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller {
+    principal: Principal,
+    _in_flight: std::sync::Arc<tokio::sync::OwnedSemaphorePermit>,
+}
 
 impl std::ops::Deref for Caller {
     type Target = Principal;
     fn deref(&self) -> &Principal {
-        &self.0
+        &self.principal
     }
 }
 
@@ -58,10 +62,17 @@ impl FromRequestParts<ApiState> for Caller {
         };
         let accounts = state.accounts.clone();
         let token = token.to_owned();
+        let key = vcp_store::accounts::digest(&token);
         let found = super::blocking(move || accounts.authenticate(&token)).await?;
-        found
-            .map(Caller)
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))
+        let principal = found.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+        let permit = state
+            .limiter
+            .admit(&key, std::time::Instant::now())
+            .map_err(|r| ApiError::too_many(r.reason, r.retry_after_s))?;
+        Ok(Caller {
+            principal,
+            _in_flight: std::sync::Arc::new(permit),
+        })
     }
 }
 

@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds to wait before trying again (`Retry-After`), for a 429.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -16,6 +18,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    pub fn too_many(message: impl Into<String>, retry_after_s: u64) -> ApiError {
+        ApiError {
+            retry_after_s: Some(retry_after_s),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
 
@@ -61,6 +71,10 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer realm=\"vcp\""),
             );
+        }
+        if let Some(s) = self.retry_after_s {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
         }
         r
     }

@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod extract;
 mod hosts;
+pub mod limiter;
 mod modules;
 mod planes;
 mod sets;
@@ -42,6 +43,8 @@ pub struct ApiState {
     pub engine: Arc<Engine>,
     /// The ledger's directory (statements are read from it).
     pub data_dir: PathBuf,
+    /// Each token's share of the API.
+    pub limiter: Arc<limiter::TokenLimiter>,
 }
 
 /// The routes of the API and the metrics.

@@ -31,6 +31,9 @@
 //! header_read_timeout_ms = 10000 # a request's headers arrive within this, or closed
 //! request_timeout_ms = 30000    # a request answered within this, or 408
 //! max_in_flight = 256           # requests handled at once; more get 503 at once
+//! per_token_in_flight = 32      # one token's requests at once; more get 429
+//! per_token_rate = 100          # one token's requests a second; past it, 429
+//! per_token_burst = 200
 //! ```
 
 use std::time::Duration;
@@ -78,6 +81,9 @@ pub struct HttpLimits {
     pub header_read_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub max_in_flight: usize,
+    pub per_token_in_flight: usize,
+    pub per_token_rate: f64,
+    pub per_token_burst: f64,
 }
 
 impl Default for HttpLimits {
@@ -87,6 +93,9 @@ impl Default for HttpLimits {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_in_flight: 256,
+            per_token_in_flight: 32,
+            per_token_rate: 100.0,
+            per_token_burst: 200.0,
         }
     }
 }
@@ -233,6 +242,12 @@ impl Limits {
                 self.api.request_timeout_ms as f64,
             ),
             ("limits.api.max_in_flight", self.api.max_in_flight as f64),
+            (
+                "limits.api.per_token_in_flight",
+                self.api.per_token_in_flight as f64,
+            ),
+            ("limits.api.per_token_rate", self.api.per_token_rate),
+            ("limits.api.per_token_burst", self.api.per_token_burst),
         ];
         if let Some((name, v)) = positive.iter().find(|(_, v)| v.is_nan() || *v <= 0.0) {
             return Err(format!("{name} must be positive, got {v}"));
@@ -246,6 +261,9 @@ impl Limits {
                     "{name} must be between 1024 and 2^32-1 bytes, got {v}"
                 ));
             }
+        }
+        if self.api.per_token_burst < 1.0 {
+            return Err("limits.api.per_token_burst must be at least 1".into());
         }
         if self.agent.readings_burst < self.agent.readings_per_second {
             return Err("limits.agent.readings_burst must be at least readings_per_second".into());

@@ -70,7 +70,7 @@ impl std::ops::Deref for Viewer {
 
 impl Viewer {
     pub fn principal(&self) -> &Principal {
-        &self.0 .0
+        &self.0
     }
 }
 

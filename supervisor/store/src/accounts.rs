@@ -27,7 +27,9 @@ pub struct Accounts {
 /// Token prefix: makes a leaked token easy to recognise.
 const PREFIX: &str = "vcp_";
 
-fn digest(token: &str) -> String {
+/// A token's SHA-256, in hex: what is stored, and what names a token
+/// anywhere else (never the secret itself).
+pub fn digest(token: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
