@@ -49,7 +49,6 @@ impl FleetCa {
         })
     }
 
-    /// Issues a certificate for `dns_name`, usable by a server or a client.
     /// The CA [`write_fleet`] wrote into `dir` (`ca.pem`, `ca.key`), to
     /// issue more certificates under it.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
@@ -69,6 +68,7 @@ impl FleetCa {
         })
     }
 
+    /// Issues a certificate for `dns_name`, usable by a server or a client.
     pub fn issue(&self, dns_name: &str) -> anyhow::Result<Issued> {
         let mut params = CertificateParams::new(vec![dns_name.to_owned()])?;
         params.distinguished_name.push(DnType::CommonName, dns_name);

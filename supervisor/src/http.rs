@@ -5,7 +5,9 @@
 //! within `header_read_timeout` or the connection is closed (a client that
 //! trickles its headers holds nothing for long), each request answered
 //! within `request_timeout` or 408, and at most `max_in_flight` handled at
-//! once: one more is answered 503 at once rather than queued.
+//! once: one more is answered 503 at once rather than queued. Each token's
+//! own share (`per_token_*`) is taken when it authenticates
+//! (`api::limiter`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

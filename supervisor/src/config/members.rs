@@ -48,7 +48,7 @@ pub fn overlapping_members(
     customer: Option<&str>,
 ) -> Option<(usize, String)> {
     // Members of different hosts never overlap: only members of one host
-    // are compared, so ten thousand sets cost no hundred million pairs.
+    // are compared, so ten thousand sets cost no fifty million pairs.
     // The operator's sets may overlap anything.
     let mut by_host: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
     for (j, s) in sets.iter().enumerate() {
