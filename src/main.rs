@@ -64,6 +64,10 @@ enum Command {
         /// (repeatable): `<id>.pem`/`<id>.key` for `<id>.module.vcp`.
         #[arg(long = "module")]
         module: Vec<String>,
+        /// How long the supervisor's, agents' and modules' certificates
+        /// live (`90d`, `1y`, …); the CA lives 10 years.
+        #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+        validity: std::time::Duration,
     },
 }
 
@@ -78,6 +82,10 @@ enum TokenCommand {
         /// operator, customer or vendor.
         #[arg(long)]
         role: vcp_store::accounts::Role,
+        /// How long the token lives: `3s`, `1h`, `30d`…, or `never`
+        /// (operator only).
+        #[arg(long, default_value = "90d")]
+        ttl: vcp_store::accounts::Ttl,
         /// The supervisor's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -86,31 +94,96 @@ enum TokenCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// List the tokens (never their secrets).
+    List {
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke a token by its id (from `vcp token list`); a running
+    /// supervisor refuses it within seconds.
+    Revoke {
+        id: String,
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// Who runs this command, for the audit trail.
+fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown user".into());
+    format!("cli ({user})")
+}
+
+fn accounts(data_dir: Option<PathBuf>) -> anyhow::Result<vcp_store::accounts::Accounts> {
+    let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
+    let (store, _) = vcp_store::Store::open(&dir)
+        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    Ok(store.accounts())
 }
 
 fn create_token(
     account: &str,
     role: vcp_store::accounts::Role,
+    ttl: vcp_store::accounts::Ttl,
     data_dir: Option<PathBuf>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use vcp_store::Store;
+    use vcp_store::accounts::{Role, Ttl};
     use vcp_supervisor::config::check_account;
-    if account == vcp_core::plane::OPERATOR && role != vcp_store::accounts::Role::Operator {
+    if account == vcp_core::plane::OPERATOR && role != Role::Operator {
         anyhow::bail!("account {account:?} is the operator's: use --role operator");
     }
     if let Some(path) = config {
         let file = vcp_supervisor::config::SupervisorFile::load(&path)?;
         check_account(&file, account, role).map_err(anyhow::Error::msg)?;
-    } else if role == vcp_store::accounts::Role::Operator {
+    } else if role == Role::Operator {
         check_account(&Default::default(), account, role).map_err(anyhow::Error::msg)?;
     }
-    let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
-    let token = Store::open(&dir)?
-        .0
-        .accounts()
-        .create_token(account, role)?;
-    println!("{token}");
+    if ttl == Ttl::Never {
+        tracing::warn!("this token never expires: revoke it with `vcp token revoke` when done");
+    }
+    let issued = accounts(data_dir)?.issue(account, role, ttl, &cli_actor())?;
+    println!("{}", issued.token);
+    Ok(())
+}
+
+fn list_tokens(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use vcp_store::accounts::rfc3339;
+    let time = |ms: Option<i64>, none: &str| ms.map_or(none.to_owned(), rfc3339);
+    println!(
+        "{:<12}  {:<16}  {:<8}  {:<20}  {:<20}  {:<20}  state",
+        "id", "account", "role", "created", "expires", "last used"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    for t in accounts(data_dir)?.list()? {
+        let state = match (t.revoked_ms, t.expires_ms) {
+            (Some(at), _) => format!("revoked {}", rfc3339(at)),
+            (None, Some(e)) if e <= now => "expired".to_owned(),
+            _ => "valid".to_owned(),
+        };
+        println!(
+            "{:<12}  {:<16}  {:<8}  {:<20}  {:<20}  {:<20}  {state}",
+            t.id,
+            t.account,
+            t.role.as_str(),
+            rfc3339(t.created_ms),
+            time(t.expires_ms, "never"),
+            time(t.last_used_ms, "never"),
+        );
+    }
+    Ok(())
+}
+
+fn revoke_token(id: &str, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let t = accounts(data_dir)?.revoke(id, &cli_actor())?;
+    let at = t
+        .revoked_ms
+        .map_or_else(String::new, vcp_store::accounts::rfc3339);
+    println!("revoked {} ({} {}) at {at}", t.id, t.role, t.account);
     Ok(())
 }
 
@@ -178,21 +251,25 @@ fn main() -> anyhow::Result<()> {
         Command::Token(TokenCommand::Create {
             account,
             role,
+            ttl,
             data_dir,
             config,
-        }) => create_token(&account, role, data_dir, config),
+        }) => create_token(&account, role, ttl, data_dir, config),
+        Command::Token(TokenCommand::List { data_dir }) => list_tokens(data_dir),
+        Command::Token(TokenCommand::Revoke { id, data_dir }) => revoke_token(&id, data_dir),
         Command::Certs {
             out,
             agents,
             agent_id,
             module,
+            validity,
         } => {
             let ids = if agent_id.is_empty() {
                 (1..=agents).map(|i| format!("host-{i}")).collect()
             } else {
                 agent_id
             };
-            for f in vcp::certs::write_fleet(&out, &ids, &module)? {
+            for f in vcp::certs::write_fleet_valid(&out, &ids, &module, validity)? {
                 println!("{}", f.display());
             }
             Ok(())

@@ -370,7 +370,7 @@ async fn a_module_with_a_bad_credential_is_refused() {
     // A credential from another CA fails the handshake.
     let other = vcp::certs::FleetCa::new("other").unwrap();
     let mut foreign = fleet.module_connect(MODULE).unwrap();
-    let theirs = other.material(&other.issue("acme-test.module.vcp").unwrap());
+    let theirs = other.material(&other.module("acme-test").unwrap());
     (foreign.tls.chain, foreign.tls.key) = (theirs.chain, theirs.key);
     match serve(&mut Scripted::new(vec![]), &foreign, forever()).await {
         Err(e @ (ModuleError::Connection(_) | ModuleError::Stream(_))) => {

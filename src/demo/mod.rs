@@ -174,7 +174,7 @@ fn print_api(fleet: &crate::loopback::Loopback, agents: usize) -> anyhow::Result
     }
     who.push(("predictive-labs", Role::Vendor));
     println!(
-        "HTTP API on http://{addr}/v1 (OpenAPI: /v1/openapi.json), metrics on /metrics; tokens:"
+        "HTTP API on http://{addr}/v1 (plain HTTP, on loopback only; OpenAPI: /v1/openapi.json), metrics on /metrics; tokens:"
     );
     let mut operator = String::new();
     for (account, role) in who {
@@ -184,7 +184,13 @@ fn print_api(fleet: &crate::loopback::Loopback, agents: usize) -> anyhow::Result
             operator = token;
         }
     }
-    println!("dashboard: http://{addr}/ui/login?token={operator}");
+    let code = fleet
+        .supervisor()
+        .sign_in_codes
+        .mint(&operator, std::time::Instant::now())
+        .context("minting the dashboard's sign-in link")?;
+    let minute = vcp_supervisor::api::signin::CODE_TTL.as_secs();
+    println!("dashboard: http://{addr}/ui/login?code={code} (signs the operator in once, within {minute} s; after that, paste a token at /ui/login)");
     Ok(())
 }
 

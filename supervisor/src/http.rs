@@ -7,7 +7,14 @@
 //! within `request_timeout` or 408, and at most `max_in_flight` handled at
 //! once: one more is answered 503 at once rather than queued. Each token's
 //! own share (`per_token_*`) is taken when it authenticates
-//! (`api::limiter`).
+//! (`api::limiter`). With a TLS configuration every connection is HTTPS,
+//! its handshake done within `header_read_timeout` too.
+//!
+//! The server runs on a runtime of its own (`worker_threads` threads named
+//! `vcp-api`, at most `blocking_threads` more for its database reads),
+//! every thread of it `nice` steps below the rest of the supervisor: no
+//! request shares a thread with ingest or the rounds, and when the CPU is
+//! contended the rounds get it first.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,20 +73,22 @@ async fn overloaded(e: BoxError) -> Response {
     }
 }
 
-/// A running HTTP server.
+/// A running HTTP server, on its own runtime.
 pub struct ApiServer {
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
 }
 
 impl ApiServer {
-    /// Binds `listen` and serves `state` within `limits` until stopped.
+    /// Binds `listen` and serves `state` within `limits` until stopped,
+    /// over TLS with `tls`.
     pub async fn start(
         listen: SocketAddr,
         state: ApiState,
         limits: &HttpLimits,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> std::io::Result<ApiServer> {
-        Self::serve(listen, router(state), limits).await
+        Self::serve(listen, router(state), limits, tls).await
     }
 
     /// Binds `listen` and serves `app` within `limits`.
@@ -87,22 +96,85 @@ impl ApiServer {
         listen: SocketAddr,
         app: Router,
         limits: &HttpLimits,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> std::io::Result<ApiServer> {
-        let listener = TcpListener::bind(listen).await?;
+        let listener = TcpListener::bind(listen).await?.into_std()?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(accept_loop(listener, bounded(app, limits), limits.clone()));
-        tracing::info!(%addr, "API listening");
-        Ok(ApiServer { addr, task })
+        let runtime = runtime(limits)?;
+        let listener = {
+            let _in = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+        let app = bounded(app, limits);
+        runtime.spawn(accept_loop(listener, app, limits.clone(), tls));
+        tracing::info!(%addr, scheme, "API listening");
+        Ok(ApiServer {
+            addr,
+            runtime: std::sync::Mutex::new(Some(runtime)),
+        })
     }
 
+    /// Stops serving: the listener and every connection are dropped.
     pub fn stop(&self) {
-        self.task.abort();
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(rt) = runtime {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The API's own runtime: `worker_threads` and at most
+/// `blocking_threads`, each `nice` steps nicer than the thread that
+/// starts it.
+fn runtime(limits: &HttpLimits) -> std::io::Result<tokio::runtime::Runtime> {
+    let nice = limits.nice;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(limits.worker_threads)
+        .max_blocking_threads(limits.blocking_threads)
+        .thread_name("vcp-api")
+        .on_thread_start(move || lower_priority(nice))
+        .enable_all()
+        .build()
+}
+
+/// Makes the calling thread (only it: on Linux a nice value is a thread's)
+/// `by` steps nicer. Raising one's niceness needs no privilege; if it
+/// fails anyway the thread runs at the usual priority, which is only
+/// worth a debug line.
+fn lower_priority(by: i32) {
+    if by == 0 {
+        return;
+    }
+    // SAFETY: plain system calls on the calling thread's id, no memory.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if libc::setpriority(libc::PRIO_PROCESS, tid, (now + by).min(19)) != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "API thread priority unchanged");
+        }
     }
 }
 
 /// Accepts connections while fewer than `max_connections` are open and
 /// serves each on its own task.
-async fn accept_loop(listener: TcpListener, app: Router, limits: HttpLimits) {
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -122,10 +194,25 @@ async fn accept_loop(listener: TcpListener, app: Router, limits: HttpLimits) {
             }
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let (http, tls) = (http.clone(), tls.clone());
+        let handshake = limits.header_read_timeout();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => http.serve_connection(TokioIo::new(stream), service).await,
+                Some(tls) => match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "API TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("API TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "API connection ended");
             }
         });

@@ -28,7 +28,7 @@ async fn server(limits: &HttpLimits) -> ApiServer {
                 "slow"
             }),
         );
-    ApiServer::serve("127.0.0.1:0".parse().unwrap(), app, limits)
+    ApiServer::serve("127.0.0.1:0".parse().unwrap(), app, limits, None)
         .await
         .unwrap()
 }

@@ -41,6 +41,15 @@ struct Cli {
     /// with `vcp token create`).
     #[arg(long, default_value = vcp_supervisor::api::DEFAULT_LISTEN)]
     api_listen: SocketAddr,
+    /// Serve the HTTP API and dashboard over TLS with this certificate
+    /// (PEM; the supervisor's own from `vcp certs` will do, for clients
+    /// that trust the fleet CA). Without it the API is plain HTTP: keep it
+    /// on 127.0.0.1.
+    #[arg(long, requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--api-tls-cert`.
+    #[arg(long, requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
     /// Run without the HTTP API.
     #[arg(long)]
     no_api: bool,
@@ -60,6 +69,15 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => SupervisorFile::load(path)?,
         None => SupervisorFile::default(),
     };
+    let api_tls = match (&cli.api_tls_cert, &cli.api_tls_key) {
+        (Some(cert), Some(key)) => Some(vcp_supervisor::tls::https_config(cert, key)?),
+        _ => {
+            if !cli.no_api && !cli.api_listen.ip().is_loopback() {
+                tracing::warn!(listen = %cli.api_listen, "the API is plain HTTP on a non-loopback address: tokens cross the network in clear text (use --api-tls-cert/--api-tls-key)");
+            }
+            None
+        }
+    };
     let supervisor = Supervisor::start(SupervisorConfig {
         listen: cli.listen,
         data_dir: cli
@@ -67,7 +85,10 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(vcp_supervisor::config::default_data_dir),
         tls,
         control,
-        api: (!cli.no_api).then(|| ApiOptions::new(cli.api_listen)),
+        api: (!cli.no_api).then(|| ApiOptions {
+            tls: api_tls,
+            ..ApiOptions::new(cli.api_listen)
+        }),
     })
     .await
     .context("starting the supervisor")?;

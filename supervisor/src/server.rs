@@ -51,6 +51,8 @@ pub struct ApiOptions {
     /// For tests: a provisioning task of this name never finishes, as if
     /// the supervisor died while running it.
     pub hold_task: Option<String>,
+    /// HTTPS (see [`crate::tls::https_config`]); plain HTTP without.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ApiOptions {
@@ -58,6 +60,7 @@ impl ApiOptions {
         ApiOptions {
             listen,
             hold_task: None,
+            tls: None,
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Supervisor {
     pub fleet: Arc<Fleet>,
     pub control: Arc<Control>,
     pub accounts: Arc<Accounts>,
+    /// The dashboard's one-time sign-in links (the demo prints one).
+    pub sign_in_codes: Arc<crate::api::signin::SignInCodes>,
     pub engine: Arc<Engine>,
     /// The HTTP API, when configured.
     pub api: Option<ApiServer>,
@@ -100,6 +105,8 @@ pub struct Supervisor {
     pub live: Arc<Live>,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
+    /// Keeps the tokens in memory fresh.
+    tokens: tokio::task::JoinHandle<()>,
 }
 
 impl Supervisor {
@@ -147,6 +154,7 @@ impl Supervisor {
                 hold: config.api.as_ref().and_then(|a| a.hold_task.clone()),
             }),
         )?;
+        let sign_in_codes = Arc::new(crate::api::signin::SignInCodes::default());
         let api = match &config.api {
             Some(opts) => Some(
                 ApiServer::start(
@@ -154,12 +162,16 @@ impl Supervisor {
                     ApiState {
                         control: control.clone(),
                         accounts: accounts.clone(),
+                        audit: Arc::new(store.audit()),
                         planes,
                         engine: engine.clone(),
                         data_dir: config.data_dir.clone(),
                         limiter: Arc::new(crate::api::limiter::TokenLimiter::new(&limits.api)),
+                        sign_in_codes: sign_in_codes.clone(),
+                        secure_cookies: opts.tls.is_some(),
                     },
                     &limits.api,
+                    opts.tls.clone(),
                 )
                 .await
                 .map_err(|source| StartError::ApiBind {
@@ -169,6 +181,7 @@ impl Supervisor {
             ),
             None => None,
         };
+        let tokens = crate::api::keep_fresh(accounts.clone());
         let live = Arc::new(Live::default());
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -184,11 +197,13 @@ impl Supervisor {
             fleet,
             control,
             accounts,
+            sign_in_codes,
             engine,
             api,
             live,
             endpoint,
             accept,
+            tokens,
         })
     }
 
@@ -204,6 +219,7 @@ impl Supervisor {
             b"supervisor shutting down",
         );
         self.accept.abort();
+        self.tokens.abort();
         let _ = self.accept.await;
         if let Some(api) = &self.api {
             api.stop();

@@ -5,7 +5,9 @@ use serde_json::Value;
 use crate::common::{self, FixedInstances};
 use crate::*;
 
-const WHO: [&str; 6] = ["none", "bad", "operator", "acme", "globex", "vendor"];
+const WHO: [&str; 8] = [
+    "none", "bad", "operator", "acme", "globex", "vendor", "expired", "revoked",
+];
 
 /// One request of the access matrix.
 struct Row {
@@ -14,12 +16,13 @@ struct Row {
     method: &'static str,
     path: String,
     body: Option<&'static str>,
-    /// The status each of `WHO` gets.
+    /// The status each of `WHO` but the last two gets (an expired or a
+    /// revoked token gets 401 wherever no token does).
     want: [u16; 6],
 }
 
 /// Order matters only for the last row, which creates.
-fn matrix(wf: &str) -> Vec<Row> {
+fn matrix(wf: &str, spare: &str) -> Vec<Row> {
     let fb = Some(r#"{"rating": 4, "control_plane": "vcp-acme"}"#);
     vec![
         Row {
@@ -142,6 +145,41 @@ fn matrix(wf: &str) -> Vec<Row> {
             want: [401, 401, 200, 200, 404, 403],
         },
         Row {
+            doc: "/v1/tokens",
+            method: "get",
+            path: "/v1/tokens".into(),
+            body: None,
+            want: [401, 401, 200, 403, 403, 403],
+        },
+        Row {
+            doc: "/v1/tokens",
+            method: "post",
+            path: "/v1/tokens".into(),
+            body: Some(r#"{"account": "acme", "role": "customer", "ttl": "1h"}"#),
+            want: [401, 401, 201, 403, 403, 403],
+        },
+        Row {
+            doc: "/v1/tokens/{id}",
+            method: "delete",
+            path: format!("/v1/tokens/{spare}"),
+            body: None,
+            want: [401, 401, 200, 403, 403, 403],
+        },
+        Row {
+            doc: "/v1/sign-in-codes",
+            method: "post",
+            path: "/v1/sign-in-codes".into(),
+            body: None,
+            want: [401, 401, 201, 201, 201, 201],
+        },
+        Row {
+            doc: "/v1/audit",
+            method: "get",
+            path: "/v1/audit".into(),
+            body: None,
+            want: [401, 401, 200, 403, 403, 403],
+        },
+        Row {
             doc: "/metrics",
             method: "get",
             path: "/metrics".into(),
@@ -173,15 +211,25 @@ async fn every_endpoint_checks_role_and_ownership() {
     let path = "/v1/control-planes/vcp-globex";
     workflow(addr, "DELETE", path, &t.globex, None).await;
 
-    let tokens: [Option<&str>; 6] = [
+    // A token that expired, one revoked, and one the matrix revokes.
+    let accounts = fleet.supervisor().accounts.clone();
+    let brief = accounts.issue("acme", Role::Customer, "1s".parse().unwrap(), "test");
+    let revoked = accounts.create_token("operator", Role::Operator).unwrap();
+    let id = |token: &str| vcp_store::accounts::digest(token)[..12].to_owned();
+    accounts.revoke(&id(&revoked), "test").unwrap();
+    let spare = accounts.create_token("globex", Role::Customer).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tokens: [Option<&str>; 8] = [
         None,
         Some("vcp_0000000000000000000000000000000000000000000000000000000000000000"),
         Some(&t.operator),
         Some(&t.acme),
         Some(&t.globex),
         Some(&t.vendor),
+        Some(&brief.unwrap().token),
+        Some(&revoked),
     ];
-    let rows = matrix(&wf);
+    let rows = matrix(&wf, &id(&spare));
     for Row {
         method,
         path,
@@ -192,7 +240,13 @@ async fn every_endpoint_checks_role_and_ownership() {
     {
         for (i, token) in tokens.iter().enumerate() {
             let (status, resp) = call(addr, &method.to_uppercase(), path, *token, *body).await;
-            assert_eq!(status, want[i], "{} {method} {path}: {resp}", WHO[i]);
+            let want = want.get(i).copied().unwrap_or(want[0]);
+            assert_eq!(status, want, "{} {method} {path}: {resp}", WHO[i]);
+            let reason = ["expired at", "revoked at"].get(i.wrapping_sub(6));
+            if let (Some(reason), 401) = (reason, status) {
+                let error = resp["error"].as_str().unwrap_or_default();
+                assert!(error.contains(reason), "{} {path}: {resp}", WHO[i]);
+            }
             if status == 202 {
                 finished(addr, resp["workflow"].as_str().unwrap(), &t.operator).await;
             }

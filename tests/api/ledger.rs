@@ -103,6 +103,54 @@ async fn feedback_moves_reputation_and_statements_read_the_ledger() {
     assert_eq!(csv.lines().count(), want.lines.len() + 1, "{csv}");
     let (status, vst) = get(addr, "/v1/statements/vendor:v?period=all", &t.vendor).await;
     assert_eq!(status, 200, "{vst}");
+
+    // A page at a time: every line once, the whole totals on each page,
+    // the next page in `next` and in `Link`.
+    let mut pages = 0;
+    let (mut path, mut seen) = (
+        "/v1/statements/customer:acme?period=all&limit=2".to_owned(),
+        0,
+    );
+    loop {
+        let auth = format!("Bearer {}", t.acme);
+        let p = path.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            common::http::request(addr, "GET", &p, &[("Authorization", &auth)], None)
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(page["total"].as_i64().unwrap(), want.total);
+        assert_eq!(
+            page["line_count"].as_u64().unwrap(),
+            want.lines.len() as u64
+        );
+        let lines = page["lines"].as_array().unwrap();
+        assert!(lines.len() <= 2);
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(l["amount"].as_i64().unwrap(), want.lines[seen + i].amount);
+        }
+        seen += lines.len();
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => {
+                let link = r.header("link").expect("a Link to the next page");
+                assert!(
+                    link.contains(&format!("after={next}>; rel=\"next\"")),
+                    "{link}"
+                );
+                path = link[1..link.find('>').unwrap()].to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, want.lines.len());
+    assert_eq!(pages, want.lines.len().div_ceil(2).max(1));
+    let bad = "/v1/statements/customer:acme?period=all&after=nonsense";
+    assert_eq!(get(addr, bad, &t.acme).await.0, 400);
+    let big = "/v1/statements/customer:acme?period=all&limit=10001";
+    assert_eq!(get(addr, big, &t.acme).await.0, 422);
     fleet.stop().await;
 }
 
@@ -166,7 +214,7 @@ fn token_create_prints_a_token_that_authenticates() {
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let accounts = vcp_store::Store::open(&data).unwrap().0.accounts();
-    let who = accounts.authenticate(&token).unwrap().unwrap();
+    let who = accounts.authenticate(&token).unwrap();
     assert_eq!((who.account.as_str(), who.role), ("acme", Role::Customer));
 
     // The operator's account is "operator"; with a configuration, the

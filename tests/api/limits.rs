@@ -6,9 +6,9 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_past_its_rate_gets_429_and_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let (fleet, tokens) = start_with(dir.path(), None, |file| {
-        file.limits.api.per_token_rate = 0.5;
-        file.limits.api.per_token_burst = 3.0;
+    let (fleet, tokens) = start_with(dir.path(), None, |opts| {
+        opts.control.limits.api.per_token_rate = 0.5;
+        opts.control.limits.api.per_token_burst = 3.0;
     })
     .await;
     let addr = fleet.supervisor().api.as_ref().unwrap().addr;

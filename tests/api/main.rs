@@ -7,9 +7,11 @@
 mod common;
 
 mod access;
+mod https;
 mod input;
 mod ledger;
 mod limits;
+mod tokens;
 mod workflows;
 
 use std::net::SocketAddr;
@@ -65,20 +67,21 @@ pub async fn start(dir: &std::path::Path, hold: Option<&str>) -> (Loopback, Toke
     start_with(dir, hold, |_| {}).await
 }
 
-/// As [`start`], with the supervisor's file changed by `tweak` first.
+/// As [`start`], with the fleet's options changed by `tweak` first.
 pub async fn start_with(
     dir: &std::path::Path,
     hold: Option<&str>,
-    tweak: impl FnOnce(&mut vcp_supervisor::config::SupervisorFile),
+    tweak: impl FnOnce(&mut vcp::loopback::LoopbackOptions),
 ) -> (Loopback, Tokens) {
     init_logs();
     let mut opts = common::fast(2, dir);
     opts.control = acme_scenario(vcp::demo::scenario::CUSTOM_MODULE, "replace", EXTRA);
-    tweak(&mut opts.control);
     opts.api = Some(ApiOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         hold_task: hold.map(str::to_owned),
+        tls: None,
     });
+    tweak(&mut opts);
     let fleet = Loopback::start(opts).await.unwrap();
     let a = &fleet.supervisor().accounts;
     let tokens = Tokens {

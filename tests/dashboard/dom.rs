@@ -128,9 +128,14 @@ impl Browser {
         dom
     }
 
-    /// Signs in with `token` and loads `page`.
+    /// Signs in with `token` (through a one-time sign-in link) and loads
+    /// `page`.
     pub fn page(&self, token: &str, page: &str) -> String {
-        self.dump(&format!("/ui/login?token={token}&next={}", encode(page)))
+        let (status, body) = http::send(self.addr, "POST", "/v1/sign-in-codes", Some(token), None);
+        assert_eq!(status, 201, "sign-in code: {body}");
+        let code: Value = serde_json::from_str(&body).unwrap();
+        let link = code["path"].as_str().unwrap();
+        self.dump(&format!("{link}&next={}", encode(page)))
     }
 }
 

@@ -236,10 +236,10 @@ async fn pages_show_what_the_api_returns() {
             dom.contains("value=\"/ui/modules\"") && !dom.contains("data-module="),
             "{dom}"
         );
-        // An unknown token neither.
-        let dom = browser.page("vcp_0000", "/ui");
+        // A made-up sign-in code neither.
+        let dom = browser.dump("/ui/login?code=0123&next=/ui");
         assert!(
-            dom.contains("unknown or revoked token") && !dom.contains("data-host="),
+            dom.contains("unknown, used or expired sign-in code") && !dom.contains("data-host="),
             "{dom}"
         );
     });
@@ -286,9 +286,31 @@ async fn sign_in_sets_the_cookie_and_redirects_locally() {
             r.body
         );
 
+        // The form carries a check that its cookie must match.
+        let form_page = get("/ui/login?next=/ui/decisions", &[]);
+        let csrf_cookie = form_page.header("set-cookie").unwrap().to_owned();
+        assert_eq!(
+            csrf_cookie.split_once('=').unwrap().0,
+            "vcp_csrf",
+            "{csrf_cookie}"
+        );
+        assert!(csrf_cookie.ends_with("; HttpOnly; SameSite=Strict; Path=/ui/login"));
+        let csrf = csrf_cookie.split(['=', ';']).nth(1).unwrap().to_owned();
+        assert!(form_page
+            .body
+            .contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
+        let with_check = format!("vcp_csrf={csrf}");
+        let post = |fields: &str, headers: &[(&str, &str)]| {
+            let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+            all.extend_from_slice(headers);
+            http::request(addr, "POST", "/ui/login", &all, Some(fields.as_bytes()))
+        };
         // A good token: the cookie, and back to a local page only.
-        let r = get(&format!("/ui/login?token={token}&next=/ui/decisions"), &[]);
-        assert_eq!(r.status, 303);
+        let r = post(
+            &format!("token={token}&next=%2Fui%2Fdecisions&csrf={csrf}"),
+            &[("Cookie", &with_check)],
+        );
+        assert_eq!(r.status, 303, "{}", r.body);
         assert_eq!(r.header("location"), Some("/ui/decisions"));
         let cookie = r.header("set-cookie").unwrap().to_owned();
         assert_eq!(
@@ -296,30 +318,67 @@ async fn sign_in_sets_the_cookie_and_redirects_locally() {
             format!("vcp_token={token}; HttpOnly; SameSite=Strict; Path=/")
         );
         for evil in ["https://evil.example/ui", "//evil.example/ui", "/v1/hosts"] {
-            let r = get(
-                &format!("/ui/login?token={token}&next={}", encode(evil)),
-                &[],
-            );
+            let fields = format!("token={token}&next={}&csrf={csrf}", encode(evil));
+            let r = post(&fields, &[("Cookie", &with_check)]);
             assert_eq!(
                 (r.status, r.header("location")),
                 (303, Some("/ui")),
                 "{evil}"
             );
         }
-        // The form's POST does the same.
-        let form = format!("token={token}&next=%2Fui%2Fmodules");
-        let r = http::request(
-            addr,
-            "POST",
-            "/ui/login",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            Some(form.as_bytes()),
+        // Login CSRF: a post without the form's check (another site's
+        // form: the SameSite cookie is not sent), with another check, or
+        // from another origin is refused, and signs no one in.
+        for (fields, headers) in [
+            (format!("token={token}&next=%2Fui"), vec![]),
+            (format!("token={token}&csrf={csrf}"), vec![]),
+            (
+                format!("token={token}&csrf=forged"),
+                vec![("Cookie", with_check.as_str())],
+            ),
+            (
+                format!("token={token}&csrf={csrf}"),
+                vec![
+                    ("Cookie", with_check.as_str()),
+                    ("Origin", "https://evil.example"),
+                ],
+            ),
+        ] {
+            let r = post(&fields, &headers);
+            assert_eq!(r.status, 403, "{fields} {headers:?}");
+            assert!(r.body.contains("did not come from this site"), "{}", r.body);
+            assert!(!r
+                .header("set-cookie")
+                .unwrap_or_default()
+                .starts_with("vcp_token"));
+        }
+        // A token in the URL signs no one in: it is the form again.
+        let r = get(&format!("/ui/login?token={token}&next=/ui"), &[]);
+        assert_eq!(r.status, 200);
+        assert!(!r
+            .header("set-cookie")
+            .unwrap_or_default()
+            .starts_with("vcp_token"));
+        // A bad token: the form again, 401, no token cookie.
+        let r = post(
+            &format!("token=vcp_nope&csrf={csrf}"),
+            &[("Cookie", &with_check)],
         );
-        assert_eq!((r.status, r.header("location")), (303, Some("/ui/modules")));
-        // A bad token: the form again, 401, no cookie.
-        let r = get("/ui/login?token=vcp_nope&next=/ui", &[]);
         assert_eq!(r.status, 401);
-        assert!(r.header("set-cookie").is_none());
+        assert!(r.body.contains("unknown token"), "{}", r.body);
+        assert!(!r
+            .header("set-cookie")
+            .unwrap_or_default()
+            .starts_with("vcp_token"));
+        // A one-time link signs in once.
+        let (status, code) = http::send(addr, "POST", "/v1/sign-in-codes", Some(&token), None);
+        assert_eq!(status, 201, "{code}");
+        let code: serde_json::Value = serde_json::from_str(&code).unwrap();
+        let link = format!("{}&next=/ui/modules", code["path"].as_str().unwrap());
+        let r = get(&link, &[]);
+        assert_eq!((r.status, r.header("location")), (303, Some("/ui/modules")));
+        assert!(r.header("set-cookie").unwrap().starts_with("vcp_token="));
+        assert_eq!(get(&link, &[]).status, 401, "used twice");
 
         // The cookie opens the pages (and the API).
         let c = format!("vcp_token={token}");
@@ -339,8 +398,9 @@ async fn sign_in_sets_the_cookie_and_redirects_locally() {
         assert!(r.body.contains("id=\"error\""));
         let (status, body) = http::get(addr, "/ui/decisions?limit=x", Some(&token));
         assert_eq!(status, 400, "{body}");
-        // Signing out clears the cookie.
-        let r = get("/ui/logout", &[("Cookie", &c)]);
+        // Signing out is a post, and clears the cookie.
+        assert_eq!(get("/ui/logout", &[("Cookie", &c)]).status, 405);
+        let r = http::request(addr, "POST", "/ui/logout", &[("Cookie", &c)], None);
         assert_eq!(r.status, 303);
         assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     });

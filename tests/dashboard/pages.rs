@@ -164,6 +164,11 @@ pub fn check_statement(b: &Browser, token: &str, account: &str, query: &str) -> 
         money(json["total"].as_i64().unwrap())
     );
     let lines = json["lines"].as_array().unwrap();
+    assert_eq!(
+        json["line_count"].as_u64(),
+        Some(lines.len() as u64),
+        "one page"
+    );
     assert_eq!(field(&dom, "id=\"line-count\""), lines.len().to_string());
     for (i, l) in lines.iter().enumerate() {
         let hook = |f: &str| format!("data-line=\"{i}\" data-field=\"{f}\"");
@@ -192,19 +197,22 @@ pub fn check_statement(b: &Browser, token: &str, account: &str, query: &str) -> 
         .map(|l| (l["at_ms"].as_i64().unwrap(), l["amount"].as_i64().unwrap()))
         .collect();
     sorted.sort_by_key(|l| l.0);
-    // One point per charge time: the running total after its last line.
+    // At most CHART_POINTS points: the charges summed into equal spans from
+    // the first to the last, a point at each span's last charge.
+    let (first, last) = (sorted[0].0, sorted[sorted.len() - 1].0);
+    let width = (last - first) / vcp_supervisor::dashboard::CHART_POINTS as i64 + 1;
     let mut running: Vec<(i64, i64)> = Vec::new();
     for (at, amount) in sorted {
         let total = running.last().map_or(0, |p| p.1) + amount;
         match running.last_mut() {
-            Some(p) if p.0 == at => p.1 = total,
-            _ => running.push((at, total)),
+            Some(p) if p.0 == (at - first) / width => p.1 = total,
+            _ => running.push(((at - first) / width, total)),
         }
     }
     assert_eq!(
         dom.matches("<circle class=\"cost\"").count(),
         running.len(),
-        "a point per charge time"
+        "a point per span with charges"
     );
     let running: Vec<i64> = running.into_iter().map(|p| p.1).collect();
     let (lo, hi) = (running.iter().min().unwrap(), running.iter().max().unwrap());

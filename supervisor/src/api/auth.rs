@@ -1,12 +1,37 @@
 //! The caller of a request: a bearer token in `Authorization`, or (for
-//! the dashboard, and only for GET) the `vcp_token` cookie. No token or an unknown one is
-//! 401; what the caller may do is checked by each handler.
+//! the dashboard, and only for GET) the `vcp_token` cookie. No token, an
+//! unknown, expired or revoked one is 401 saying which (checked in memory,
+//! see `vcp_store::accounts`); what the caller may do is checked by each
+//! handler.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{ApiError, ApiState};
 use vcp_store::accounts::{Principal, Role};
+
+/// How often the tokens are read again when another process (`vcp token
+/// revoke`) changed them, and their last use written back.
+pub const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Refreshes `accounts` every [`TOKEN_REFRESH`] until aborted.
+pub fn keep_fresh(
+    accounts: std::sync::Arc<vcp_store::accounts::Accounts>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TOKEN_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let a = accounts.clone();
+            match tokio::task::spawn_blocking(move || a.refresh()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "tokens could not be refreshed"),
+                Err(e) => tracing::warn!(error = %e, "token refresh failed"),
+            }
+        }
+    })
+}
 
 /// The dashboard's cookie.
 pub const COOKIE: &str = "vcp_token";
@@ -26,14 +51,21 @@ impl std::ops::Deref for Caller {
     }
 }
 
+/// The bearer token of `Authorization`, if any.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 fn token_of(parts: &Parts) -> Option<&str> {
     let headers = &parts.headers;
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
-        let v = v.to_str().ok()?;
-        return v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .map(str::trim);
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return bearer(headers);
     }
     // The dashboard's cookie only reads: a request that changes something
     // must carry the token itself (no cross-site request can).
@@ -60,11 +92,11 @@ impl FromRequestParts<ApiState> for Caller {
                 "missing bearer token (Authorization: Bearer <token>)",
             ));
         };
-        let accounts = state.accounts.clone();
-        let token = token.to_owned();
-        let key = vcp_store::accounts::digest(&token);
-        let found = super::blocking(move || accounts.authenticate(&token)).await?;
-        let principal = found.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+        let principal = state
+            .accounts
+            .authenticate(token)
+            .map_err(|r| ApiError::unauthorized(r.to_string()))?;
+        let key = vcp_store::accounts::digest(token);
         let permit = state
             .limiter
             .admit(&key, std::time::Instant::now())

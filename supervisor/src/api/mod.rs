@@ -3,6 +3,7 @@
 //! under `/ui`. Every route but the OpenAPI document needs a bearer token;
 //! each checks the caller's role and ownership (see `auth`).
 
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -11,7 +12,9 @@ pub mod limiter;
 mod modules;
 mod planes;
 mod sets;
+pub mod signin;
 pub mod statements;
+mod tokens;
 pub mod views;
 
 use std::path::PathBuf;
@@ -20,12 +23,13 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use auth::{Caller, COOKIE};
+pub use auth::{keep_fresh, Caller, COOKIE, TOKEN_REFRESH};
 pub use error::{ApiError, MAX_BODY};
 
 use crate::overview::Overview;
 use crate::workflow::Engine;
 use vcp_store::accounts::Accounts;
+use vcp_store::audit::Audit;
 use vcp_store::planes::PlaneStore;
 
 /// Default listen address of the API.
@@ -39,12 +43,17 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub struct ApiState {
     pub control: Arc<dyn Overview>,
     pub accounts: Arc<Accounts>,
+    pub audit: Arc<Audit>,
     pub planes: Arc<PlaneStore>,
     pub engine: Arc<Engine>,
     /// The ledger's directory (statements are read from it).
     pub data_dir: PathBuf,
     /// Each token's share of the API.
     pub limiter: Arc<limiter::TokenLimiter>,
+    /// One-time sign-in links waiting to be used.
+    pub sign_in_codes: Arc<signin::SignInCodes>,
+    /// Whether cookies are marked `Secure` (the API is served over TLS).
+    pub secure_cookies: bool,
 }
 
 /// The routes of the API and the metrics.
@@ -65,6 +74,10 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/modules/{id}/feedback", post(modules::feedback))
         .route("/v1/decisions", get(modules::decisions))
         .route("/v1/statements/{account}", get(statements::get_one))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/sign-in-codes", post(signin::create))
         .route("/v1/hosts", get(hosts::list))
         .route("/v1/hosts/{id}", get(hosts::get_one))
         .route("/metrics", get(metrics))

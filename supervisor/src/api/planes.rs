@@ -82,6 +82,12 @@ async fn submit(
     let payload = serde_json::to_value(payload).map_err(ApiError::internal)?;
     let (engine, owner, subject) = (s.engine.clone(), caller.account.clone(), plane.clone());
     let wf = blocking(move || engine.submit(template, &owner, &subject, payload)).await?;
+    let action = format!("plane.{template}");
+    let actor = caller.ledger_account();
+    s.audit
+        .record(&actor, &action, &plane, format!("workflow {wf}"))
+        .await
+        .map_err(ApiError::internal)?;
     Ok(accepted(wf, plane))
 }
 

@@ -34,6 +34,9 @@
 //! per_token_in_flight = 32      # one token's requests at once; more get 429
 //! per_token_rate = 100          # one token's requests a second; past it, 429
 //! per_token_burst = 200
+//! worker_threads = 2            # the API's own threads, apart from the rounds'
+//! blocking_threads = 4          # its threads for database reads
+//! nice = 10                     # its threads' lower CPU priority (0-19)
 //! ```
 
 use std::time::Duration;
@@ -73,7 +76,9 @@ impl Default for Limits {
 }
 
 /// What HTTP clients may make the API server hold: connections, the time
-/// a request may take to arrive and to be answered, requests at once.
+/// a request may take to arrive and to be answered, requests at once, and
+/// the threads the API runs on (its own, apart from the rounds', at a
+/// lower CPU priority).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
@@ -84,6 +89,13 @@ pub struct HttpLimits {
     pub per_token_in_flight: usize,
     pub per_token_rate: f64,
     pub per_token_burst: f64,
+    /// Threads serving requests.
+    pub worker_threads: usize,
+    /// Threads for the API's database reads (statements, audit…).
+    pub blocking_threads: usize,
+    /// How much nicer than the supervisor's other threads the API's are
+    /// (0–19): under contention for the CPU the rounds go first.
+    pub nice: i32,
 }
 
 impl Default for HttpLimits {
@@ -96,6 +108,9 @@ impl Default for HttpLimits {
             per_token_in_flight: 32,
             per_token_rate: 100.0,
             per_token_burst: 200.0,
+            worker_threads: 2,
+            blocking_threads: 4,
+            nice: 10,
         }
     }
 }
@@ -248,6 +263,11 @@ impl Limits {
             ),
             ("limits.api.per_token_rate", self.api.per_token_rate),
             ("limits.api.per_token_burst", self.api.per_token_burst),
+            ("limits.api.worker_threads", self.api.worker_threads as f64),
+            (
+                "limits.api.blocking_threads",
+                self.api.blocking_threads as f64,
+            ),
         ];
         if let Some((name, v)) = positive.iter().find(|(_, v)| v.is_nan() || *v <= 0.0) {
             return Err(format!("{name} must be positive, got {v}"));
@@ -261,6 +281,12 @@ impl Limits {
                     "{name} must be between 1024 and 2^32-1 bytes, got {v}"
                 ));
             }
+        }
+        if !(0..=19).contains(&self.api.nice) {
+            return Err(format!(
+                "limits.api.nice must be between 0 and 19, got {}",
+                self.api.nice
+            ));
         }
         if self.api.per_token_burst < 1.0 {
             return Err("limits.api.per_token_burst must be at least 1".into());

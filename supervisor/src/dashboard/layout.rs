@@ -20,7 +20,8 @@ nav { background: #24292f; padding: 0 16px; display: flex; gap: 4px; align-items
 nav a { color: #d0d7de; text-decoration: none; padding: 10px 10px; display: inline-block; }
 nav a.active, nav a:hover { color: #fff; background: #3b434b; }
 nav .who { margin-left: auto; color: #8c959f; }
-nav .who a { padding: 10px 4px; }
+nav .who form { display: inline; }
+nav .who button { background: none; border: none; color: #d0d7de; cursor: pointer; font: inherit; }
 main { padding: 8px 24px 32px; }
 table { border-collapse: collapse; margin: 8px 0 16px; background: #fff; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
@@ -57,7 +58,9 @@ pub fn page(title: &str, viewer: Option<&Principal>, active: &str, body: Markup)
                     @if let Some(v) = viewer {
                         span class="who" {
                             span id="account" { (v.account) } " (" (v.role) ") "
-                            a href="/ui/logout" { "sign out" }
+                            form method="post" action="/ui/logout" {
+                                button type="submit" { "sign out" }
+                            }
                         }
                     }
                 }

@@ -1,26 +1,45 @@
-//! Signing in and out. `GET /ui/login?token=…&next=/ui/…` (or the form's
-//! `POST`) checks the token, stores it in the `vcp_token` cookie
-//! (HttpOnly, SameSite=Strict, Path=/) and redirects (303) to `next` —
-//! only a local path under `/ui`, anything else goes to `/ui`. An unknown
-//! token shows the form again with status 401.
+//! Signing in and out. The sign-in form (`GET /ui/login?next=/ui/…`)
+//! posts the token to `POST /ui/login`, which checks it, stores it in the
+//! `vcp_token` cookie (HttpOnly, SameSite=Strict, Path=/, and Secure when
+//! the API is served over TLS) and redirects (303) to `next` — only a
+//! local path under `/ui`, anything else goes to `/ui`. A token never
+//! goes in a URL. A post is taken only from this site: the form carries a
+//! random check that must match the `vcp_csrf` cookie set with the form
+//! (a cross-site post has neither), and a browser's `Origin` must be this
+//! host. A one-time sign-in link `GET /ui/login?code=…` (made with
+//! `POST /v1/sign-in-codes`, see [`crate::api::signin`]) signs in once
+//! within a minute. Signing out is `POST /ui/logout`.
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
-use axum::http::header::{HOST, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{html, layout, COOKIE};
+use super::{html, layout, COOKIE as TOKEN_COOKIE};
 use crate::api::ApiState;
 
+/// The cookie holding the sign-in form's check.
+const CSRF_COOKIE: &str = "vcp_csrf";
+
 #[derive(Debug, Default, Deserialize)]
-pub struct LoginParams {
+pub struct LoginQuery {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginForm {
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
     next: Option<String>,
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
 /// Where to go after signing in: `next` if it is a local path under
@@ -38,7 +57,7 @@ pub fn safe_next(next: Option<&str>) -> &str {
 }
 
 /// Percent-encodes `s` for a query value (keeps unreserved characters and `/`).
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
@@ -61,13 +80,35 @@ fn see_other(location: &str) -> Response {
     r
 }
 
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Secure under TLS;
+/// `max_age` 0 clears it.
+fn cookie(state: &ApiState, name: &str, value: &str, path: &str, max_age: Option<u32>) -> String {
+    let mut c = format!("{name}={value}; HttpOnly; SameSite=Strict; Path={path}");
+    if state.secure_cookies {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    c
+}
+
+fn set_cookie(r: &mut Response, value: &str) {
+    // The values are ours: `vcp_` and hex, or hex.
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
 /// The redirect of a page requested without a valid token.
 pub fn to_login(next: &str) -> Response {
     see_other(&format!("/ui/login?next={}", encode(safe_next(Some(next)))))
 }
 
-/// The sign-in form; `error` says why the last attempt failed.
-fn form(next: &str, error: Option<&str>, status: StatusCode) -> Response {
+/// The sign-in form with a fresh check; `error` says why the last
+/// attempt failed.
+fn form(state: &ApiState, next: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let csrf = crate::api::signin::random_hex();
     let body = html! {
         h1 { "Sign in" }
         @if let Some(e) = error {
@@ -75,61 +116,61 @@ fn form(next: &str, error: Option<&str>, status: StatusCode) -> Response {
         }
         form method="post" action="/ui/login" {
             input type="hidden" name="next" value=(next);
+            input type="hidden" name="csrf" value=(csrf);
             label { "Token " input type="password" name="token" autocomplete="off" size="72" required; }
             " "
             button type="submit" { "Sign in" }
         }
-        p class="muted" { "An operator, customer or vendor token (vcp-supervisor token create)." }
+        p class="muted" { "An operator, customer or vendor token (vcp token create)." }
     };
     let mut r = html(layout::page("Sign in", None, "", body));
     *r.status_mut() = status;
+    set_cookie(
+        &mut r,
+        &cookie(state, CSRF_COOKIE, &csrf, "/ui/login", None),
+    );
     r
 }
 
-async fn sign_in(state: &ApiState, params: LoginParams) -> Response {
-    let next = safe_next(params.next.as_deref()).to_owned();
-    let Some(token) = params.token.filter(|t| !t.is_empty()) else {
-        return form(&next, None, StatusCode::OK);
-    };
-    let accounts = state.accounts.clone();
-    let checked = token.clone();
-    let found = tokio::task::spawn_blocking(move || accounts.authenticate(&checked)).await;
-    match found {
-        Ok(Ok(Some(_))) => {
-            let mut r = see_other(&next);
-            // An authenticated token is `vcp_` and hex: safe in a cookie.
-            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-            match HeaderValue::from_str(&cookie) {
-                Ok(v) => {
-                    r.headers_mut().insert(SET_COOKIE, v);
-                    r
-                }
-                Err(_) => form(&next, Some("unusable token"), StatusCode::UNAUTHORIZED),
-            }
-        }
-        Ok(Ok(None)) => form(
-            &next,
-            Some("unknown or revoked token"),
-            StatusCode::UNAUTHORIZED,
-        ),
-        Ok(Err(e)) => form(
-            &next,
-            Some(&e.to_string()),
-            StatusCode::INTERNAL_SERVER_ERROR,
-        ),
-        Err(e) => form(
-            &next,
-            Some(&e.to_string()),
-            StatusCode::INTERNAL_SERVER_ERROR,
-        ),
-    }
+/// Signs in with `token` (already known to be a token): the cookie, and
+/// on to `next`.
+fn signed_in(state: &ApiState, token: &str, next: &str) -> Response {
+    let mut r = see_other(next);
+    set_cookie(&mut r, &cookie(state, TOKEN_COOKIE, token, "/", None));
+    set_cookie(
+        &mut r,
+        &cookie(state, CSRF_COOKIE, "", "/ui/login", Some(0)),
+    );
+    r
 }
 
+/// The form, or a one-time sign-in link.
 pub async fn get(
     State(state): State<ApiState>,
-    params: Result<Query<LoginParams>, QueryRejection>,
+    params: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
-    sign_in(&state, params.map(|q| q.0).unwrap_or_default()).await
+    let params = params.map(|q| q.0).unwrap_or_default();
+    let next = safe_next(params.next.as_deref()).to_owned();
+    let Some(code) = params.code else {
+        return form(&state, &next, None, StatusCode::OK);
+    };
+    match state.sign_in_codes.redeem(&code, std::time::Instant::now()) {
+        Some(token) if state.accounts.authenticate(&token).is_ok() => {
+            signed_in(&state, &token, &next)
+        }
+        Some(_) => form(
+            &state,
+            &next,
+            Some("the token of this link is no longer valid"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        None => form(
+            &state,
+            &next,
+            Some("unknown, used or expired sign-in code"),
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
 }
 
 /// Whether a form post comes from this site: a browser's `Origin`, when
@@ -143,27 +184,58 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.is_some() && origin_host == host
 }
 
+/// The value of cookie `name` in `headers`.
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Whether the form's check matches its cookie (which another site can
+/// neither read nor send).
+fn csrf_matches(headers: &HeaderMap, field: Option<&str>) -> bool {
+    matches!((cookie_value(headers, CSRF_COOKIE), field), (Some(c), Some(f)) if !c.is_empty() && c == f)
+}
+
 pub async fn post(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    params: Result<Form<LoginParams>, FormRejection>,
+    params: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    if !same_origin(&headers) {
+    let params = params.map(|f| f.0).unwrap_or_default();
+    let next = safe_next(params.next.as_deref()).to_owned();
+    if !same_origin(&headers) || !csrf_matches(&headers, params.csrf.as_deref()) {
         return form(
-            "/ui",
-            Some("sign-in from another site refused"),
+            &state,
+            &next,
+            Some("sign-in refused: the form did not come from this site (load it again)"),
             StatusCode::FORBIDDEN,
         );
     }
-    sign_in(&state, params.map(|f| f.0).unwrap_or_default()).await
+    let Some(token) = params.token.filter(|t| !t.is_empty()) else {
+        return form(&state, &next, None, StatusCode::OK);
+    };
+    match state.accounts.authenticate(&token) {
+        Ok(_) => signed_in(&state, &token, &next),
+        Err(refused) => form(
+            &state,
+            &next,
+            Some(&refused.to_string()),
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
 }
 
-pub async fn logout() -> Response {
-    let mut r = see_other("/ui/login");
-    let cleared = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    if let Ok(v) = HeaderValue::from_str(&cleared) {
-        r.headers_mut().insert(SET_COOKIE, v);
+/// Signs out: clears the cookie (a post from this site only).
+pub async fn logout(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "sign-out from another site refused").into_response();
     }
+    let mut r = see_other("/ui/login");
+    set_cookie(&mut r, &cookie(&state, TOKEN_COOKIE, "", "/", Some(0)));
     r
 }
 
@@ -202,6 +274,18 @@ mod tests {
             r.headers()[LOCATION],
             "/ui/login?next=/ui/statement%3Faccount%3Dcustomer%3Aacme%26period%3Dall"
         );
+    }
+
+    #[test]
+    fn the_form_check_must_match_its_cookie() {
+        let mut h = HeaderMap::new();
+        assert!(!csrf_matches(&h, Some("ab")));
+        h.insert(COOKIE, HeaderValue::from_static("x=1; vcp_csrf=ab12"));
+        assert!(csrf_matches(&h, Some("ab12")));
+        assert!(!csrf_matches(&h, Some("ab13")));
+        assert!(!csrf_matches(&h, None));
+        h.insert(COOKIE, HeaderValue::from_static("vcp_csrf="));
+        assert!(!csrf_matches(&h, Some("")));
     }
 
     #[test]

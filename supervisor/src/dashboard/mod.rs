@@ -7,17 +7,17 @@
 //!
 //! | route                      | page                                              |
 //! |----------------------------|---------------------------------------------------|
-//! | `GET /ui/login`            | sign-in form; with `?token=…&next=/ui/…` signs in |
-//! | `POST /ui/login`           | the form's target (fields `token`, `next`)        |
-//! | `GET /ui/logout`           | clears the cookie                                 |
+//! | `GET /ui/login`            | sign-in form (`?next=/ui/…`); `?code=…` signs in once |
+//! | `POST /ui/login`           | the form's target (fields `token`, `next`, `csrf`) |
+//! | `POST /ui/logout`          | clears the cookie                                 |
 //! | `GET /ui`                  | the fleet: hosts and their utilisation            |
 //! | `GET /ui/control-planes`   | control planes, modules per kind, service sets   |
 //! | `GET /ui/modules`          | the catalog: reputation and contribution per plane|
 //! | `GET /ui/decisions`        | recent mediated decisions (`?limit=`, default 100)|
-//! | `GET /ui/statement`        | cost statement and chart (`?account=&period=`)    |
+//! | `GET /ui/statement`        | cost statement, chart, a page of lines (`?account=&period=&after=`) |
 //!
-//! Signing in sets the `vcp_token` cookie (HttpOnly, SameSite=Strict,
-//! Path=/), which the API's `Caller` extractor accepts like a bearer
+//! Signing in (see `login`) sets the `vcp_token` cookie (HttpOnly,
+//! SameSite=Strict, Path=/, Secure under TLS), which the API's `Caller` extractor accepts like a bearer
 //! token. A page requested without a valid token redirects (303) to the
 //! sign-in form, which returns to the page afterwards.
 
@@ -40,6 +40,7 @@ use crate::api::{ApiError, ApiState, Caller};
 use vcp_store::accounts::Principal;
 
 pub use chart::cost_chart;
+pub use statement::{CHART_POINTS, MAX_LINES};
 
 /// The cookie holding the dashboard's token (the API's `Caller` reads it).
 pub use crate::api::COOKIE;
@@ -48,7 +49,7 @@ pub use crate::api::COOKIE;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/ui/login", get(login::get).post(login::post))
-        .route("/ui/logout", get(login::logout))
+        .route("/ui/logout", axum::routing::post(login::logout))
         .route("/ui", get(pages::fleet))
         .route("/ui/", get(pages::fleet))
         .route("/ui/control-planes", get(pages::planes))

@@ -1,8 +1,10 @@
-//! `GET /ui/statement?account=customer:acme&period=2026-11`: an account's
-//! cost statement (by default the caller's own ledger account and this
-//! month) with its lines, subtotals, total and a chart of the cumulative
-//! cost. The statement is `api::statements::statement`'s, with the same
-//! access rule (another account is 404) and period syntax (422).
+//! `GET /ui/statement?account=customer:acme&period=2026-11&after=…`: an
+//! account's cost statement (by default the caller's own ledger account
+//! and this month) with its subtotals, total, a chart of the cumulative
+//! cost (at most [`CHART_POINTS`] points) and a page of its lines (at most
+//! [`MAX_LINES`], with a link to the next). The statement is
+//! `api::statements::statement`'s, with the same access rule (another
+//! account is 404) and period syntax (422).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -11,13 +13,15 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{chart, error_page, format, html, layout, Viewer};
-use crate::api::statements::{self, cost_series};
+use crate::api::statements::{self, CostPoint, Page};
 use crate::api::ApiState;
 use vcp_store::ledger::Statement;
 
-/// The most lines the table shows (the newest); the chart, subtotals and
-/// total always cover every line.
+/// The most lines a page's table shows; the chart, subtotals and total
+/// always cover every line.
 pub const MAX_LINES: usize = 1000;
+/// The most points of the chart.
+pub const CHART_POINTS: usize = 200;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct StatementParams {
@@ -25,6 +29,8 @@ pub struct StatementParams {
     account: Option<String>,
     #[serde(default)]
     period: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
 }
 
 pub async fn page(
@@ -42,20 +48,32 @@ pub async fn page(
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| who.ledger_account());
     let period = params.period.filter(|p| !p.is_empty());
-    match statements::statement(&s, &viewer.0, &account, period.as_deref()).await {
-        Ok(st) => html(layout::page(
+    let shown = async {
+        let page = Page::parse(Some(MAX_LINES), params.after.as_deref())?;
+        let st = statements::statement(&s, &viewer.0, &account, period.as_deref(), page).await?;
+        let chart =
+            statements::cost_points(&s, &viewer.0, &account, period.as_deref(), CHART_POINTS);
+        Ok::<_, crate::api::ApiError>((st, chart.await?))
+    };
+    match shown.await {
+        Ok((st, chart)) => html(layout::page(
             "Statement",
             Some(who),
             "/ui/statement",
-            body(&st),
+            body(&st, &chart),
         )),
         Err(e) => error_page(Some(who), e),
     }
 }
 
-fn body(st: &Statement) -> Markup {
-    let shown = st.lines.len().min(MAX_LINES);
-    let skipped = st.lines.len() - shown;
+fn body(st: &Statement, chart: &[CostPoint]) -> Markup {
+    let next = st.next.as_ref().map(|n| {
+        format!(
+            "/ui/statement?account={}&period={}&after={n}",
+            super::login::encode(&st.account),
+            super::login::encode(&st.period)
+        )
+    });
     html! {
         h1 { "Statement" }
         form.inline method="get" action="/ui/statement" {
@@ -67,13 +85,13 @@ fn body(st: &Statement) -> Markup {
             "Account " span id="statement-account" { (st.account) }
             ", period " span id="statement-period" { (st.period) }
             ": total " span id="total" { (format::money(st.total)) }
-            " (" span id="line-count" { (st.lines.len()) } " lines)"
+            " (" span id="line-count" { (st.line_count) } " lines)"
         }
         p class="muted" {
             "Amounts in currency units; positive when the account pays, negative when it is paid."
         }
         h2 { "Cumulative cost" }
-        (chart::cost_chart(&cost_series(st)))
+        (chart::cost_chart(chart))
         h2 { "Subtotals" }
         table id="subtotals-by-kind" {
             thead { tr { th { "Kind" } th class="num" { "Amount" } } }
@@ -95,8 +113,8 @@ fn body(st: &Statement) -> Markup {
             }
         }
         h2 { "Lines" }
-        @if skipped > 0 {
-            p class="muted" { "The newest " (shown) " of " (st.lines.len()) " lines." }
+        @if st.lines.len() as u64 != st.line_count {
+            p class="muted" { (st.lines.len()) " of " (st.line_count) " lines." }
         }
         table id="lines" {
             thead { tr {
@@ -105,7 +123,7 @@ fn body(st: &Statement) -> Markup {
                 th class="num" { "Amount" } th { "Counterparty" }
             } }
             tbody {
-                @for (i, l) in st.lines.iter().enumerate().skip(skipped) {
+                @for (i, l) in st.lines.iter().enumerate() {
                     tr data-line=(i) {
                         td data-line=(i) data-field="time" { (l.time) }
                         td data-line=(i) data-field="module" { (l.module) }
@@ -126,6 +144,9 @@ fn body(st: &Statement) -> Markup {
                     th {}
                 }
             }
+        }
+        @if let Some(next) = next {
+            p { a id="next-page" href=(next) { "Next " (MAX_LINES) " lines" } }
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::error::StoreError;
 use crate::records::{
-    AgentRecord, Charge, FeedbackRecord, PlaneRecord, PlaneState, Principal, Role, StateRow,
+    AgentRecord, AuditRecord, Charge, FeedbackRecord, PlaneRecord, PlaneState, StateRow, TokenRow,
 };
 use vcp_core::plane::PlaneSpec;
 use vcp_core::workflow::machine::Workflow;
@@ -30,13 +30,18 @@ pub(crate) enum Write {
     /// Several writes that hold together or not at all (charges and the
     /// state that goes with them).
     All(Vec<Write>),
-    /// A token, by its digest.
-    Token {
-        hash: String,
-        account: String,
-        role: Role,
+    /// A new token, by its digest; bumps the tokens' version.
+    Token(TokenRow),
+    /// Revokes the unrevoked token whose id is `id`; bumps the tokens'
+    /// version.
+    RevokeToken {
+        id: String,
         at_ms: i64,
     },
+    /// When tokens were last used (a later time than stored wins).
+    TokensUsed(Vec<(String, i64)>),
+    /// A line of the audit trail.
+    Audit(AuditRecord),
     /// Inserts the customer's plane if absent. Done: the holding workflow.
     RegisterPlane {
         spec: PlaneSpec,
@@ -90,7 +95,7 @@ pub(crate) enum Done {
     Rows(usize),
     /// The workflow holding a customer's plane.
     Holder(String),
-    /// A rating's number.
+    /// A rating's number, an audit line's place.
     Number(i64),
     Workflow(Box<Workflow>),
     /// Entries in the ledger.
@@ -111,7 +116,12 @@ pub(crate) trait Backend: Send + 'static {
 /// Everything the store reads back, over connections of its own (reads
 /// never wait for the writer's group).
 pub(crate) trait Reads: Send + Sync + 'static {
-    fn token(&self, hash: &str) -> Result<Option<Principal>, StoreError>;
+    /// The tokens' version: changes whenever a token is created or
+    /// revoked, by this process or another.
+    fn tokens_version(&self) -> Result<i64, StoreError>;
+    fn tokens(&self) -> Result<Vec<TokenRow>, StoreError>;
+    /// At most `limit` lines of the audit trail after `after`, oldest first.
+    fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     fn plane(&self, customer: &str) -> Result<Option<PlaneRecord>, StoreError>;
     fn active_planes(&self) -> Result<Vec<PlaneSpec>, StoreError>;
     fn feedback_after(&self, after: i64) -> Result<Vec<(i64, FeedbackRecord)>, StoreError>;

@@ -5,6 +5,7 @@
 //! - `ledger`: the double-entry ledger and the checkpoint rows beside it
 //!   (judge state, module counters, the biller's baselines);
 //! - `accounts`: accounts and their tokens;
+//! - `audit`: the append-only trail of who changed credentials and planes;
 //! - `planes`: the planes provisioned through the API, and the ratings;
 //! - `workflows`: the provisioning workflows and their tasks.
 //!
@@ -18,6 +19,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod audit;
 mod backend;
 pub mod error;
 pub mod ledger;
@@ -46,6 +48,7 @@ use writer::Writer;
 pub struct Store {
     writer: Writer,
     reads: Arc<dyn Reads>,
+    tokens: Arc<accounts::TokenTable>,
     workflows_closed: Arc<std::sync::Mutex<bool>>,
 }
 
@@ -59,9 +62,13 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
+        let reads: Arc<dyn Reads> = Arc::new(reads);
+        let tokens = Arc::new(accounts::TokenTable::default());
+        tokens.refresh(&*reads)?;
         let store = Store {
             writer,
-            reads: Arc::new(reads),
+            reads,
+            tokens,
             workflows_closed: Default::default(),
         };
         Ok((store, agents))
@@ -81,6 +88,14 @@ impl Store {
 
     pub fn accounts(&self) -> accounts::Accounts {
         accounts::Accounts {
+            writer: self.writer.clone(),
+            reads: self.reads.clone(),
+            table: self.tokens.clone(),
+        }
+    }
+
+    pub fn audit(&self) -> audit::Audit {
+        audit::Audit {
             writer: self.writer.clone(),
             reads: self.reads.clone(),
         }

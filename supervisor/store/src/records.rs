@@ -118,3 +118,30 @@ pub struct StateRow {
     pub at_ms: i64,
     pub bytes: Vec<u8>,
 }
+
+/// A token as stored (its secret is not: `hash` is its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub hash: String,
+    pub principal: Principal,
+    pub created_ms: i64,
+    /// `None`: never expires.
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+    pub last_used_ms: Option<i64>,
+}
+
+/// One line of the audit trail: who did what to which subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Its place in the trail (0 before it is stored).
+    pub seq: i64,
+    pub at_ms: i64,
+    /// Who: `operator`, `customer:acme`, `cli (alice)`, `supervisor`.
+    pub actor: String,
+    /// What: `token.create`, `token.revoke`, `token.use`, `plane.provision`…
+    pub action: String,
+    /// To what: a token's id, a customer, an agent.
+    pub subject: String,
+    pub detail: String,
+}

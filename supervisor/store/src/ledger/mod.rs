@@ -18,6 +18,7 @@
 //! - Statements: indexes on `(debit, at_ms)` and `(credit, at_ms)` serve an
 //!   account's charges in a period from either side.
 
+pub mod pages;
 pub mod period;
 pub mod reader;
 pub mod record;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 
 use crate::error::StoreError;
 
+pub use pages::{Cursor, MAX_PAGE_LINES};
 pub use period::{Granularity, Period};
 pub use reader::{LedgerReader, LedgerTotals};
 pub use record::Ledger;

@@ -21,7 +21,7 @@ pub struct LedgerTotals {
 }
 
 pub struct LedgerReader {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 fn overflow(what: impl Into<String>) -> LedgerError {
@@ -157,25 +157,29 @@ impl LedgerReader {
             )
             .map_err(sql("prepare statement"))?;
         let rows = stmt
-            .query_map(params![account, start, end], |r| {
-                let at_ms: i64 = r.get(0)?;
-                Ok(Line {
-                    at_ms,
-                    time: rfc3339(at_ms),
-                    module: r.get(1)?,
-                    control_plane: r.get(2)?,
-                    kind: r.get(3)?,
-                    description: r.get(4)?,
-                    quantity: r.get(5)?,
-                    unit_price: r.get(6)?,
-                    amount: r.get(7)?,
-                    counterparty: r.get(8)?,
-                })
-            })
+            .query_map(params![account, start, end], line)
             .map_err(sql("statement"))?;
         let lines: Vec<Line> = rows.collect::<Result<_, _>>().map_err(sql("statement"))?;
         build_statement(account, &period.to_string(), lines)
     }
+}
+
+/// A statement's line from a row of `at_ms, module, control_plane, kind,
+/// description, quantity, unit_price, signed amount, counterparty`.
+pub(super) fn line(r: &rusqlite::Row<'_>) -> rusqlite::Result<Line> {
+    let at_ms: i64 = r.get(0)?;
+    Ok(Line {
+        at_ms,
+        time: rfc3339(at_ms),
+        module: r.get(1)?,
+        control_plane: r.get(2)?,
+        kind: r.get(3)?,
+        description: r.get(4)?,
+        quantity: r.get(5)?,
+        unit_price: r.get(6)?,
+        amount: r.get(7)?,
+        counterparty: r.get(8)?,
+    })
 }
 
 /// Subtotals and total of `lines`, in exact i64 arithmetic.
@@ -206,6 +210,8 @@ pub fn build_statement(
         subtotals_by_module: owned(by_module),
         subtotals_by_kind: owned(by_kind),
         total,
+        line_count: lines.len() as u64,
+        next: None,
         lines,
     })
 }

@@ -26,7 +26,10 @@ pub struct Line {
     pub counterparty: String,
 }
 
-/// An account's charges in a period. `lines` sum exactly to `total`.
+/// An account's charges in a period. Whole, its `lines` sum exactly to
+/// `total`; a page of it (see [`super::pages`]) holds some of the lines,
+/// with the subtotals, total and `line_count` of the whole period and the
+/// cursor of the `next` page.
 /// A quantity as people read it: at most six decimals, no trailing zeros.
 fn quantity(q: f64) -> String {
     let s = format!("{q:.6}");
@@ -43,6 +46,10 @@ pub struct Statement {
     pub account: String,
     pub period: String,
     pub lines: Vec<Line>,
+    /// Lines in the whole period.
+    pub line_count: u64,
+    /// Where the next page starts, if more lines follow.
+    pub next: Option<String>,
     pub subtotals_by_module: Vec<(String, i64)>,
     pub subtotals_by_kind: Vec<(String, i64)>,
     pub total: i64,
@@ -66,7 +73,8 @@ struct Subtotals<'a> {
     by_kind: Vec<ByKind<'a>>,
 }
 
-/// `{ account, period, lines, subtotals: { by_module, by_kind }, total }`.
+/// `{ account, period, lines, line_count, next, subtotals: { by_module,
+/// by_kind }, total }`.
 impl Serialize for Statement {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let subtotals = Subtotals {
@@ -83,10 +91,12 @@ impl Serialize for Statement {
                 })
                 .collect(),
         };
-        let mut st = s.serialize_struct("Statement", 5)?;
+        let mut st = s.serialize_struct("Statement", 7)?;
         st.serialize_field("account", &self.account)?;
         st.serialize_field("period", &self.period)?;
         st.serialize_field("lines", &self.lines)?;
+        st.serialize_field("line_count", &self.line_count)?;
+        st.serialize_field("next", &self.next)?;
         st.serialize_field("subtotals", &subtotals)?;
         st.serialize_field("total", &self.total)?;
         st.end()

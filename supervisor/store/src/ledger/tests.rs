@@ -251,6 +251,8 @@ async fn renders_json() {
       "counterparty": "operator"
     }
   ],
+  "line_count": 2,
+  "next": null,
   "subtotals": {
     "by_module": [
       {
@@ -287,6 +289,54 @@ customer:acme,2026-11-26T10,2026-11-26T10:00:01.500Z,autoscaler,default,solicita
 customer:acme,2026-11-26T10,2026-11-26T10:01:01.000Z,placement,default,refund,\"credit, \"\"goodwill\"\"\",0.5,0.500000,-0.250000,operator
 ";
     assert_eq!(render(&s, Format::Csv), want);
+}
+
+#[tokio::test]
+async fn statements_read_a_page_at_a_time_with_the_whole_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, reader) = Ledger::open(dir.path()).unwrap();
+    // Five charges, two at the same time: the page order is time then id.
+    let times = [T0 + 5, T0 + 1, T0 + 3, T0 + 3, T0 + 9];
+    let charges = times
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| acme(&format!("k{i}"), t, 100 + i as i64))
+        .collect();
+    ledger.record_durable(charges).await.unwrap();
+    let hour = Period::parse("2026-11-26T10").unwrap();
+    let whole = reader.statement("customer:acme", &hour).unwrap();
+    let (mut after, mut seen) = (None, Vec::new());
+    loop {
+        let page = reader
+            .statement_page("customer:acme", &hour, after, 2)
+            .unwrap();
+        assert!(page.lines.len() <= 2);
+        assert_eq!((page.total, page.line_count), (whole.total, 5));
+        assert_eq!(page.subtotals_by_kind, whole.subtotals_by_kind);
+        assert_eq!(page.subtotals_by_module, whole.subtotals_by_module);
+        seen.extend(page.lines);
+        match page.next {
+            Some(next) => after = Some(next.parse().unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, whole.lines, "every line once, in order");
+    assert!("12".parse::<super::Cursor>().is_err());
+    assert!("a-b".parse::<super::Cursor>().is_err());
+    // The chart: one point per span; one span sums all.
+    let points = reader.cost_points("customer:acme", &hour, 1000).unwrap();
+    assert_eq!(points.len(), 4, "a point per distinct time: {points:?}");
+    assert_eq!(points.last().unwrap().1, whole.total);
+    let one = reader.cost_points("customer:acme", &hour, 1).unwrap();
+    assert_eq!(one, [(T0 + 9, whole.total)]);
+    assert!(reader
+        .cost_points("customer:none", &hour, 10)
+        .unwrap()
+        .is_empty());
+    let empty = reader
+        .statement_page("customer:none", &hour, None, 10)
+        .unwrap();
+    assert_eq!((empty.line_count, empty.total, empty.next), (0, 0, None));
 }
 
 #[test]

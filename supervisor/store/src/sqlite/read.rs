@@ -9,7 +9,8 @@ use super::from_sql;
 use crate::backend::Reads;
 use crate::error::{corrupt, sql, StoreError};
 use crate::records::{
-    AgentRecord, AgentTotals, FeedbackRecord, PlaneRecord, PlaneState, Principal, Role,
+    AgentRecord, AgentTotals, AuditRecord, FeedbackRecord, PlaneRecord, PlaneState, Principal,
+    Role, TokenRow,
 };
 use vcp_common::session::cursor::Cursor;
 use vcp_core::plane::PlaneSpec;
@@ -71,21 +72,77 @@ const WORKFLOW_COLUMNS: &str =
     "id, template, owner, subject, payload, state, error, created_ms, finished_ms";
 
 impl Reads for SqliteReads {
-    fn token(&self, hash: &str) -> Result<Option<Principal>, StoreError> {
-        let row: Option<(String, String)> = self
-            .conn()
+    fn tokens_version(&self) -> Result<i64, StoreError> {
+        self.conn()
             .query_row(
-                "SELECT account, role FROM tokens WHERE hash = ?1",
-                params![hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                "SELECT coalesce(max(value), 0) FROM counters WHERE name = 'tokens'",
+                [],
+                |r| r.get(0),
             )
-            .optional()
-            .map_err(sql("look up token"))?;
-        Ok(row.and_then(|(account, role)| {
-            role.parse::<Role>()
-                .ok()
-                .map(|role| Principal { account, role })
-        }))
+            .map_err(sql("tokens version"))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        // hash, account, role, created; expires, revoked, last used.
+        type Raw = (String, String, String, i64, [Option<i64>; 3]);
+        let rows: Vec<Raw> = self
+            .conn()
+            .prepare(
+                "SELECT hash, account, role, created_ms, expires_ms, revoked_ms, last_used_ms
+                 FROM tokens ORDER BY created_ms, hash",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        [r.get(4)?, r.get(5)?, r.get(6)?],
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(sql("read tokens"))?;
+        rows.into_iter()
+            .map(
+                |(hash, account, role, created_ms, [expires_ms, revoked_ms, last_used_ms])| {
+                    let role = role
+                        .parse::<Role>()
+                        .map_err(|e| corrupt(format!("token of {account:?}: {e}")))?;
+                    Ok(TokenRow {
+                        hash,
+                        principal: Principal { account, role },
+                        created_ms,
+                        expires_ms,
+                        revoked_ms,
+                        last_used_ms,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT seq, at_ms, actor, action, subject, detail FROM audit
+                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![after, limit as i64], |r| {
+                    Ok(AuditRecord {
+                        seq: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        subject: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(sql("read the audit trail"))
     }
 
     fn plane(&self, customer: &str) -> Result<Option<PlaneRecord>, StoreError> {

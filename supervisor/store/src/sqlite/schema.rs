@@ -42,8 +42,24 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     account TEXT NOT NULL,
     role TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    revoked_ms INTEGER,
+    last_used_ms INTEGER
 );
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_id ON tokens (substr(hash, 1, 12));
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TABLE IF NOT EXISTS control_planes (
     customer TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -93,11 +109,16 @@ CREATE TABLE IF NOT EXISTS tasks (
 ) WITHOUT ROWID;";
 
 /// Columns added since a table's first schema, for stores made before them.
-const ADDED: &[(&str, &str, &str)] = &[(
-    "agent_cursor",
-    "lost_readings",
-    "INTEGER NOT NULL DEFAULT 0",
-)];
+const ADDED: &[(&str, &str, &str)] = &[
+    (
+        "agent_cursor",
+        "lost_readings",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
+    ("tokens", "expires_ms", "INTEGER"),
+    ("tokens", "revoked_ms", "INTEGER"),
+    ("tokens", "last_used_ms", "INTEGER"),
+];
 
 pub(super) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA).map_err(sql("schema"))?;

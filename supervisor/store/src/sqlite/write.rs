@@ -125,18 +125,49 @@ fn apply(conn: &Connection, write: &Write) -> Result<Done, StoreError> {
             }
             Ok(Done::Rows(new))
         }
-        Write::Token {
-            hash,
-            account,
-            role,
-            at_ms,
-        } => {
+        Write::Token(t) => {
             conn.execute(
-                "INSERT INTO tokens (hash, account, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, account, role.as_str(), at_ms],
+                "INSERT INTO tokens (hash, account, role, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    t.hash,
+                    t.principal.account,
+                    t.principal.role.as_str(),
+                    t.created_ms,
+                    t.expires_ms
+                ],
             )
             .map_err(sql("insert token"))?;
+            bump_tokens_version(conn)?;
             Ok(Done::Nothing)
+        }
+        Write::RevokeToken { id, at_ms } => {
+            conn.execute(
+                    "UPDATE tokens SET revoked_ms = ?2 WHERE substr(hash, 1, ?3) = ?1 AND revoked_ms IS NULL",
+                    params![id, at_ms, crate::accounts::ID_LEN],
+                )
+                .map_err(sql("revoke token"))?;
+            bump_tokens_version(conn)?;
+            Ok(Done::Nothing)
+        }
+        Write::TokensUsed(used) => {
+            let mut stmt = conn
+                .prepare_cached(
+                    "UPDATE tokens SET last_used_ms = max(coalesce(last_used_ms, 0), ?2) WHERE hash = ?1",
+                )
+                .map_err(sql("prepare token use"))?;
+            for (hash, at_ms) in used {
+                stmt.execute(params![hash, at_ms])
+                    .map_err(sql("record token use"))?;
+            }
+            Ok(Done::Nothing)
+        }
+        Write::Audit(a) => {
+            conn.prepare_cached(
+                "INSERT INTO audit (at_ms, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![a.at_ms, a.actor, a.action, a.subject, a.detail]))
+            .map_err(sql("append to the audit trail"))?;
+            Ok(Done::Number(conn.last_insert_rowid()))
         }
         Write::RegisterPlane {
             spec,
@@ -296,4 +327,15 @@ fn put_task(conn: &Connection, wf: &Workflow, i: usize) -> Result<(), StoreError
     })
     .map_err(sql("save task"))?;
     Ok(())
+}
+
+/// Tells every process holding the tokens in memory to read them again.
+fn bump_tokens_version(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES ('tokens', 1)
+         ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        [],
+    )
+    .map(drop)
+    .map_err(sql("bump tokens version"))
 }
