@@ -38,6 +38,14 @@ pub enum Usage {
     Client,
 }
 
+/// A random serial number (rcgen's default derives it from the key, and
+/// every certificate is told apart by its serial: revocation).
+pub fn random_serial() -> rcgen::SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] &= 0x7f; // positive
+    rcgen::SerialNumber::from_slice(&bytes)
+}
+
 /// Sets `params`' validity: from a little before now for `validity`.
 fn valid_for(params: &mut CertificateParams, validity: Duration) {
     let now = time::OffsetDateTime::now_utc();
@@ -113,6 +121,7 @@ impl FleetCa {
             Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
         }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.serial_number = Some(random_serial());
         valid_for(&mut params, self.validity);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;

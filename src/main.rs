@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod admin;
+
 /// vcp: virtual control planes for physical server fleets.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -47,7 +49,13 @@ enum Command {
     },
     /// Manage the bearer tokens of the HTTP API.
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(admin::TokenCommand),
+    /// Agents' certificates: list them, revoke an agent's.
+    #[command(subcommand)]
+    Agent(admin::CredentialCommand),
+    /// Remote modules' certificates: list them, revoke a module's.
+    #[command(subcommand)]
+    Module(admin::CredentialCommand),
     /// Write a fleet CA, the supervisor's certificate and one client
     /// certificate per agent, as PEM files.
     Certs {
@@ -69,122 +77,6 @@ enum Command {
         #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
         validity: std::time::Duration,
     },
-}
-
-#[derive(Subcommand, Debug)]
-enum TokenCommand {
-    /// Create a token for an account and print it (it is stored hashed and
-    /// cannot be shown again).
-    Create {
-        /// The account: `operator`, a customer id or a vendor id.
-        #[arg(long)]
-        account: String,
-        /// operator, customer or vendor.
-        #[arg(long)]
-        role: vcp_store::accounts::Role,
-        /// How long the token lives: `3s`, `1h`, `30d`…, or `never`
-        /// (operator only).
-        #[arg(long, default_value = "90d")]
-        ttl: vcp_store::accounts::Ttl,
-        /// The supervisor's data directory.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The supervisor's configuration: when given, the account must
-        /// exist there with that role.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// List the tokens (never their secrets).
-    List {
-        /// The supervisor's data directory.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
-    /// Revoke a token by its id (from `vcp token list`); a running
-    /// supervisor refuses it within seconds.
-    Revoke {
-        id: String,
-        /// The supervisor's data directory.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
-}
-
-/// Who runs this command, for the audit trail.
-fn cli_actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown user".into());
-    format!("cli ({user})")
-}
-
-fn accounts(data_dir: Option<PathBuf>) -> anyhow::Result<vcp_store::accounts::Accounts> {
-    let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
-    let (store, _) = vcp_store::Store::open(&dir)
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
-    Ok(store.accounts())
-}
-
-fn create_token(
-    account: &str,
-    role: vcp_store::accounts::Role,
-    ttl: vcp_store::accounts::Ttl,
-    data_dir: Option<PathBuf>,
-    config: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    use vcp_store::accounts::{Role, Ttl};
-    use vcp_supervisor::config::check_account;
-    if account == vcp_core::plane::OPERATOR && role != Role::Operator {
-        anyhow::bail!("account {account:?} is the operator's: use --role operator");
-    }
-    if let Some(path) = config {
-        let file = vcp_supervisor::config::SupervisorFile::load(&path)?;
-        check_account(&file, account, role).map_err(anyhow::Error::msg)?;
-    } else if role == Role::Operator {
-        check_account(&Default::default(), account, role).map_err(anyhow::Error::msg)?;
-    }
-    if ttl == Ttl::Never {
-        tracing::warn!("this token never expires: revoke it with `vcp token revoke` when done");
-    }
-    let issued = accounts(data_dir)?.issue(account, role, ttl, &cli_actor())?;
-    println!("{}", issued.token);
-    Ok(())
-}
-
-fn list_tokens(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    use vcp_store::accounts::rfc3339;
-    let time = |ms: Option<i64>, none: &str| ms.map_or(none.to_owned(), rfc3339);
-    println!(
-        "{:<12}  {:<16}  {:<8}  {:<20}  {:<20}  {:<20}  state",
-        "id", "account", "role", "created", "expires", "last used"
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    for t in accounts(data_dir)?.list()? {
-        let state = match (t.revoked_ms, t.expires_ms) {
-            (Some(at), _) => format!("revoked {}", rfc3339(at)),
-            (None, Some(e)) if e <= now => "expired".to_owned(),
-            _ => "valid".to_owned(),
-        };
-        println!(
-            "{:<12}  {:<16}  {:<8}  {:<20}  {:<20}  {:<20}  {state}",
-            t.id,
-            t.account,
-            t.role.as_str(),
-            rfc3339(t.created_ms),
-            time(t.expires_ms, "never"),
-            time(t.last_used_ms, "never"),
-        );
-    }
-    Ok(())
-}
-
-fn revoke_token(id: &str, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let t = accounts(data_dir)?.revoke(id, &cli_actor())?;
-    let at = t
-        .revoked_ms
-        .map_or_else(String::new, vcp_store::accounts::rfc3339);
-    println!("revoked {} ({} {}) at {at}", t.id, t.role, t.account);
-    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -248,15 +140,9 @@ fn main() -> anyhow::Result<()> {
             format,
             data_dir,
         } => statement(&account, &period, format, data_dir),
-        Command::Token(TokenCommand::Create {
-            account,
-            role,
-            ttl,
-            data_dir,
-            config,
-        }) => create_token(&account, role, ttl, data_dir, config),
-        Command::Token(TokenCommand::List { data_dir }) => list_tokens(data_dir),
-        Command::Token(TokenCommand::Revoke { id, data_dir }) => revoke_token(&id, data_dir),
+        Command::Token(command) => admin::tokens(command),
+        Command::Agent(command) => admin::credentials(vcp_common::identity::Role::Agent, command),
+        Command::Module(command) => admin::credentials(vcp_common::identity::Role::Module, command),
         Command::Certs {
             out,
             agents,

@@ -281,6 +281,21 @@ async fn session(
         return Ok(Exit::Shutdown);
     };
     let conn = conn?;
+    let served = serve(conn.clone(), st, welcomed).await;
+    // When the connection is gone its close reason (a revoked certificate,
+    // say) tells more than the stream's "connection lost".
+    served.map_err(|e| match (e, conn.close_reason()) {
+        (SessionError::Stream(s), Some(reason)) if s.is_connection_lost() => reason.into(),
+        (e, _) => e,
+    })
+}
+
+/// The session on connection `conn`.
+async fn serve(
+    conn: quinn::Connection,
+    st: &mut State,
+    welcomed: &mut bool,
+) -> Result<Exit, SessionError> {
     let Some(streams) = st.while_sampling(conn.open_bi()).await else {
         return Ok(Exit::Shutdown);
     };

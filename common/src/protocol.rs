@@ -32,6 +32,8 @@ pub mod close {
     pub const LIMIT: u32 = 5;
     /// The supervisor could not do its part (a failed store write).
     pub const INTERNAL: u32 = 6;
+    /// The peer's certificate was revoked.
+    pub const REVOKED: u32 = 7;
 }
 
 /// Accumulates received bytes and splits them into frames, never holding

@@ -10,6 +10,7 @@ pub mod control;
 pub mod dashboard;
 pub mod dispatch;
 pub mod fleet;
+pub mod freshness;
 pub mod http;
 pub mod ingest;
 pub mod judge;

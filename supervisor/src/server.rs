@@ -26,7 +26,7 @@ use crate::ingest;
 use crate::live::Live;
 use crate::provisioner::{Provisioner, DEPROVISION, PROVISION};
 use crate::remote::{self, ModuleHost};
-use crate::tls::{peer_id, server_config, TlsError};
+use crate::tls::{peer, server_config, TlsError};
 use crate::workflow::Engine;
 use vcp_store::accounts::Accounts;
 use vcp_store::ledger::LedgerReader;
@@ -103,10 +103,12 @@ pub struct Supervisor {
     pub api: Option<ApiServer>,
     /// The live connection of every agent and module.
     pub live: Arc<Live>,
+    /// Agents' and modules' certificates, and their revocations.
+    pub credentials: vcp_store::credentials::Credentials,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
-    /// Keeps the tokens in memory fresh.
-    tokens: tokio::task::JoinHandle<()>,
+    /// Keeps the tokens and revocations in memory fresh.
+    fresh: tokio::task::JoinHandle<()>,
 }
 
 impl Supervisor {
@@ -181,8 +183,10 @@ impl Supervisor {
             ),
             None => None,
         };
-        let tokens = crate::api::keep_fresh(accounts.clone());
         let live = Arc::new(Live::default());
+        let credentials = store.credentials();
+        let fresh =
+            crate::freshness::keep_fresh(accounts.clone(), credentials.clone(), live.clone());
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
             Shared {
@@ -190,6 +194,7 @@ impl Supervisor {
                 dispatch: control.dispatch.clone(),
                 modules: control.clone(),
                 live: live.clone(),
+                credentials: credentials.clone(),
                 limits,
             },
         ));
@@ -203,7 +208,8 @@ impl Supervisor {
             live,
             endpoint,
             accept,
-            tokens,
+            fresh,
+            credentials,
         })
     }
 
@@ -219,7 +225,7 @@ impl Supervisor {
             b"supervisor shutting down",
         );
         self.accept.abort();
-        self.tokens.abort();
+        self.fresh.abort();
         let _ = self.accept.await;
         if let Some(api) = &self.api {
             api.stop();
@@ -239,6 +245,7 @@ struct Shared {
     dispatch: DispatchHandle,
     modules: Arc<dyn ModuleHost>,
     live: Arc<Live>,
+    credentials: vcp_store::credentials::Credentials,
     limits: Limits,
 }
 
@@ -336,8 +343,8 @@ async fn connection(incoming: quinn::Incoming, handshaking: Handshaking, s: Shar
             return;
         }
     };
-    let id = match peer_id(&conn, role) {
-        Ok(id) => id,
+    let peer = match peer(&conn, role) {
+        Ok(p) => p,
         Err(e) => {
             EndpointStats::bump(&stats.failed_handshakes);
             warn!(%remote, error = %e, "credential refused");
@@ -348,7 +355,24 @@ async fn connection(incoming: quinn::Incoming, handshaking: Handshaking, s: Shar
             return;
         }
     };
-    let claim = s.live.claim(role, &id, &conn);
+    if s.credentials.is_revoked(role, &peer.serial) {
+        EndpointStats::bump(&stats.failed_handshakes);
+        warn!(%remote, role = role.name(), id = peer.id, serial = peer.serial, "revoked certificate refused");
+        conn.close(close::REVOKED.into(), b"certificate revoked");
+        return;
+    }
+    let credentials = s.credentials.clone();
+    let seen = peer.clone();
+    tokio::spawn(async move {
+        if let Err(e) = credentials
+            .seen(role, &seen.id, &seen.serial, seen.not_after_ms)
+            .await
+        {
+            warn!(id = seen.id, error = %e, "the certificate seen could not be recorded");
+        }
+    });
+    let claim = s.live.claim(role, &peer.id, &peer.serial, &conn);
+    let id = peer.id;
     let started = Instant::now();
     match role {
         Role::Agent => {

@@ -113,11 +113,20 @@ pub enum PeerError {
     Name(#[from] vcp_common::identity::NameError),
 }
 
-/// The id the connection's verified certificate names for `role` (rustls
-/// checked the chain against the fleet CA during the handshake): the one
-/// DNS name `<id>.agent.vcp` or `<id>.module.vcp` among its subject
-/// alternative names.
-pub fn peer_id(conn: &quinn::Connection, role: Role) -> Result<String, PeerError> {
+/// Who a verified certificate speaks for, and which certificate it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: String,
+    /// The serial number, in hex.
+    pub serial: String,
+    pub not_after_ms: i64,
+}
+
+/// The peer of the connection's verified certificate in `role` (rustls
+/// checked the chain against the fleet CA during the handshake): the id
+/// is the one DNS name `<id>.agent.vcp` or `<id>.module.vcp` among its
+/// subject alternative names.
+pub fn peer(conn: &quinn::Connection, role: Role) -> Result<Peer, PeerError> {
     let chain = conn
         .peer_identity()
         .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
@@ -135,5 +144,9 @@ pub fn peer_id(conn: &quinn::Connection, role: Role) -> Result<String, PeerError
             x509_parser::extensions::GeneralName::DNSName(d) => Some(*d),
             _ => None,
         });
-    Ok(identity_in(names, role)?)
+    Ok(Peer {
+        id: identity_in(names, role)?,
+        serial: cert.raw_serial_as_string().replace(':', ""),
+        not_after_ms: cert.validity().not_after.timestamp().saturating_mul(1000),
+    })
 }

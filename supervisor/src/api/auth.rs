@@ -10,29 +10,6 @@ use axum::http::request::Parts;
 use super::{ApiError, ApiState};
 use vcp_store::accounts::{Principal, Role};
 
-/// How often the tokens are read again when another process (`vcp token
-/// revoke`) changed them, and their last use written back.
-pub const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Refreshes `accounts` every [`TOKEN_REFRESH`] until aborted.
-pub fn keep_fresh(
-    accounts: std::sync::Arc<vcp_store::accounts::Accounts>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TOKEN_REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let a = accounts.clone();
-            match tokio::task::spawn_blocking(move || a.refresh()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "tokens could not be refreshed"),
-                Err(e) => tracing::warn!(error = %e, "token refresh failed"),
-            }
-        }
-    })
-}
-
 /// The dashboard's cookie.
 pub const COOKIE: &str = "vcp_token";
 

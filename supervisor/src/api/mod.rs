@@ -23,7 +23,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use auth::{keep_fresh, Caller, COOKIE, TOKEN_REFRESH};
+pub use auth::{Caller, COOKIE};
 pub use error::{ApiError, MAX_BODY};
 
 use crate::overview::Overview;

@@ -9,7 +9,8 @@
 
 use crate::error::StoreError;
 use crate::records::{
-    AgentRecord, AuditRecord, Charge, FeedbackRecord, PlaneRecord, PlaneState, StateRow, TokenRow,
+    AgentRecord, AuditRecord, Charge, CredentialRow, FeedbackRecord, PlaneRecord, PlaneState,
+    StateRow, TokenRow,
 };
 use vcp_core::plane::PlaneSpec;
 use vcp_core::workflow::machine::Workflow;
@@ -42,6 +43,15 @@ pub(crate) enum Write {
     TokensUsed(Vec<(String, i64)>),
     /// A line of the audit trail.
     Audit(AuditRecord),
+    /// A certificate seen or issued (a later `last_seen_ms` wins).
+    Credential(CredentialRow),
+    /// Revokes every certificate of `id` in `role` not yet revoked; bumps
+    /// the credentials' version.
+    RevokeCredentials {
+        role: String,
+        id: String,
+        at_ms: i64,
+    },
     /// Inserts the customer's plane if absent. Done: the holding workflow.
     RegisterPlane {
         spec: PlaneSpec,
@@ -120,6 +130,10 @@ pub(crate) trait Reads: Send + Sync + 'static {
     /// revoked, by this process or another.
     fn tokens_version(&self) -> Result<i64, StoreError>;
     fn tokens(&self) -> Result<Vec<TokenRow>, StoreError>;
+    /// The credentials' version: changes whenever one is revoked.
+    fn credentials_version(&self) -> Result<i64, StoreError>;
+    /// Every certificate recorded, by role, id and first sight.
+    fn credentials(&self) -> Result<Vec<CredentialRow>, StoreError>;
     /// At most `limit` lines of the audit trail after `after`, oldest first.
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     fn plane(&self, customer: &str) -> Result<Option<PlaneRecord>, StoreError>;

@@ -6,6 +6,7 @@
 //!   (judge state, module counters, the biller's baselines);
 //! - `accounts`: accounts and their tokens;
 //! - `audit`: the append-only trail of who changed credentials and planes;
+//! - `credentials`: agents' and modules' certificates, and revocations;
 //! - `planes`: the planes provisioned through the API, and the ratings;
 //! - `workflows`: the provisioning workflows and their tasks.
 //!
@@ -21,6 +22,7 @@ pub mod accounts;
 pub mod agents;
 pub mod audit;
 mod backend;
+pub mod credentials;
 pub mod error;
 pub mod ledger;
 pub mod planes;
@@ -49,6 +51,7 @@ pub struct Store {
     writer: Writer,
     reads: Arc<dyn Reads>,
     tokens: Arc<accounts::TokenTable>,
+    revoked: Arc<std::sync::RwLock<credentials::Revoked>>,
     workflows_closed: Arc<std::sync::Mutex<bool>>,
 }
 
@@ -69,8 +72,10 @@ impl Store {
             writer,
             reads,
             tokens,
+            revoked: Default::default(),
             workflows_closed: Default::default(),
         };
+        store.credentials().refresh()?;
         Ok((store, agents))
     }
 
@@ -91,6 +96,14 @@ impl Store {
             writer: self.writer.clone(),
             reads: self.reads.clone(),
             table: self.tokens.clone(),
+        }
+    }
+
+    pub fn credentials(&self) -> credentials::Credentials {
+        credentials::Credentials {
+            writer: self.writer.clone(),
+            reads: self.reads.clone(),
+            revoked: self.revoked.clone(),
         }
     }
 

@@ -145,3 +145,17 @@ pub struct AuditRecord {
     pub subject: String,
     pub detail: String,
 }
+
+/// A certificate an agent or a module presented or was issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialRow {
+    /// `agent` or `module`.
+    pub role: String,
+    pub id: String,
+    /// The certificate's serial number, in hex.
+    pub serial: String,
+    pub not_after_ms: i64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub revoked_ms: Option<i64>,
+}

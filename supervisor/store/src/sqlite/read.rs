@@ -9,8 +9,8 @@ use super::from_sql;
 use crate::backend::Reads;
 use crate::error::{corrupt, sql, StoreError};
 use crate::records::{
-    AgentRecord, AgentTotals, AuditRecord, FeedbackRecord, PlaneRecord, PlaneState, Principal,
-    Role, TokenRow,
+    AgentRecord, AgentTotals, AuditRecord, CredentialRow, FeedbackRecord, PlaneRecord, PlaneState,
+    Principal, Role, TokenRow,
 };
 use vcp_common::session::cursor::Cursor;
 use vcp_core::plane::PlaneSpec;
@@ -31,6 +31,17 @@ impl SqliteReads {
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while reading leaves nothing half done.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counter `name` (0 before its first change).
+    fn version(&self, name: &str) -> Result<i64, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT coalesce(max(value), 0) FROM counters WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(sql("read version"))
     }
 }
 
@@ -73,13 +84,34 @@ const WORKFLOW_COLUMNS: &str =
 
 impl Reads for SqliteReads {
     fn tokens_version(&self) -> Result<i64, StoreError> {
+        self.version("tokens")
+    }
+
+    fn credentials_version(&self) -> Result<i64, StoreError> {
+        self.version("credentials")
+    }
+
+    fn credentials(&self) -> Result<Vec<CredentialRow>, StoreError> {
         self.conn()
-            .query_row(
-                "SELECT coalesce(max(value), 0) FROM counters WHERE name = 'tokens'",
-                [],
-                |r| r.get(0),
+            .prepare(
+                "SELECT role, id, serial, not_after_ms, first_seen_ms, last_seen_ms, revoked_ms
+                 FROM credentials ORDER BY role, id, first_seen_ms, serial",
             )
-            .map_err(sql("tokens version"))
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok(CredentialRow {
+                        role: r.get(0)?,
+                        id: r.get(1)?,
+                        serial: r.get(2)?,
+                        not_after_ms: r.get(3)?,
+                        first_seen_ms: r.get(4)?,
+                        last_seen_ms: r.get(5)?,
+                        revoked_ms: r.get(6)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(sql("read credentials"))
     }
 
     fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {

@@ -48,6 +48,16 @@ CREATE TABLE IF NOT EXISTS tokens (
     last_used_ms INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tokens_id ON tokens (substr(hash, 1, 12));
+CREATE TABLE IF NOT EXISTS credentials (
+    role TEXT NOT NULL,
+    id TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    not_after_ms INTEGER NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    revoked_ms INTEGER,
+    PRIMARY KEY (role, id, serial)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,

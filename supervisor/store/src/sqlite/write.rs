@@ -137,7 +137,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<Done, StoreError> {
                 ],
             )
             .map_err(sql("insert token"))?;
-            bump_tokens_version(conn)?;
+            bump_version(conn, "tokens")?;
             Ok(Done::Nothing)
         }
         Write::RevokeToken { id, at_ms } => {
@@ -146,7 +146,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<Done, StoreError> {
                     params![id, at_ms, crate::accounts::ID_LEN],
                 )
                 .map_err(sql("revoke token"))?;
-            bump_tokens_version(conn)?;
+            bump_version(conn, "tokens")?;
             Ok(Done::Nothing)
         }
         Write::TokensUsed(used) => {
@@ -159,6 +159,36 @@ fn apply(conn: &Connection, write: &Write) -> Result<Done, StoreError> {
                 stmt.execute(params![hash, at_ms])
                     .map_err(sql("record token use"))?;
             }
+            Ok(Done::Nothing)
+        }
+        Write::Credential(c) => {
+            conn.prepare_cached(
+                "INSERT INTO credentials (role, id, serial, not_after_ms, first_seen_ms, last_seen_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (role, id, serial) DO UPDATE
+                   SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    c.role,
+                    c.id,
+                    c.serial,
+                    c.not_after_ms,
+                    c.first_seen_ms,
+                    c.last_seen_ms
+                ])
+            })
+            .map_err(sql("record credential"))?;
+            Ok(Done::Nothing)
+        }
+        Write::RevokeCredentials { role, id, at_ms } => {
+            conn.execute(
+                "UPDATE credentials SET revoked_ms = ?3
+                 WHERE role = ?1 AND id = ?2 AND revoked_ms IS NULL",
+                params![role, id, at_ms],
+            )
+            .map_err(sql("revoke credentials"))?;
+            bump_version(conn, "credentials")?;
             Ok(Done::Nothing)
         }
         Write::Audit(a) => {
@@ -329,13 +359,14 @@ fn put_task(conn: &Connection, wf: &Workflow, i: usize) -> Result<(), StoreError
     Ok(())
 }
 
-/// Tells every process holding the tokens in memory to read them again.
-fn bump_tokens_version(conn: &Connection) -> Result<(), StoreError> {
+/// Tells every process holding `name` (tokens, credentials) in memory to
+/// read them again.
+fn bump_version(conn: &Connection, name: &str) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO counters (name, value) VALUES ('tokens', 1)
+        "INSERT INTO counters (name, value) VALUES (?1, 1)
          ON CONFLICT(name) DO UPDATE SET value = value + 1",
-        [],
+        [name],
     )
     .map(drop)
-    .map_err(sql("bump tokens version"))
+    .map_err(sql("bump version"))
 }

@@ -1,0 +1,205 @@
+//! The operator's commands on a supervisor's store, from this machine
+//! (they open the data directory; a running supervisor sees their changes
+//! within seconds): tokens, and agents' and modules' certificates.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use vcp_common::identity::Role;
+use vcp_store::accounts::rfc3339;
+use vcp_store::Store;
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token for an account and print it (it is stored hashed and
+    /// cannot be shown again).
+    Create {
+        /// The account: `operator`, a customer id or a vendor id.
+        #[arg(long)]
+        account: String,
+        /// operator, customer or vendor.
+        #[arg(long)]
+        role: vcp_store::accounts::Role,
+        /// How long the token lives: `3s`, `1h`, `30d`…, or `never`
+        /// (operator only).
+        #[arg(long, default_value = "90d")]
+        ttl: vcp_store::accounts::Ttl,
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The supervisor's configuration: when given, the account must
+        /// exist there with that role.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the tokens (never their secrets).
+    List {
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke a token by its id (from `vcp token list`); a running
+    /// supervisor refuses it within seconds.
+    Revoke {
+        id: String,
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// `vcp agent …` and `vcp module …`.
+#[derive(Subcommand, Debug)]
+pub enum CredentialCommand {
+    /// Every certificate seen at a handshake or issued: id, serial, expiry,
+    /// last seen and state.
+    List {
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke every certificate of this id recorded so far: its live
+    /// session is closed within seconds and the certificate refused at
+    /// every later handshake (a new enrolment issues a new one).
+    Revoke {
+        id: String,
+        /// The supervisor's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// Who runs this command, for the audit trail.
+fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown user".into());
+    format!("cli ({user})")
+}
+
+fn store(data_dir: Option<PathBuf>) -> anyhow::Result<Store> {
+    let dir = data_dir.unwrap_or_else(vcp_supervisor::config::default_data_dir);
+    let (store, _) =
+        Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?;
+    Ok(store)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn tokens(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            account,
+            role,
+            ttl,
+            data_dir,
+            config,
+        } => create_token(&account, role, ttl, data_dir, config),
+        TokenCommand::List { data_dir } => list_tokens(data_dir),
+        TokenCommand::Revoke { id, data_dir } => revoke_token(&id, data_dir),
+    }
+}
+
+fn create_token(
+    account: &str,
+    role: vcp_store::accounts::Role,
+    ttl: vcp_store::accounts::Ttl,
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use vcp_store::accounts::{Role, Ttl};
+    use vcp_supervisor::config::check_account;
+    if account == vcp_core::plane::OPERATOR && role != Role::Operator {
+        anyhow::bail!("account {account:?} is the operator's: use --role operator");
+    }
+    if let Some(path) = config {
+        let file = vcp_supervisor::config::SupervisorFile::load(&path)?;
+        check_account(&file, account, role).map_err(anyhow::Error::msg)?;
+    } else if role == Role::Operator {
+        check_account(&Default::default(), account, role).map_err(anyhow::Error::msg)?;
+    }
+    if ttl == Ttl::Never {
+        tracing::warn!("this token never expires: revoke it with `vcp token revoke` when done");
+    }
+    let issued = store(data_dir)?
+        .accounts()
+        .issue(account, role, ttl, &cli_actor())?;
+    println!("{}", issued.token);
+    Ok(())
+}
+
+fn list_tokens(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let time = |ms: Option<i64>, none: &str| ms.map_or(none.to_owned(), rfc3339);
+    println!(
+        "{:<12}  {:<16}  {:<8}  {:<20}  {:<20}  {:<20}  state",
+        "id", "account", "role", "created", "expires", "last used"
+    );
+    let now = now_ms();
+    for t in store(data_dir)?.accounts().list()? {
+        let state = match (t.revoked_ms, t.expires_ms) {
+            (Some(at), _) => format!("revoked {}", rfc3339(at)),
+            (None, Some(e)) if e <= now => "expired".to_owned(),
+            _ => "valid".to_owned(),
+        };
+        println!(
+            "{:<12}  {:<16}  {:<8}  {:<20}  {:<20}  {:<20}  {state}",
+            t.id,
+            t.account,
+            t.role.as_str(),
+            rfc3339(t.created_ms),
+            time(t.expires_ms, "never"),
+            time(t.last_used_ms, "never"),
+        );
+    }
+    Ok(())
+}
+
+fn revoke_token(id: &str, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let t = store(data_dir)?.accounts().revoke(id, &cli_actor())?;
+    let at = t.revoked_ms.map_or_else(String::new, rfc3339);
+    println!("revoked {} ({} {}) at {at}", t.id, t.role, t.account);
+    Ok(())
+}
+
+pub fn credentials(role: Role, command: CredentialCommand) -> anyhow::Result<()> {
+    match command {
+        CredentialCommand::List { data_dir } => {
+            println!(
+                "{:<24}  {:<40}  {:<20}  {:<20}  state",
+                role.name(),
+                "serial",
+                "expires",
+                "last seen"
+            );
+            let now = now_ms();
+            for c in store(data_dir)?.credentials().list()? {
+                if c.role != role.name() {
+                    continue;
+                }
+                let state = match c.revoked_ms {
+                    Some(at) => format!("revoked {}", rfc3339(at)),
+                    None if c.not_after_ms <= now => "expired".to_owned(),
+                    None => "valid".to_owned(),
+                };
+                println!(
+                    "{:<24}  {:<40}  {:<20}  {:<20}  {state}",
+                    c.id,
+                    c.serial,
+                    rfc3339(c.not_after_ms),
+                    rfc3339(c.last_seen_ms),
+                );
+            }
+            Ok(())
+        }
+        CredentialCommand::Revoke { id, data_dir } => {
+            let n = store(data_dir)?
+                .credentials()
+                .revoke(role, &id, &cli_actor())?;
+            println!("revoked {n} certificate(s) of {} {id}", role.name());
+            Ok(())
+        }
+    }
+}
