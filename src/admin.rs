@@ -18,9 +18,13 @@ pub enum TokenCommand {
         /// The account: `operator`, a customer id or a vendor id.
         #[arg(long)]
         account: String,
-        /// operator, customer or vendor.
+        /// operator, customer, vendor, or enrol: a join token for agents
+        /// whose id is in `--account` (an id, `prefix-*` or `*`).
         #[arg(long)]
         role: vcp_store::accounts::Role,
+        /// A join token's enrolments at most (no bound without).
+        #[arg(long)]
+        uses: Option<u32>,
         /// How long the token lives: `3s`, `1h`, `30d`…, or `never`
         /// (operator only).
         #[arg(long, default_value = "90d")]
@@ -94,10 +98,11 @@ pub fn tokens(command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create {
             account,
             role,
+            uses,
             ttl,
             data_dir,
             config,
-        } => create_token(&account, role, ttl, data_dir, config),
+        } => create_token(&account, role, (ttl, uses), data_dir, config),
         TokenCommand::List { data_dir } => list_tokens(data_dir),
         TokenCommand::Revoke { id, data_dir } => revoke_token(&id, data_dir),
     }
@@ -106,7 +111,7 @@ pub fn tokens(command: TokenCommand) -> anyhow::Result<()> {
 fn create_token(
     account: &str,
     role: vcp_store::accounts::Role,
-    ttl: vcp_store::accounts::Ttl,
+    (ttl, uses): (vcp_store::accounts::Ttl, Option<u32>),
     data_dir: Option<PathBuf>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
@@ -124,9 +129,14 @@ fn create_token(
     if ttl == Ttl::Never {
         tracing::warn!("this token never expires: revoke it with `vcp token revoke` when done");
     }
-    let issued = store(data_dir)?
-        .accounts()
-        .issue(account, role, ttl, &cli_actor())?;
+    if uses.is_some() && role != Role::Enrol {
+        anyhow::bail!("--uses bounds a join token's enrolments: use it with --role enrol");
+    }
+    let accounts = store(data_dir)?.accounts();
+    let issued = match role {
+        Role::Enrol => accounts.issue_join(account, ttl, uses, &cli_actor())?,
+        _ => accounts.issue(account, role, ttl, &cli_actor())?,
+    };
     println!("{}", issued.token);
     Ok(())
 }
@@ -139,9 +149,11 @@ fn list_tokens(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     );
     let now = now_ms();
     for t in store(data_dir)?.accounts().list()? {
-        let state = match (t.revoked_ms, t.expires_ms) {
-            (Some(at), _) => format!("revoked {}", rfc3339(at)),
-            (None, Some(e)) if e <= now => "expired".to_owned(),
+        let state = match (t.revoked_ms, t.expires_ms, t.uses_left) {
+            (Some(at), _, _) => format!("revoked {}", rfc3339(at)),
+            (None, Some(e), _) if e <= now => "expired".to_owned(),
+            (None, _, Some(0)) => "spent".to_owned(),
+            (None, _, Some(n)) => format!("valid, {n} enrolment(s) left"),
             _ => "valid".to_owned(),
         };
         println!(

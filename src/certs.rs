@@ -26,7 +26,8 @@ use vcp_common::identity::{
 pub const LEAF_VALIDITY: Duration = Duration::from_secs(90 * 86_400);
 /// How long the fleet CA lives: 10 years.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
-/// How far back a certificate is valid from, for clocks a little behind.
+/// How far back a certificate is valid from, for clocks a little behind
+/// (at most a tenth of its life).
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// What a leaf certificate is for.
@@ -49,7 +50,7 @@ pub fn random_serial() -> rcgen::SerialNumber {
 /// Sets `params`' validity: from a little before now for `validity`.
 fn valid_for(params: &mut CertificateParams, validity: Duration) {
     let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - CLOCK_SKEW;
+    params.not_before = now - CLOCK_SKEW.min(validity / 10);
     params.not_after = now + validity;
 }
 

@@ -140,6 +140,7 @@ pub fn agent_options(
         actuator: Default::default(),
         sensors: Default::default(),
         max_series: vcp_common::codec::DEFAULT_MAX_SERIES,
+        renewal: None,
     }
 }
 
@@ -263,6 +264,7 @@ async fn start_supervisor(
         tls: tls.clone(),
         control: opts.control.clone(),
         api: opts.api.clone(),
+        enrolment: None,
     })
     .await
     .context("starting the supervisor")

@@ -33,6 +33,7 @@ async fn supervisor(dir: &Path, addr: SocketAddr) -> Supervisor {
         tls: material(dir, "supervisor"),
         control: Default::default(),
         api: None,
+        enrolment: None,
     })
     .await
     .unwrap()

@@ -18,6 +18,9 @@ pub struct AgentFile {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// A join token: with no `cert`/`key` and no credential in the state
+    /// directory yet, the agent enrols with it (its key is made here).
+    pub enrol_token: Option<String>,
     /// Milliseconds between two readings of every sensor (100 or more).
     pub sample_interval_ms: u64,
     /// Milliseconds per batch (at least the sample interval).
@@ -52,6 +55,7 @@ impl Default for AgentFile {
             ca: None,
             cert: None,
             key: None,
+            enrol_token: None,
             sample_interval_ms: 1000,
             window_ms: 1000,
             state_dir: None,

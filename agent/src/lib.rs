@@ -5,6 +5,7 @@
 pub mod actuators;
 pub mod apply;
 pub mod config;
+pub mod enrol;
 pub mod sampler;
 pub mod sensors;
 pub mod spool;
@@ -39,6 +40,9 @@ pub struct AgentOptions {
     /// are refused and counted (keep it at or below the supervisor's
     /// per-agent `max_series`, whose default is the same).
     pub max_series: usize,
+    /// Renew `tls` when it is due, storing the new credential there (an
+    /// enrolled agent's); `None`: the operator renews the files.
+    pub renewal: Option<enrol::Enrolment>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,7 @@ pub struct Agent {
     stop: watch::Sender<bool>,
     sampler: JoinHandle<()>,
     uplink: JoinHandle<std::io::Result<()>>,
+    renewal: Option<JoinHandle<()>>,
 }
 
 impl Agent {
@@ -79,6 +84,15 @@ impl Agent {
             vcp_common::frame::ALPN_AGENT,
             opts.uplink.max_frame,
         )?;
+        let (renewed, client) = tokio::sync::watch::channel(client);
+        let renewal = opts.renewal.clone().map(|e| {
+            tokio::spawn(enrol::keep_renewed(
+                e,
+                opts.tls.clone(),
+                opts.uplink.max_frame,
+                renewed,
+            ))
+        });
         let status = Arc::new(UplinkStatus::default());
         let counters = Arc::new(UplinkCounters::default());
         let (tx, rx) = mpsc::channel(16);
@@ -115,11 +129,15 @@ impl Agent {
             stop,
             sampler,
             uplink,
+            renewal,
         })
     }
 
     /// Stops sampling, lets the uplink deliver what it can, and waits.
     pub async fn stop(self) {
+        if let Some(r) = &self.renewal {
+            r.abort();
+        }
         let _ = self.stop.send(true);
         let _ = self.sampler.await;
         match self.uplink.await {

@@ -1,12 +1,15 @@
 //! `vcp-agent`: runs on every server of the fleet.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use vcp_agent::config::AgentFile;
+use vcp_agent::enrol::{Enrolment, CREDENTIAL_FILE};
 use vcp_agent::uplink::UplinkConfig;
 use vcp_agent::{Agent, AgentOptions};
 use vcp_common::identity::TlsMaterial;
@@ -37,6 +40,11 @@ struct Cli {
     /// This agent's private key (PEM).
     #[arg(long)]
     key: Option<PathBuf>,
+    /// A join token (`vcp token create --role enrol`): without --cert and
+    /// --key, the agent makes its key here, enrols once and keeps its
+    /// certificate in the state directory, renewing it when due.
+    #[arg(long)]
+    enrol_token: Option<String>,
     /// Milliseconds between samples (>= 100).
     #[arg(long)]
     sample_interval_ms: Option<u64>,
@@ -70,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         ca,
         cert,
         key,
+        enrol_token,
         sample_interval_ms,
         window_ms
     );
@@ -80,10 +89,9 @@ fn main() -> anyhow::Result<()> {
     let Some(agent_id) = file.agent_id.clone() else {
         bail!("no agent id: pass --agent-id or set agent_id in the config file");
     };
-    let (Some(ca), Some(cert), Some(key)) = (&file.ca, &file.cert, &file.key) else {
-        bail!("TLS files missing: pass --ca, --cert and --key (create them with `vcp certs`)");
+    let Some(ca) = file.ca.clone() else {
+        bail!("no fleet CA: pass --ca (ca.pem from `vcp certs`)");
     };
-    let tls = TlsMaterial::from_pem_files(ca, cert, key)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -95,6 +103,14 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("resolving supervisor address {}", file.supervisor))?
             .next()
             .with_context(|| format!("{} resolves to no address", file.supervisor))?;
+        let enrolment = Enrolment {
+            agent_id: agent_id.clone(),
+            supervisor,
+            server_name: file.server_name.clone(),
+            ca: ca_certs(&ca)?,
+            state_dir: file.state_dir(),
+        };
+        let (tls, renewal) = credential(&file, &ca, &enrolment).await?;
         let opts = AgentOptions {
             uplink: UplinkConfig {
                 agent_id,
@@ -119,6 +135,7 @@ fn main() -> anyhow::Result<()> {
             actuator: file.actuator.clone(),
             sensors: file.sensors.clone(),
             max_series: file.max_series,
+            renewal,
         };
         let agent = Agent::start(opts)?;
         tokio::signal::ctrl_c()
@@ -128,6 +145,55 @@ fn main() -> anyhow::Result<()> {
         agent.stop().await;
         Ok(())
     })
+}
+
+/// The fleet CA's certificates in `path`.
+fn ca_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the fleet CA {}", path.display()))?;
+    if certs.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    Ok(certs)
+}
+
+/// This agent's credential: `--cert`/`--key` when given (the operator
+/// renews them), else the one an earlier enrolment stored, else a new one
+/// enrolled with the join token; the latter two are renewed when due.
+async fn credential(
+    file: &AgentFile,
+    ca: &Path,
+    enrolment: &Enrolment,
+) -> anyhow::Result<(TlsMaterial, Option<Enrolment>)> {
+    if let (Some(cert), Some(key)) = (&file.cert, &file.key) {
+        return Ok((TlsMaterial::from_pem_files(ca, cert, key)?, None));
+    }
+    if let Some(stored) = enrolment.stored()? {
+        tracing::info!(file = %enrolment.state_dir.join(CREDENTIAL_FILE).display(), "using the enrolled certificate");
+        return Ok((stored, Some(enrolment.clone())));
+    }
+    let Some(token) = &file.enrol_token else {
+        bail!("no credential: pass --cert and --key (from `vcp certs`), or --enrol-token to enrol");
+    };
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match enrolment.enrol(token).await {
+            Ok(tls) => {
+                tracing::info!(
+                    agent_id = enrolment.agent_id,
+                    "enrolled: certificate stored"
+                );
+                return Ok((tls, Some(enrolment.clone())));
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "enrolment failed; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => return Err(e).context("enrolling"),
+        }
+    }
 }
 
 fn hostname() -> String {

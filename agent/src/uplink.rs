@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use vcp_common::batch::{Batch, SeriesTable};
 use vcp_common::codec::{BatchEncoder, CodecError};
@@ -85,6 +85,8 @@ enum Exit {
 
 struct State {
     cfg: UplinkConfig,
+    /// How to connect: the latest credential (renewal replaces it).
+    client: watch::Receiver<quinn::ClientConfig>,
     spool: Spool,
     table: SeriesTable,
     status: Arc<UplinkStatus>,
@@ -144,7 +146,7 @@ impl State {
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: UplinkConfig,
-    client: quinn::ClientConfig,
+    client: watch::Receiver<quinn::ClientConfig>,
     rx: mpsc::Receiver<Sampled>,
     applier: (mpsc::Sender<Configure>, mpsc::Receiver<Applied>),
     status: Arc<UplinkStatus>,
@@ -157,9 +159,9 @@ pub async fn run(
     } else {
         "[::]:0".parse().expect("valid literal")
     };
-    let mut endpoint = quinn::Endpoint::client(bind)?;
-    endpoint.set_default_client_config(client);
+    let endpoint = quinn::Endpoint::client(bind)?;
     let mut st = State {
+        client,
         spool,
         cfg,
         table,
@@ -276,7 +278,8 @@ async fn session(
     st: &mut State,
     welcomed: &mut bool,
 ) -> Result<Exit, SessionError> {
-    let connecting = endpoint.connect(st.cfg.supervisor, &st.cfg.server_name)?;
+    let client = st.client.borrow().clone();
+    let connecting = endpoint.connect_with(client, st.cfg.supervisor, &st.cfg.server_name)?;
     let Some(conn) = st.while_sampling(connecting).await else {
         return Ok(Exit::Shutdown);
     };

@@ -89,6 +89,7 @@ pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         tls,
         control: SupervisorFile::default(),
         api: Some(ApiOptions::new("127.0.0.1:0".parse()?)),
+        enrolment: None,
     })
     .await
     .context("starting the supervisor")?;

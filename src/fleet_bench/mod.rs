@@ -235,5 +235,6 @@ fn options(
         actuator: Default::default(),
         sensors: Default::default(),
         max_series: vcp_common::codec::DEFAULT_MAX_SERIES,
+        renewal: None,
     }
 }

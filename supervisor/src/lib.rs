@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod dashboard;
 pub mod dispatch;
+pub mod enrol;
 pub mod fleet;
 pub mod freshness;
 pub mod http;
@@ -28,7 +29,7 @@ pub mod stream;
 pub mod tls;
 pub mod workflow;
 
-pub use server::{ApiOptions, Supervisor, SupervisorConfig};
+pub use server::{ApiOptions, EnrolmentOptions, Supervisor, SupervisorConfig};
 
 /// Wall-clock time in milliseconds since the Unix epoch (0 if the clock is
 /// before it).

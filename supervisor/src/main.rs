@@ -53,6 +53,16 @@ struct Cli {
     /// Run without the HTTP API.
     #[arg(long)]
     no_api: bool,
+    /// The fleet CA's private key (PEM; `ca.key` from `vcp certs`): turns
+    /// on enrolment (agents join with a join token, and renew their
+    /// certificates). Without it enrolment is off. The key is read from
+    /// here and kept nowhere else.
+    #[arg(long)]
+    enrol_ca_key: Option<PathBuf>,
+    /// How long the certificates enrolment and renewal issue live (`90d`,
+    /// `12h`…); agents renew them when two thirds have passed.
+    #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+    cert_validity: std::time::Duration,
 }
 
 #[tokio::main]
@@ -78,6 +88,17 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let enrolment = match &cli.enrol_ca_key {
+        Some(key) => Some(vcp_supervisor::EnrolmentOptions {
+            ca_pem: read(&cli.ca)?,
+            ca_key_pem: read(key)?,
+            validity: cli.cert_validity,
+        }),
+        None => None,
+    };
     let supervisor = Supervisor::start(SupervisorConfig {
         listen: cli.listen,
         data_dir: cli
@@ -89,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             tls: api_tls,
             ..ApiOptions::new(cli.api_listen)
         }),
+        enrolment,
     })
     .await
     .context("starting the supervisor")?;

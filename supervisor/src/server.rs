@@ -11,7 +11,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
-use vcp_common::frame::{ALPN_AGENT, ALPN_MODULE};
+use vcp_common::frame::{ALPN_AGENT, ALPN_ENROL, ALPN_MODULE};
 use vcp_common::identity::{Role, TlsMaterial};
 use vcp_common::protocol::close;
 
@@ -42,6 +42,26 @@ pub struct SupervisorConfig {
     pub control: SupervisorFile,
     /// The provisioning API, metrics and dashboard (off when `None`).
     pub api: Option<ApiOptions>,
+    /// Enrolment and renewal of agents' certificates (off when `None`).
+    pub enrolment: Option<EnrolmentOptions>,
+}
+
+/// What enrolment needs: the fleet CA's certificate and key (PEM), and
+/// how long the certificates it issues live.
+#[derive(Clone)]
+pub struct EnrolmentOptions {
+    pub ca_pem: String,
+    pub ca_key_pem: String,
+    pub validity: std::time::Duration,
+}
+
+impl std::fmt::Debug for EnrolmentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("EnrolmentOptions")
+            .field("validity", &self.validity)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where and how the HTTP API runs.
@@ -77,6 +97,8 @@ pub enum StartError {
     Accounts(#[from] vcp_store::accounts::AccountsError),
     #[error(transparent)]
     Workflow(#[from] crate::workflow::WorkflowError),
+    #[error(transparent)]
+    Enrolment(#[from] crate::enrol::EnrolSetupError),
     #[error("binding the HTTP API on {addr}: {source} (choose another address with --api-listen)")]
     ApiBind {
         addr: SocketAddr,
@@ -117,11 +139,16 @@ impl Supervisor {
         let (store, records) = Store::open(&config.data_dir)?;
         let fleet = Arc::new(Fleet::new(store.agents(), records));
         let limits = config.control.limits.clone();
+        let alpn: &[&[u8]] = match config.enrolment {
+            Some(_) => &[ALPN_AGENT, ALPN_MODULE, ALPN_ENROL],
+            None => &[ALPN_AGENT, ALPN_MODULE],
+        };
         let server = server_config(
             &config.tls,
-            &[ALPN_AGENT, ALPN_MODULE],
+            alpn,
             limits.agent.max_frame.max(limits.module.max_frame),
             limits.max_incoming,
+            config.enrolment.is_some(),
         )?;
         let endpoint =
             quinn::Endpoint::server(server, config.listen).map_err(|source| StartError::Bind {
@@ -185,6 +212,22 @@ impl Supervisor {
         };
         let live = Arc::new(Live::default());
         let credentials = store.credentials();
+        let enroller = match &config.enrolment {
+            Some(e) => {
+                info!(validity = ?e.validity, "enrolment on: agents may join with a join token");
+                Some(Arc::new(crate::enrol::Enroller::new(
+                    &e.ca_pem,
+                    &e.ca_key_pem,
+                    e.validity,
+                    accounts.clone(),
+                    credentials.clone(),
+                )?))
+            }
+            None => {
+                info!("enrolment off: the supervisor has no CA key (--enrol-ca-key)");
+                None
+            }
+        };
         let fresh =
             crate::freshness::keep_fresh(accounts.clone(), credentials.clone(), live.clone());
         let accept = tokio::spawn(accept_loop(
@@ -195,6 +238,7 @@ impl Supervisor {
                 modules: control.clone(),
                 live: live.clone(),
                 credentials: credentials.clone(),
+                enroller,
                 limits,
             },
         ));
@@ -246,6 +290,7 @@ struct Shared {
     modules: Arc<dyn ModuleHost>,
     live: Arc<Live>,
     credentials: vcp_store::credentials::Credentials,
+    enroller: Option<Arc<crate::enrol::Enroller>>,
     limits: Limits,
 }
 
@@ -337,6 +382,7 @@ async fn connection(incoming: quinn::Incoming, handshaking: Handshaking, s: Shar
     let role = match alpn.as_deref() {
         Some(p) if p == ALPN_AGENT => Role::Agent,
         Some(p) if p == ALPN_MODULE => Role::Module,
+        Some(p) if p == ALPN_ENROL => return enrol(conn, &s).await,
         other => {
             warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "unknown application protocol");
             conn.close(close::VERSION.into(), b"unknown application protocol");
@@ -388,6 +434,31 @@ async fn connection(incoming: quinn::Incoming, handshaking: Handshaking, s: Shar
         }
     }
     debug!(%remote, lasted = ?started.elapsed(), "connection done");
+}
+
+/// An enrolment or renewal: the client's agent certificate, if it
+/// presented one, must be valid and unrevoked.
+async fn enrol(conn: quinn::Connection, s: &Shared) {
+    let Some(enroller) = &s.enroller else {
+        conn.close(close::VERSION.into(), b"enrolment is off");
+        return;
+    };
+    let presented = match peer(&conn, Role::Agent) {
+        Ok(p) if s.credentials.is_revoked(Role::Agent, &p.serial) => {
+            conn.close(close::REVOKED.into(), b"certificate revoked");
+            return;
+        }
+        Ok(p) => Some(p),
+        Err(crate::tls::PeerError::NoCertificate) => None,
+        Err(e) => {
+            conn.close(
+                close::AUTH.into(),
+                format!("authentication: {e}").as_bytes(),
+            );
+            return;
+        }
+    };
+    enroller.serve(conn, presented).await;
 }
 
 fn window(max_frame: usize) -> quinn::VarInt {

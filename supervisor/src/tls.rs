@@ -29,19 +29,26 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// the transport allows one bidirectional stream per connection with
 /// windows of `max_frame` (the drivers narrow the connection window per
 /// protocol after the handshake), and at most `max_incoming` connection
-/// attempts wait to be accepted.
+/// attempts wait to be accepted. With `anonymous` (enrolment is on) a
+/// client may come without a certificate — only enrolment takes one; the
+/// agent and module protocols refuse it after the handshake.
 pub fn server_config(
     tls: &TlsMaterial,
     alpn: &[&[u8]],
     max_frame: usize,
     max_incoming: usize,
+    anonymous: bool,
 ) -> Result<quinn::ServerConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for ca in &tls.ca {
         roots.add(ca.clone()).map_err(TlsError::Ca)?;
     }
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+    let verifier = if anonymous {
+        verifier.allow_unauthenticated().build()?
+    } else {
+        verifier.build()?
+    };
     let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Identity)?

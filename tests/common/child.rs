@@ -41,6 +41,7 @@ pub fn run_if_child() {
             tls,
             control,
             api: None,
+            enrolment: None,
         })
         .await
         .unwrap();

@@ -26,8 +26,11 @@
 //! | 10 | [`Frame::Respond`] | module → supervisor | postcard [`v1::Response`] |
 //! | 11 | [`Frame::Configure`] | supervisor → agent | postcard [`Configure`] |
 //! | 12 | [`Frame::Applied`] | agent → supervisor | postcard [`Applied`] |
+//! | 13 | [`Frame::Enrol`] | agent → supervisor, the one request | postcard [`Enrol`] |
+//! | 14 | [`Frame::Issued`] | supervisor → agent, its answer | postcard [`Issued`] |
 //!
-//! Agents (ALPN [`ALPN_AGENT`]) use types 1–6, 11 and 12; remote modules (ALPN
+//! Agents (ALPN [`ALPN_AGENT`]) use types 1–6, 11 and 12; enrolment and
+//! renewal (ALPN [`ALPN_ENROL`]) 6, 13 and 14; remote modules (ALPN
 //! [`ALPN_MODULE`]) use 6–10, whose bodies are the frozen messages of
 //! [`crate::wire::v1`], converted from and into the domain types here. Each side refuses a type that its protocol
 //! does not use.
@@ -61,6 +64,9 @@ pub const ALPN_AGENT: &[u8] = b"vcp-agent/1";
 
 /// ALPN protocol of remote module connections.
 pub const ALPN_MODULE: &[u8] = b"vcp-module/1";
+
+/// ALPN protocol of enrolment and renewal: one request, one answer.
+pub const ALPN_ENROL: &[u8] = b"vcp-enrol/1";
 
 /// Size of the length prefix.
 pub const LEN_BYTES: usize = 4;
@@ -105,6 +111,24 @@ pub struct Applied {
     pub detail: String,
 }
 
+/// An agent's request for a certificate: with a join token when it has
+/// none yet (enrolment), with an empty token over its current certificate
+/// (renewal).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Enrol {
+    pub protocol: u16,
+    pub token: String,
+    /// A PKCS#10 certificate signing request, DER.
+    pub csr_der: Vec<u8>,
+}
+
+/// The certificate issued for an [`Enrol`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub certificate_pem: String,
+    pub not_after_ms: i64,
+}
+
 /// One frame of an agent or module stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -133,6 +157,10 @@ pub enum Frame {
     Configure(Configure),
     /// Agent → supervisor: the outcome of a configuration.
     Applied(Applied),
+    /// Agent → supervisor: a certificate request.
+    Enrol(Enrol),
+    /// Supervisor → agent: the certificate.
+    Issued(Issued),
 }
 
 /// The type byte of each frame.
@@ -151,6 +179,8 @@ pub enum FrameType {
     Respond = 10,
     Configure = 11,
     Applied = 12,
+    Enrol = 13,
+    Issued = 14,
 }
 
 impl FrameType {
@@ -168,6 +198,8 @@ impl FrameType {
         FrameType::Respond,
         FrameType::Configure,
         FrameType::Applied,
+        FrameType::Enrol,
+        FrameType::Issued,
     ];
 
     pub fn from_u8(code: u8) -> Option<Self> {
@@ -184,6 +216,8 @@ impl FrameType {
             10 => FrameType::Respond,
             11 => FrameType::Configure,
             12 => FrameType::Applied,
+            13 => FrameType::Enrol,
+            14 => FrameType::Issued,
             _ => return None,
         })
     }
@@ -206,6 +240,8 @@ impl FrameType {
             FrameType::Respond => "respond",
             FrameType::Configure => "configure",
             FrameType::Applied => "applied",
+            FrameType::Enrol => "enrol",
+            FrameType::Issued => "issued",
         }
     }
 }
@@ -231,6 +267,8 @@ impl Frame {
             Frame::Respond(_) => FrameType::Respond,
             Frame::Configure(_) => FrameType::Configure,
             Frame::Applied(_) => FrameType::Applied,
+            Frame::Enrol(_) => FrameType::Enrol,
+            Frame::Issued(_) => FrameType::Issued,
         }
     }
 }
@@ -312,6 +350,8 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
         Frame::Respond(r) => put(out, &v1::Response::from(r)),
         Frame::Configure(c) => put(out, c),
         Frame::Applied(a) => put(out, a),
+        Frame::Enrol(e) => put(out, e),
+        Frame::Issued(i) => put(out, i),
     }
     let len = u32::try_from(out.len() - start - LEN_BYTES).expect("frame body under 4 GiB");
     out[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
@@ -391,6 +431,8 @@ fn decode_body(kind: FrameType, body: &[u8]) -> Result<Frame, FrameError> {
         FrameType::Respond => Frame::Respond(valid(kind, take::<v1::Response>(kind, body)?)?),
         FrameType::Configure => Frame::Configure(take(kind, body)?),
         FrameType::Applied => Frame::Applied(take(kind, body)?),
+        FrameType::Enrol => Frame::Enrol(take(kind, body)?),
+        FrameType::Issued => Frame::Issued(take(kind, body)?),
     })
 }
 

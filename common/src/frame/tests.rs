@@ -74,6 +74,15 @@ fn all_frames() -> Vec<Frame> {
             ok: false,
             detail: "cgroup/web: no such group".into(),
         }),
+        Frame::Enrol(Enrol {
+            protocol: PROTOCOL_VERSION,
+            token: "vcp_00ff".into(),
+            csr_der: vec![0x30, 0x82, 1, 2],
+        }),
+        Frame::Issued(Issued {
+            certificate_pem: "-----BEGIN CERTIFICATE-----".into(),
+            not_after_ms: 1_800_000_000_000,
+        }),
     ]
 }
 
@@ -156,7 +165,7 @@ fn zero_length_is_an_error() {
 
 #[test]
 fn unknown_type_is_an_error() {
-    for code in [0u8, 13, 0xff] {
+    for code in [0u8, 15, 0xff] {
         match decode_frame(&[1, 0, 0, 0, code], 100) {
             Err(FrameError::UnknownType { code: c }) if c == code => {}
             other => panic!("{code}: {other:?}"),

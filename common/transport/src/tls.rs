@@ -42,6 +42,36 @@ pub fn client_config(
     Ok(config)
 }
 
+/// A client configuration for enrolment and renewal (ALPN
+/// `vcp-enrol/1`): the supervisor authenticated against `ca`; the client
+/// with `current` when it has a certificate (renewal), else not at all.
+pub fn enrol_client_config(
+    ca: &[rustls::pki_types::CertificateDer<'static>],
+    current: Option<&TlsMaterial>,
+    max_frame: usize,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca {
+        roots.add(c.clone()).map_err(TlsError::Ca)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TlsError::Identity)?
+        .with_root_certificates(roots);
+    let mut crypto = match current {
+        Some(tls) => builder
+            .with_client_auth_cert(tls.chain.clone(), tls.key.clone_key())
+            .map_err(TlsError::Identity)?,
+        None => builder.with_no_client_auth(),
+    };
+    crypto.alpn_protocols = vec![vcp_common::frame::ALPN_ENROL.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport(max_frame, 0)));
+    Ok(config)
+}
+
 /// Transport settings shared by every vcp connection, either end: the one
 /// bidirectional stream the protocols use and nothing more (no
 /// unidirectional streams, no datagrams), flow-control windows of one

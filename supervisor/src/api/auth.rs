@@ -73,6 +73,11 @@ impl FromRequestParts<ApiState> for Caller {
             .accounts
             .authenticate(token)
             .map_err(|r| ApiError::unauthorized(r.to_string()))?;
+        if principal.role == Role::Enrol {
+            return Err(ApiError::unauthorized(
+                "a join token only enrols agents (vcp-agent --enrol-token)",
+            ));
+        }
         let key = vcp_store::accounts::digest(token);
         let permit = state
             .limiter

@@ -190,7 +190,7 @@ fn may_see(caller: &Caller, w: &WorkflowView) -> Result<bool, ApiError> {
         Role::Customer => {
             Ok(w.owner == caller.account || w.subject == virtual_plane_id(&caller.account))
         }
-        Role::Vendor => Err(ApiError::forbidden(
+        Role::Vendor | Role::Enrol => Err(ApiError::forbidden(
             "vendors do not provision control planes",
         )),
     }

@@ -21,11 +21,14 @@ struct CreateToken {
     /// `3s`, `1h`, `30d`…, or `never` (operator only); default 90 days.
     #[serde(default)]
     ttl: Option<String>,
+    /// A join token's enrolments at most.
+    #[serde(default)]
+    uses: Option<u32>,
 }
 
 fn refused(e: AccountsError) -> ApiError {
     match e {
-        AccountsError::Invalid(m) => ApiError::unprocessable(m),
+        AccountsError::Invalid(m) | AccountsError::Refused(m) => ApiError::unprocessable(m),
         AccountsError::NotFound(_) => ApiError::not_found(e.to_string()),
         AccountsError::Store(e) => ApiError::internal(e),
     }
@@ -47,12 +50,19 @@ pub async fn create(
             "account \"operator\" is the operator's: role operator",
         ));
     }
+    if req.uses.is_some() && req.role != Role::Enrol {
+        return Err(ApiError::unprocessable(
+            "uses bounds a join token's enrolments: role enrol",
+        ));
+    }
     let (accounts, actor) = (s.accounts.clone(), caller.ledger_account());
-    let issued =
-        tokio::task::spawn_blocking(move || accounts.issue(&req.account, req.role, ttl, &actor))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(refused)?;
+    let issued = tokio::task::spawn_blocking(move || match req.role {
+        Role::Enrol => accounts.issue_join(&req.account, ttl, req.uses, &actor),
+        role => accounts.issue(&req.account, role, ttl, &actor),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refused)?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

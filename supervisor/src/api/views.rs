@@ -112,6 +112,7 @@ fn sees_module(caller: &Principal, vendor: Option<&str>, offered_to: Option<&str
         Role::Operator => true,
         Role::Vendor => vendor == Some(caller.account.as_str()),
         Role::Customer => offered_to.is_none_or(|c| c == caller.account),
+        Role::Enrol => false,
     }
 }
 
@@ -121,6 +122,7 @@ fn sees_record(caller: &Principal, vendor: Option<&str>, customer: &str) -> bool
         Role::Operator => true,
         Role::Vendor => vendor == Some(caller.account.as_str()),
         Role::Customer => customer == caller.account,
+        Role::Enrol => false,
     }
 }
 

@@ -219,6 +219,12 @@ pub async fn post(
         return form(&state, &next, None, StatusCode::OK);
     };
     match state.accounts.authenticate(&token) {
+        Ok(p) if p.role == vcp_store::accounts::Role::Enrol => form(
+            &state,
+            &next,
+            Some("a join token only enrols agents"),
+            StatusCode::UNAUTHORIZED,
+        ),
         Ok(_) => signed_in(&state, &token, &next),
         Err(refused) => form(
             &state,

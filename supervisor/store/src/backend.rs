@@ -39,6 +39,10 @@ pub(crate) enum Write {
         id: String,
         at_ms: i64,
     },
+    /// Takes one use of a join token; refused when none is left.
+    SpendToken {
+        hash: String,
+    },
     /// When tokens were last used (a later time than stored wins).
     TokensUsed(Vec<(String, i64)>),
     /// A line of the audit trail.

@@ -87,17 +87,30 @@ impl Credentials {
         serial: &str,
         not_after_ms: i64,
     ) -> Result<(), StoreError> {
-        let now = crate::unix_ms();
         self.writer
-            .wait(Write::Credential(CredentialRow {
-                role: role.name().to_owned(),
-                id: id.to_owned(),
-                serial: serial.to_owned(),
-                not_after_ms,
-                first_seen_ms: now,
-                last_seen_ms: now,
-                revoked_ms: None,
-            }))
+            .wait(Write::Credential(row(role, id, serial, not_after_ms)))
+            .await
+            .map(drop)
+    }
+
+    /// Records the certificate `serial` issued to `id` (`how`: `enrol` or
+    /// `renew`) on behalf of `actor`, audited.
+    pub async fn issued(
+        &self,
+        role: Role,
+        id: &str,
+        serial: &str,
+        not_after_ms: i64,
+        how: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let action = format!("{}.{how}", role.name());
+        let detail = format!("certificate {serial}");
+        self.writer
+            .wait(Write::All(vec![
+                Write::Credential(row(role, id, serial, not_after_ms)),
+                crate::accounts::audit(actor, &action, id, detail),
+            ]))
             .await
             .map(drop)
     }
@@ -132,6 +145,20 @@ impl Credentials {
     /// Every certificate recorded, by role, id and first sight.
     pub fn list(&self) -> Result<Vec<CredentialRow>, StoreError> {
         self.reads.credentials()
+    }
+}
+
+/// A certificate of `id` seen or issued now.
+fn row(role: Role, id: &str, serial: &str, not_after_ms: i64) -> CredentialRow {
+    let now = crate::unix_ms();
+    CredentialRow {
+        role: role.name().to_owned(),
+        id: id.to_owned(),
+        serial: serial.to_owned(),
+        not_after_ms,
+        first_seen_ms: now,
+        last_seen_ms: now,
+        revoked_ms: None,
     }
 }
 

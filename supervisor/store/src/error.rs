@@ -26,6 +26,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store writer has stopped")]
     Closed,
+    /// A write the data refuses (a spent join token).
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {

@@ -17,15 +17,18 @@ pub enum Role {
     Customer,
     /// Offers custom modules.
     Vendor,
+    /// A join token: enrols agents whose id is in its scope (the token's
+    /// account: an id, `prefix-*` or `*`), and nothing else.
+    Enrol,
 }
 
 impl std::str::FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Role::Operator, Role::Customer, Role::Vendor]
+        [Role::Operator, Role::Customer, Role::Vendor, Role::Enrol]
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: operator, customer or vendor"))
+            .ok_or_else(|| format!("unknown role {s:?}: operator, customer, vendor or enrol"))
     }
 }
 
@@ -35,6 +38,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Customer => "customer",
             Role::Vendor => "vendor",
+            Role::Enrol => "enrol",
         }
     }
 }
@@ -73,6 +77,8 @@ impl Principal {
             Role::Operator => vcp_core::pricing::OPERATOR_ACCOUNT.to_owned(),
             Role::Customer => vcp_core::pricing::customer_account(&self.account),
             Role::Vendor => vcp_core::pricing::vendor_account(&self.account),
+            // No ledger account is named so: a join token reads nothing.
+            Role::Enrol => format!("enrol:{}", self.account),
         }
     }
 
@@ -129,6 +135,8 @@ pub struct TokenRow {
     pub expires_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
     pub last_used_ms: Option<i64>,
+    /// Enrolments left (join tokens); `None`: no bound.
+    pub uses_left: Option<i64>,
 }
 
 /// One line of the audit trail: who did what to which subject.

@@ -29,6 +29,9 @@ pub enum AccountsError {
     Invalid(String),
     #[error("no token {0:?}")]
     NotFound(String),
+    /// A join token that may not enrol this agent, and why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Why a token was refused.
@@ -78,6 +81,8 @@ pub struct TokenInfo {
     pub expires_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
     pub last_used_ms: Option<i64>,
+    /// Enrolments left (join tokens); `None`: no bound.
+    pub uses_left: Option<i64>,
 }
 
 impl TokenInfo {
@@ -90,7 +95,34 @@ impl TokenInfo {
             expires_ms: row.expires_ms,
             revoked_ms: row.revoked_ms,
             last_used_ms,
+            uses_left: row.uses_left,
         }
+    }
+}
+
+/// Whether a join token's `scope` (an id, `prefix-*` or `*`) covers `id`.
+pub fn in_scope(scope: &str, id: &str) -> bool {
+    match scope.strip_suffix('*') {
+        Some(prefix) => id.starts_with(prefix),
+        None => id == scope,
+    }
+}
+
+/// Checks a join token's scope: an id, an id's prefix and `*`, or `*`.
+fn valid_scope(scope: &str) -> Result<(), AccountsError> {
+    let prefix = scope.strip_suffix('*').unwrap_or(scope);
+    let ok = prefix.is_empty() && scope == "*"
+        || prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !prefix.is_empty()
+            && prefix.len() <= vcp_common::identity::MAX_ID_LEN;
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountsError::Invalid(format!(
+            "scope {scope:?}: an agent id, a prefix ending in * (rack-7-*), or *"
+        )))
     }
 }
 
@@ -150,8 +182,35 @@ impl Accounts {
         ttl: Ttl,
         actor: &str,
     ) -> Result<Issued, AccountsError> {
-        vcp_common::identity::validate_id(account)
-            .map_err(|e| AccountsError::Invalid(e.to_string()))?;
+        self.create(account, role, ttl, None, actor)
+    }
+
+    /// Creates a join token enrolling agents in `scope` (an id,
+    /// `prefix-*` or `*`) at most `uses` times (no bound when `None`).
+    pub fn issue_join(
+        &self,
+        scope: &str,
+        ttl: Ttl,
+        uses: Option<u32>,
+        actor: &str,
+    ) -> Result<Issued, AccountsError> {
+        self.create(scope, Role::Enrol, ttl, uses, actor)
+    }
+
+    fn create(
+        &self,
+        account: &str,
+        role: Role,
+        ttl: Ttl,
+        uses: Option<u32>,
+        actor: &str,
+    ) -> Result<Issued, AccountsError> {
+        if role == Role::Enrol {
+            valid_scope(account)?;
+        } else {
+            vcp_common::identity::validate_id(account)
+                .map_err(|e| AccountsError::Invalid(e.to_string()))?;
+        }
         if ttl == Ttl::Never && role != Role::Operator {
             return Err(AccountsError::Invalid(format!(
                 "only the operator's tokens may never expire; give a {role} token a --ttl"
@@ -178,6 +237,7 @@ impl Accounts {
             expires_ms,
             revoked_ms: None,
             last_used_ms: None,
+            uses_left: uses.map(i64::from),
         };
         let info = TokenInfo::of(&row, None);
         let expiry = expires_ms.map_or("never expires".to_owned(), |e| {
@@ -219,6 +279,41 @@ impl Accounts {
         self.table
             .find(id)
             .ok_or_else(|| AccountsError::NotFound(id.to_owned()))
+    }
+
+    /// Takes one use of the join token `token` for agent `agent_id`, or
+    /// says why it may not: not a join token, expired, revoked, spent, or
+    /// `agent_id` outside its scope. Durable before it returns.
+    pub fn enrol(&self, token: &str, agent_id: &str) -> Result<TokenInfo, AccountsError> {
+        let refused = |why: String| AccountsError::Refused(why);
+        let principal = self
+            .authenticate(token)
+            .map_err(|r| refused(r.to_string()))?;
+        if principal.role != Role::Enrol {
+            return Err(refused(
+                "not a join token (vcp token create --role enrol)".into(),
+            ));
+        }
+        if !in_scope(&principal.account, agent_id) {
+            return Err(refused(format!(
+                "agent id {agent_id:?} is outside the join token's scope {:?}",
+                principal.account
+            )));
+        }
+        let hash = digest(token);
+        let id = id_of(&hash).to_owned();
+        let detail = format!("agent {agent_id}");
+        match self.writer.wait_blocking(Write::All(vec![
+            Write::SpendToken { hash },
+            audit(&principal.ledger_account(), "token.enrol", &id, detail),
+        ])) {
+            Err(StoreError::Refused(why)) => return Err(refused(why)),
+            other => other?,
+        };
+        self.table.refresh(&*self.reads)?;
+        self.table
+            .find(&id)
+            .ok_or_else(|| AccountsError::NotFound(id.clone()))
     }
 
     /// Every token, oldest first (after a refresh).
@@ -393,6 +488,46 @@ mod tests {
                 line("cli (root)", "token.revoke", &op.info.id),
             ]
         );
+    }
+
+    #[test]
+    fn join_tokens_enrol_in_their_scope_until_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = Store::open(dir.path()).unwrap().0.accounts();
+        let ttl = "1h".parse().unwrap();
+        let join = accounts
+            .issue_join("rack-7-*", ttl, Some(2), "operator")
+            .unwrap();
+        assert_eq!(join.info.uses_left, Some(2));
+        let refused = |r: Result<TokenInfo, AccountsError>| match r {
+            Err(AccountsError::Refused(why)) => why,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert_eq!(
+            accounts.enrol(&join.token, "rack-7-a").unwrap().uses_left,
+            Some(1)
+        );
+        let why = refused(accounts.enrol(&join.token, "rack-8-a"));
+        assert!(why.contains("outside the join token's scope"), "{why}");
+        assert_eq!(
+            accounts.enrol(&join.token, "rack-7-b").unwrap().uses_left,
+            Some(0)
+        );
+        assert!(refused(accounts.enrol(&join.token, "rack-7-c")).contains("spent"));
+        let op = accounts.create_token("operator", Role::Operator).unwrap();
+        assert!(refused(accounts.enrol(&op, "rack-7-d")).contains("not a join token"));
+        assert!(refused(accounts.enrol("vcp_nope", "rack-7-d")).contains("unknown token"));
+        let brief = accounts
+            .issue_join("h1", "1s".parse().unwrap(), None, "x")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(refused(accounts.enrol(&brief.token, "h1")).contains("expired"));
+        assert!(accounts.issue_join("*", ttl, None, "x").is_ok());
+        for bad in ["", "Rack-*", "a*b", "**"] {
+            let r = accounts.issue_join(bad, ttl, None, "x");
+            assert!(matches!(r, Err(AccountsError::Invalid(_))), "{bad:?}");
+        }
+        assert!(in_scope("*", "any") && in_scope("h1", "h1") && !in_scope("h1", "h10"));
     }
 
     #[test]

@@ -115,12 +115,13 @@ impl Reads for SqliteReads {
     }
 
     fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        // hash, account, role, created; expires, revoked, last used.
-        type Raw = (String, String, String, i64, [Option<i64>; 3]);
+        // hash, account, role, created; expires, revoked, last used, uses left.
+        type Raw = (String, String, String, i64, [Option<i64>; 4]);
         let rows: Vec<Raw> = self
             .conn()
             .prepare(
-                "SELECT hash, account, role, created_ms, expires_ms, revoked_ms, last_used_ms
+                "SELECT hash, account, role, created_ms, expires_ms, revoked_ms, last_used_ms,
+                        uses_left
                  FROM tokens ORDER BY created_ms, hash",
             )
             .and_then(|mut s| {
@@ -130,7 +131,7 @@ impl Reads for SqliteReads {
                         r.get(1)?,
                         r.get(2)?,
                         r.get(3)?,
-                        [r.get(4)?, r.get(5)?, r.get(6)?],
+                        [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
                     ))
                 })?
                 .collect()
@@ -138,7 +139,13 @@ impl Reads for SqliteReads {
             .map_err(sql("read tokens"))?;
         rows.into_iter()
             .map(
-                |(hash, account, role, created_ms, [expires_ms, revoked_ms, last_used_ms])| {
+                |(
+                    hash,
+                    account,
+                    role,
+                    created_ms,
+                    [expires_ms, revoked_ms, last_used_ms, uses_left],
+                )| {
                     let role = role
                         .parse::<Role>()
                         .map_err(|e| corrupt(format!("token of {account:?}: {e}")))?;
@@ -149,6 +156,7 @@ impl Reads for SqliteReads {
                         expires_ms,
                         revoked_ms,
                         last_used_ms,
+                        uses_left,
                     })
                 },
             )

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_ms INTEGER NOT NULL,
     expires_ms INTEGER,
     revoked_ms INTEGER,
-    last_used_ms INTEGER
+    last_used_ms INTEGER,
+    uses_left INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tokens_id ON tokens (substr(hash, 1, 12));
 CREATE TABLE IF NOT EXISTS credentials (
@@ -128,6 +129,7 @@ const ADDED: &[(&str, &str, &str)] = &[
     ("tokens", "expires_ms", "INTEGER"),
     ("tokens", "revoked_ms", "INTEGER"),
     ("tokens", "last_used_ms", "INTEGER"),
+    ("tokens", "uses_left", "INTEGER"),
 ];
 
 pub(super) fn create(conn: &Connection) -> Result<(), StoreError> {

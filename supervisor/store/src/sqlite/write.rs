@@ -1,7 +1,7 @@
 //! The writer's side of SQLite: each group in one `BEGIN IMMEDIATE`
 //! transaction, each write that can be refused on its own in a savepoint.
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::to_sql;
 use crate::backend::{Backend, Done, Write};
@@ -127,13 +127,15 @@ fn apply(conn: &Connection, write: &Write) -> Result<Done, StoreError> {
         }
         Write::Token(t) => {
             conn.execute(
-                "INSERT INTO tokens (hash, account, role, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO tokens (hash, account, role, created_ms, expires_ms, uses_left)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     t.hash,
                     t.principal.account,
                     t.principal.role.as_str(),
                     t.created_ms,
-                    t.expires_ms
+                    t.expires_ms,
+                    t.uses_left
                 ],
             )
             .map_err(sql("insert token"))?;
@@ -147,6 +149,32 @@ fn apply(conn: &Connection, write: &Write) -> Result<Done, StoreError> {
                 )
                 .map_err(sql("revoke token"))?;
             bump_version(conn, "tokens")?;
+            Ok(Done::Nothing)
+        }
+        Write::SpendToken { hash } => {
+            let left: Option<Option<i64>> = conn
+                .query_row(
+                    "SELECT uses_left FROM tokens WHERE hash = ?1",
+                    params![hash],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql("read token uses"))?;
+            match left {
+                None => return Err(StoreError::Refused("unknown token".into())),
+                Some(Some(n)) if n <= 0 => {
+                    return Err(StoreError::Refused("the join token is spent".into()))
+                }
+                Some(Some(_)) => {
+                    conn.execute(
+                        "UPDATE tokens SET uses_left = uses_left - 1 WHERE hash = ?1",
+                        params![hash],
+                    )
+                    .map_err(sql("spend token"))?;
+                    bump_version(conn, "tokens")?;
+                }
+                Some(None) => {}
+            }
             Ok(Done::Nothing)
         }
         Write::TokensUsed(used) => {

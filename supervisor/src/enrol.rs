@@ -1,0 +1,162 @@
+//! Enrolment and renewal of agents' certificates (ALPN `vcp-enrol/1`), on
+//! only when the operator gave the supervisor the CA's key
+//! (`--enrol-ca-key`). One request per connection:
+//!
+//! - **enrolment**: no client certificate; a join token (role `enrol`)
+//!   whose scope covers the id in the request, not expired, revoked or
+//!   spent — one use is taken, durably, before the certificate is sent;
+//! - **renewal**: the client's verified, unrevoked agent certificate; the
+//!   request must be for that same id; no token.
+//!
+//! The request is a CSR whose signature is checked; the certificate is
+//! the supervisor's own making — the id's name, clientAuth only, a fresh
+//! serial and the configured validity — around the CSR's public key: the
+//! private key never leaves the agent. Every certificate issued is
+//! recorded (`vcp agent list`) and audited.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{
+    CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::CertificateSigningRequestDer;
+use tracing::{info, warn};
+use vcp_common::frame::{Enrol, Frame, Issued};
+use vcp_common::identity::{agent_dns_name, identity_in, Role};
+use vcp_store::accounts::Accounts;
+use vcp_store::credentials::Credentials;
+use vcp_transport::framed::Framed;
+
+use crate::tls::Peer;
+
+/// The largest frame an enrolment exchange reads.
+pub const MAX_ENROL_FRAME: usize = 64 * 1024;
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What enrolment needs: the CA's key and how long a certificate lives.
+pub struct Enroller {
+    issuer: Issuer<'static, KeyPair>,
+    validity: Duration,
+    accounts: Arc<Accounts>,
+    credentials: Credentials,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolSetupError {
+    #[error("the CA's key or certificate: {0}")]
+    Ca(#[from] rcgen::Error),
+}
+
+impl Enroller {
+    /// An enroller signing with the CA `ca_pem` and its key `key_pem`.
+    pub fn new(
+        ca_pem: &str,
+        key_pem: &str,
+        validity: Duration,
+        accounts: Arc<Accounts>,
+        credentials: Credentials,
+    ) -> Result<Enroller, EnrolSetupError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        Ok(Enroller {
+            issuer: Issuer::from_ca_cert_pem(ca_pem, key)?,
+            validity,
+            accounts,
+            credentials,
+        })
+    }
+
+    /// Serves one request on `conn`; `peer` is the client's verified agent
+    /// certificate, if it presented one.
+    pub async fn serve(&self, conn: quinn::Connection, peer: Option<Peer>) {
+        let remote = conn.remote_address();
+        let exchange = async {
+            let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+            let mut framed = Framed::new(send, recv, MAX_ENROL_FRAME);
+            let request = match framed.read().await {
+                Ok(Some((Frame::Enrol(r), _))) => r,
+                Ok(_) => return Err("expected an enrolment request".to_owned()),
+                Err(e) => return Err(e.to_string()),
+            };
+            let answer = match self.answer(request, peer.as_ref()).await {
+                Ok(issued) => Frame::Issued(issued),
+                Err(reason) => {
+                    warn!(%remote, reason, "enrolment refused");
+                    Frame::Close { reason }
+                }
+            };
+            framed.write(&answer).await.map_err(|e| e.to_string())?;
+            framed.close_with("done", Duration::from_secs(2)).await;
+            Ok(())
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(%remote, error = e, "enrolment exchange failed"),
+            Err(_) => warn!(%remote, "no enrolment request in time"),
+        }
+    }
+
+    /// The certificate for `request`, or why not.
+    async fn answer(&self, request: Enrol, peer: Option<&Peer>) -> Result<Issued, String> {
+        let der = CertificateSigningRequestDer::from(request.csr_der);
+        let mut csr = CertificateSigningRequestParams::from_der(&der)
+            .map_err(|e| format!("unreadable certificate request: {e}"))?;
+        let names = csr.params.subject_alt_names.iter().filter_map(|n| match n {
+            SanType::DnsName(d) => Some(d.as_str()),
+            _ => None,
+        });
+        let id = identity_in(names, Role::Agent).map_err(|e| e.to_string())?;
+        let (how, actor) = match peer {
+            Some(p) if p.id == id => ("renew", format!("agent:{id}")),
+            Some(p) => {
+                return Err(format!(
+                    "agent {} may renew only its own certificate, not {id}'s",
+                    p.id
+                ))
+            }
+            None => {
+                let (accounts, token, agent) = (self.accounts.clone(), request.token, id.clone());
+                let token = tokio::task::spawn_blocking(move || accounts.enrol(&token, &agent))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                ("enrol", format!("token {}", token.id))
+            }
+        };
+        let dns = agent_dns_name(&id);
+        let mut params =
+            rcgen::CertificateParams::new(vec![dns.clone()]).map_err(|e| e.to_string())?;
+        params.distinguished_name.push(DnType::CommonName, dns);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let mut serial: [u8; 16] = rand::random();
+        serial[0] &= 0x7f;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        let now = time::OffsetDateTime::now_utc();
+        // Valid from a little before now, for clocks a little behind: a
+        // tenth of the life, at most 5 minutes (so that the renewal point,
+        // two thirds in, stays ahead).
+        params.not_before = now - (self.validity / 10).min(Duration::from_secs(300));
+        params.not_after = now + self.validity;
+        let not_after_ms = params.not_after.unix_timestamp().saturating_mul(1000);
+        csr.params = params;
+        let cert = csr
+            .signed_by(&self.issuer)
+            .map_err(|e| format!("signing: {e}"))?;
+        // The serial as a handshake will read it back.
+        let serial_hex = x509_parser::parse_x509_certificate(cert.der())
+            .map(|(_, c)| c.raw_serial_as_string().replace(':', ""))
+            .map_err(|e| format!("reading back the certificate: {e}"))?;
+        self.credentials
+            .issued(Role::Agent, &id, &serial_hex, not_after_ms, how, &actor)
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(id, serial = serial_hex, how, "certificate issued");
+        Ok(Issued {
+            certificate_pem: cert.pem(),
+            not_after_ms,
+        })
+    }
+}
