@@ -21,6 +21,7 @@ use rcgen::{
     CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateSigningRequestDer;
 use tracing::{info, warn};
 use vcp_common::frame::{Enrol, Frame, Issued};
@@ -35,6 +36,10 @@ use crate::tls::Peer;
 pub const MAX_ENROL_FRAME: usize = 64 * 1024;
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Enrolments and renewals served at once; a client past them is closed
+/// at once (`LIMIT`), so that clients without a certificate hold at most
+/// this many connections, each for at most [`REQUEST_TIMEOUT`].
+pub const MAX_ENROLMENTS: usize = 64;
 
 /// What enrolment needs: the CA's key and how long a certificate lives.
 pub struct Enroller {
@@ -42,12 +47,17 @@ pub struct Enroller {
     validity: Duration,
     accounts: Arc<Accounts>,
     credentials: Credentials,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrolSetupError {
     #[error("the CA's key or certificate: {0}")]
     Ca(#[from] rcgen::Error),
+    #[error("the CA certificate cannot be read: {0}")]
+    Unreadable(String),
+    #[error("--enrol-ca-key is not the key of the CA certificate (--ca)")]
+    Mismatch,
 }
 
 impl Enroller {
@@ -60,11 +70,20 @@ impl Enroller {
         credentials: Credentials,
     ) -> Result<Enroller, EnrolSetupError> {
         let key = KeyPair::from_pem(key_pem)?;
+        // A certificate signed with another key would chain to nothing.
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes())
+            .map_err(|e| EnrolSetupError::Unreadable(e.to_string()))?;
+        let (_, ca) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| EnrolSetupError::Unreadable(e.to_string()))?;
+        if ca.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(EnrolSetupError::Mismatch);
+        }
         Ok(Enroller {
             issuer: Issuer::from_ca_cert_pem(ca_pem, key)?,
             validity,
             accounts,
             credentials,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_ENROLMENTS)),
         })
     }
 
@@ -72,6 +91,14 @@ impl Enroller {
     /// certificate, if it presented one.
     pub async fn serve(&self, conn: quinn::Connection, peer: Option<Peer>) {
         let remote = conn.remote_address();
+        let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
+            warn!(%remote, "too many enrolments at once: closed");
+            conn.close(
+                vcp_common::protocol::close::LIMIT.into(),
+                b"too many enrolments at once; try again",
+            );
+            return;
+        };
         let exchange = async {
             let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
             let mut framed = Framed::new(send, recv, MAX_ENROL_FRAME);
@@ -158,5 +185,35 @@ impl Enroller {
             certificate_pem: cert.pem(),
             not_after_ms,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_must_be_the_ca_certificates() {
+        let (store, _) = vcp_store::Store::open(tempfile::tempdir().unwrap().path()).unwrap();
+        let ca = |name: &str| {
+            let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            let key = KeyPair::generate().unwrap();
+            (p.self_signed(&key).unwrap().pem(), key.serialize_pem())
+        };
+        let ((cert, key), (_, other)) = (ca("a"), ca("b"));
+        let enroller = |key: &str| {
+            let accounts = Arc::new(store.accounts());
+            Enroller::new(
+                &cert,
+                key,
+                Duration::from_secs(60),
+                accounts,
+                store.credentials(),
+            )
+        };
+        assert!(enroller(&key).is_ok());
+        assert!(matches!(enroller(&other), Err(EnrolSetupError::Mismatch)));
     }
 }
