@@ -34,12 +34,6 @@ use crate::tls::Peer;
 
 /// The largest frame an enrolment exchange reads.
 pub const MAX_ENROL_FRAME: usize = 64 * 1024;
-/// How long a client has to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Enrolments and renewals served at once; a client past them is closed
-/// at once (`LIMIT`), so that clients without a certificate hold at most
-/// this many connections, each for at most [`REQUEST_TIMEOUT`].
-pub const MAX_ENROLMENTS: usize = 64;
 
 /// What enrolment needs: the CA's key and how long a certificate lives.
 pub struct Enroller {
@@ -47,7 +41,10 @@ pub struct Enroller {
     validity: Duration,
     accounts: Arc<Accounts>,
     credentials: Credentials,
+    /// `[limits.enrol]`: clients without a certificate hold at most
+    /// `max_in_flight` connections, each for at most `request_timeout`.
     in_flight: Arc<tokio::sync::Semaphore>,
+    request_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +63,8 @@ impl Enroller {
         ca_pem: &str,
         key_pem: &str,
         validity: Duration,
-        accounts: Arc<Accounts>,
-        credentials: Credentials,
+        limits: &crate::config::limits::EnrolLimits,
+        (accounts, credentials): (Arc<Accounts>, Credentials),
     ) -> Result<Enroller, EnrolSetupError> {
         let key = KeyPair::from_pem(key_pem)?;
         // A certificate signed with another key would chain to nothing.
@@ -83,7 +80,8 @@ impl Enroller {
             validity,
             accounts,
             credentials,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_ENROLMENTS)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight)),
+            request_timeout: limits.request_timeout(),
         })
     }
 
@@ -118,7 +116,7 @@ impl Enroller {
             framed.close_with("done", Duration::from_secs(2)).await;
             Ok(())
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(%remote, error = e, "enrolment exchange failed"),
             Err(_) => warn!(%remote, "no enrolment request in time"),
@@ -205,13 +203,9 @@ mod tests {
         let ((cert, key), (_, other)) = (ca("a"), ca("b"));
         let enroller = |key: &str| {
             let accounts = Arc::new(store.accounts());
-            Enroller::new(
-                &cert,
-                key,
-                Duration::from_secs(60),
-                accounts,
-                store.credentials(),
-            )
+            let limits = Default::default();
+            let handles = (accounts, store.credentials());
+            Enroller::new(&cert, key, Duration::from_secs(60), &limits, handles)
         };
         assert!(enroller(&key).is_ok());
         assert!(matches!(enroller(&other), Err(EnrolSetupError::Mismatch)));

@@ -219,8 +219,8 @@ impl Supervisor {
                     &e.ca_pem,
                     &e.ca_key_pem,
                     e.validity,
-                    accounts.clone(),
-                    credentials.clone(),
+                    &limits.enrol,
+                    (accounts.clone(), credentials.clone()),
                 )?))
             }
             None => {

@@ -37,6 +37,10 @@
 //! worker_threads = 2            # the API's own threads, apart from the rounds'
 //! blocking_threads = 4          # its threads for database reads
 //! nice = 10                     # its threads' lower CPU priority (0-19)
+//!
+//! [limits.enrol]                # only with --enrol-ca-key
+//! max_in_flight = 64            # enrolments and renewals at once; more are closed at once
+//! request_timeout_ms = 10000    # from the handshake to the answer, or closed
 //! ```
 
 use std::time::Duration;
@@ -58,6 +62,34 @@ pub struct Limits {
     pub agent: AgentConfig,
     pub module: ModuleConfig,
     pub api: HttpLimits,
+    pub enrol: EnrolLimits,
+}
+
+/// What clients without a certificate may make enrolment hold (on only
+/// with `--enrol-ca-key`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrolLimits {
+    /// Enrolments and renewals served at once; past them a client is
+    /// closed with `LIMIT` at once.
+    pub max_in_flight: usize,
+    /// From the handshake to the answer, or the connection is closed.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for EnrolLimits {
+    fn default() -> Self {
+        EnrolLimits {
+            max_in_flight: 64,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl EnrolLimits {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
 }
 
 impl Default for Limits {
@@ -71,6 +103,7 @@ impl Default for Limits {
             agent: AgentConfig::default(),
             module: ModuleConfig::default(),
             api: HttpLimits::default(),
+            enrol: EnrolLimits::default(),
         }
     }
 }
@@ -264,6 +297,14 @@ impl Limits {
             ("limits.api.per_token_rate", self.api.per_token_rate),
             ("limits.api.per_token_burst", self.api.per_token_burst),
             ("limits.api.worker_threads", self.api.worker_threads as f64),
+            (
+                "limits.enrol.max_in_flight",
+                self.enrol.max_in_flight as f64,
+            ),
+            (
+                "limits.enrol.request_timeout_ms",
+                self.enrol.request_timeout_ms as f64,
+            ),
             (
                 "limits.api.blocking_threads",
                 self.api.blocking_threads as f64,
