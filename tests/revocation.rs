@@ -47,17 +47,7 @@ async fn a_revoked_agent_is_closed_and_refused_while_the_others_go_on() {
     );
 
     // From another process.
-    let vcp = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "vcp {args:?}: {err}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let vcp = |args: &[&str]| common::vcp_on(dir.path(), args);
     let said = vcp(&["agent", "revoke", "agent-2"]);
     assert_eq!(said.trim(), "revoked 1 certificate(s) of agent agent-2");
     let revoked = Instant::now();

@@ -19,11 +19,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 use vcp_common::frame::{Enrol, Frame, PROTOCOL_VERSION};
-use vcp_common::identity::{agent_dns_name, TlsMaterial};
+use vcp_common::identity::{agent_dns_name, certs_from_pem_file, key_from_pem_file, TlsMaterial};
 use vcp_transport::framed::{Framed, StreamError};
 
 /// The credential (certificate, then key) in the state directory.
@@ -43,8 +42,8 @@ pub enum EnrolError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {detail}")]
-    Pem { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Identity(#[from] vcp_common::identity::IdentityError),
     #[error(transparent)]
     Tls(#[from] vcp_transport::tls::TlsError),
     #[error("connecting: {0}")]
@@ -96,21 +95,10 @@ impl Enrolment {
         if !path.exists() {
             return Ok(None);
         }
-        let pem = |detail: String| EnrolError::Pem {
-            path: path.clone(),
-            detail,
-        };
-        let chain = CertificateDer::pem_file_iter(&path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| pem(e.to_string()))?;
-        if chain.is_empty() {
-            return Err(pem("no certificate".into()));
-        }
-        let key = PrivateKeyDer::from_pem_file(&path).map_err(|e| pem(e.to_string()))?;
         Ok(Some(TlsMaterial {
             ca: self.ca.clone(),
-            chain,
-            key,
+            chain: certs_from_pem_file(&path)?,
+            key: key_from_pem_file(&path)?,
         }))
     }
 

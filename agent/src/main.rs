@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use vcp_agent::config::AgentFile;
 use vcp_agent::enrol::{Enrolment, CREDENTIAL_FILE};
 use vcp_agent::uplink::UplinkConfig;
@@ -107,7 +105,7 @@ fn main() -> anyhow::Result<()> {
             agent_id: agent_id.clone(),
             supervisor,
             server_name: file.server_name.clone(),
-            ca: ca_certs(&ca)?,
+            ca: vcp_common::identity::certs_from_pem_file(&ca)?,
             state_dir: file.state_dir(),
         };
         let (tls, renewal) = credential(&file, &ca, &enrolment).await?;
@@ -145,17 +143,6 @@ fn main() -> anyhow::Result<()> {
         agent.stop().await;
         Ok(())
     })
-}
-
-/// The fleet CA's certificates in `path`.
-fn ca_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("reading the fleet CA {}", path.display()))?;
-    if certs.is_empty() {
-        bail!("{} holds no certificate", path.display());
-    }
-    Ok(certs)
 }
 
 /// This agent's credential: `--cert`/`--key` when given (the operator

@@ -147,14 +147,20 @@ impl TlsMaterial {
     /// chain and its private key.
     pub fn from_pem_files(ca: &Path, cert: &Path, key: &Path) -> Result<Self, IdentityError> {
         Ok(TlsMaterial {
-            ca: certs(ca)?,
-            chain: certs(cert)?,
-            key: PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(key, e))?,
+            ca: certs_from_pem_file(ca)?,
+            chain: certs_from_pem_file(cert)?,
+            key: key_from_pem_file(key)?,
         })
     }
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
+/// The first private key in the PEM file `path`.
+pub fn key_from_pem_file(path: &Path) -> Result<PrivateKeyDer<'static>, IdentityError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, e))
+}
+
+/// Every certificate in the PEM file `path`; at least one.
+pub fn certs_from_pem_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| pem_error(path, e))?;

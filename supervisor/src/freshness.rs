@@ -24,13 +24,12 @@ pub fn keep_fresh(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // The revocations the live connections were last checked against.
-        let checked = Arc::new(std::sync::Mutex::new(None));
+        let mut checked = None;
         let mut tick = tokio::time::interval(REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let (a, c, l) = (accounts.clone(), credentials.clone(), live.clone());
-            let checked = checked.clone();
             let done = tokio::task::spawn_blocking(move || {
                 if let Err(e) = a.refresh() {
                     tracing::warn!(error = %e, "tokens could not be refreshed");
@@ -39,14 +38,14 @@ pub fn keep_fresh(
                     tracing::warn!(error = %e, "revocations could not be read");
                 }
                 // Revoked here (already read) or elsewhere (read just now).
-                let mut checked = checked.lock().unwrap_or_else(|p| p.into_inner());
-                if *checked != c.version() {
+                if checked != c.version() {
                     l.close_revoked(|role, serial| c.is_revoked(role, serial));
-                    *checked = c.version();
                 }
+                c.version()
             });
-            if let Err(e) = done.await {
-                tracing::warn!(error = %e, "refresh failed");
+            match done.await {
+                Ok(version) => checked = version,
+                Err(e) => tracing::warn!(error = %e, "refresh failed"),
             }
         }
     })

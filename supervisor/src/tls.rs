@@ -67,10 +67,8 @@ pub fn server_config(
 /// Why the API's certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {
-    #[error("reading {path}: {detail}")]
-    Pem { path: String, detail: String },
-    #[error("{path} holds no certificate")]
-    Empty { path: String },
+    #[error(transparent)]
+    Files(#[from] vcp_common::identity::IdentityError),
     #[error("the API's certificate or key rejected: {0}")]
     Rejected(#[from] rustls::Error),
 }
@@ -82,25 +80,8 @@ pub fn https_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<Arc<rustls::ServerConfig>, HttpsError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::PrivateKeyDer;
-    fn pem(
-        path: &std::path::Path,
-    ) -> impl FnOnce(rustls::pki_types::pem::Error) -> HttpsError + '_ {
-        move |e| HttpsError::Pem {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        }
-    }
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(pem(cert))?;
-    if chain.is_empty() {
-        return Err(HttpsError::Empty {
-            path: cert.display().to_string(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(pem(key))?;
+    let chain = vcp_common::identity::certs_from_pem_file(cert)?;
+    let key = vcp_common::identity::key_from_pem_file(key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

@@ -101,18 +101,7 @@ async fn a_revocation_by_the_cli_reaches_the_running_supervisor() {
     let dir = tempfile::tempdir().unwrap();
     let (fleet, _) = start(dir.path(), None).await;
     let addr = fleet.api_addr();
-    let vcp = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
-            .args(["token"])
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "vcp token {args:?}: {stderr}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let vcp = |args: &[&str]| common::vcp_on(dir.path(), &[&["token"], args].concat());
     // Made by another process: the supervisor reads it at its next refresh.
     let secret = vcp(&[
         "create",

@@ -151,3 +151,17 @@ pub fn require_tool(name: &str, debian_package: &str) -> std::path::PathBuf {
             panic!("`{name}` is not installed: install Debian's `{debian_package}` package (scripts/test does)")
         })
 }
+
+/// `vcp ARGS --data-dir DIR` (the operator's commands on a store); its
+/// standard output, the test failing if the command does.
+pub fn vcp_on(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vcp {args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -52,12 +52,17 @@ fn token_of(parts: &Parts) -> Option<&str> {
     ) {
         return None;
     }
+    cookie(headers, COOKIE)
+}
+
+/// The value of cookie `name` in `headers`.
+pub(crate) fn cookie<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 impl FromRequestParts<ApiState> for Caller {

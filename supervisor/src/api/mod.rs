@@ -4,7 +4,7 @@
 //! each checks the caller's role and ownership (see `auth`).
 
 mod audit;
-mod auth;
+pub(crate) mod auth;
 mod error;
 mod extract;
 mod hosts;

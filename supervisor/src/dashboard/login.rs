@@ -12,13 +12,13 @@
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
-use axum::http::header::{COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{HOST, LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{html, layout, COOKIE as TOKEN_COOKIE};
+use super::{html, layout, COOKIE};
 use crate::api::ApiState;
 
 /// The cookie holding the sign-in form's check.
@@ -136,7 +136,7 @@ fn form(state: &ApiState, next: &str, error: Option<&str>, status: StatusCode) -
 /// on to `next`.
 fn signed_in(state: &ApiState, token: &str, next: &str) -> Response {
     let mut r = see_other(next);
-    set_cookie(&mut r, &cookie(state, TOKEN_COOKIE, token, "/", None));
+    set_cookie(&mut r, &cookie(state, COOKIE, token, "/", None));
     set_cookie(
         &mut r,
         &cookie(state, CSRF_COOKIE, "", "/ui/login", Some(0)),
@@ -184,20 +184,10 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.is_some() && origin_host == host
 }
 
-/// The value of cookie `name` in `headers`.
-fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
-}
-
 /// Whether the form's check matches its cookie (which another site can
 /// neither read nor send).
 fn csrf_matches(headers: &HeaderMap, field: Option<&str>) -> bool {
-    matches!((cookie_value(headers, CSRF_COOKIE), field), (Some(c), Some(f)) if !c.is_empty() && c == f)
+    matches!((crate::api::auth::cookie(headers, CSRF_COOKIE), field), (Some(c), Some(f)) if !c.is_empty() && c == f)
 }
 
 pub async fn post(
@@ -241,7 +231,7 @@ pub async fn logout(State(state): State<ApiState>, headers: HeaderMap) -> Respon
         return (StatusCode::FORBIDDEN, "sign-out from another site refused").into_response();
     }
     let mut r = see_other("/ui/login");
-    set_cookie(&mut r, &cookie(&state, TOKEN_COOKIE, "", "/", Some(0)));
+    set_cookie(&mut r, &cookie(&state, COOKIE, "", "/", Some(0)));
     r
 }
 
@@ -286,11 +276,17 @@ mod tests {
     fn the_form_check_must_match_its_cookie() {
         let mut h = HeaderMap::new();
         assert!(!csrf_matches(&h, Some("ab")));
-        h.insert(COOKIE, HeaderValue::from_static("x=1; vcp_csrf=ab12"));
+        h.insert(
+            axum::http::header::COOKIE,
+            HeaderValue::from_static("x=1; vcp_csrf=ab12"),
+        );
         assert!(csrf_matches(&h, Some("ab12")));
         assert!(!csrf_matches(&h, Some("ab13")));
         assert!(!csrf_matches(&h, None));
-        h.insert(COOKIE, HeaderValue::from_static("vcp_csrf="));
+        h.insert(
+            axum::http::header::COOKIE,
+            HeaderValue::from_static("vcp_csrf="),
+        );
         assert!(!csrf_matches(&h, Some("")));
     }
 
