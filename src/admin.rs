@@ -19,7 +19,8 @@ pub enum TokenCommand {
         #[arg(long)]
         account: String,
         /// operator, customer, vendor, or enrol: a join token for agents
-        /// whose id is in `--account` (an id, `prefix-*` or `*`).
+        /// whose id is in `--account` (an id, `prefix-*` or `*`), or for
+        /// remote modules with `module:` before that (`module:acme-*`).
         #[arg(long)]
         role: vcp_store::accounts::Role,
         /// A join token's enrolments at most (no bound without).
@@ -68,6 +69,10 @@ pub enum CredentialCommand {
     /// every later handshake (a new enrolment issues a new one).
     Revoke {
         id: String,
+        /// Also this certificate (PEM, as `vcp certs` wrote it), even if it
+        /// was never presented: it is refused from its first handshake.
+        #[arg(long)]
+        cert: Option<PathBuf>,
         /// The supervisor's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -206,12 +211,42 @@ pub fn credentials(role: Role, command: CredentialCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
-        CredentialCommand::Revoke { id, data_dir } => {
-            let n = store(data_dir)?
-                .credentials()
-                .revoke(role, &id, &cli_actor())?;
+        CredentialCommand::Revoke { id, cert, data_dir } => {
+            let credentials = store(data_dir)?.credentials();
+            let n = match cert {
+                None => credentials.revoke(role, &id, &cli_actor())?,
+                Some(path) => {
+                    let facts = certificate_of(&path, role, &id)?;
+                    let which = (facts.serial.as_str(), facts.not_after_ms);
+                    credentials.revoke_certificate(role, &id, which, &cli_actor())?
+                }
+            };
             println!("revoked {n} certificate(s) of {} {id}", role.name());
             Ok(())
         }
     }
+}
+
+/// The certificate in `path`, which must name `id` in `role`.
+fn certificate_of(
+    path: &std::path::Path,
+    role: Role,
+    id: &str,
+) -> anyhow::Result<vcp_transport::cert::Facts> {
+    let chain = vcp_common::identity::certs_from_pem_file(path)?;
+    let leaf = chain
+        .first()
+        .with_context(|| format!("{}: no certificate", path.display()))?;
+    let facts =
+        vcp_transport::cert::facts(leaf).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let names = facts.dns_names.iter().map(String::as_str);
+    let named = vcp_common::identity::identity_in(names, role)
+        .with_context(|| format!("{}", path.display()))?;
+    anyhow::ensure!(
+        named == id,
+        "{} is {} {named}'s certificate, not {id}'s",
+        path.display(),
+        role.name()
+    );
+    Ok(facts)
 }

@@ -199,6 +199,7 @@ impl Loopback {
             server_name: SUPERVISOR_NAME.into(),
             tls: self.ca.material(&credential),
             max_frame: 16 << 20,
+            renewal: None,
         })
     }
 

@@ -3,7 +3,9 @@
 //! readings over mutual TLS; a spent, expired or out-of-scope token is
 //! refused with the reason; a certificate living seconds is renewed over
 //! the agent's own certificate while the session goes on, the next
-//! connection uses the new one, and no batch is lost or doubled.
+//! connection uses the new one, and no batch is lost or doubled. A remote
+//! module does the same through the SDK: enrols with a module join token,
+//! answers rounds, renews, and comes back on the renewed certificate.
 
 mod common;
 
@@ -12,18 +14,26 @@ use std::time::Duration;
 
 use common::child::free_udp_port;
 use common::{init_logs, wait_until};
-use vcp_agent::enrol::{EnrolError, Enrolment, CREDENTIAL_FILE};
 use vcp_common::identity::Role;
 use vcp_supervisor::{EnrolmentOptions, Supervisor, SupervisorConfig};
+use vcp_transport::enrol::{credential_file, EnrolError, Enrolment};
 
 async fn supervisor(dir: &Path, validity: Duration) -> Supervisor {
+    supervisor_with(dir, validity, Default::default()).await
+}
+
+async fn supervisor_with(
+    dir: &Path,
+    validity: Duration,
+    control: vcp_supervisor::config::SupervisorFile,
+) -> Supervisor {
     vcp::certs::write_fleet(&dir.join("certs"), &[], &[]).unwrap();
     let read = |f: &str| std::fs::read_to_string(dir.join("certs").join(f)).unwrap();
     Supervisor::start(SupervisorConfig {
         listen: format!("127.0.0.1:{}", free_udp_port()).parse().unwrap(),
         data_dir: dir.join("store"),
         tls: common::child::material(&dir.join("certs"), "supervisor"),
-        control: Default::default(),
+        control,
         api: None,
         enrolment: Some(EnrolmentOptions {
             ca_pem: read("ca.pem"),
@@ -36,9 +46,14 @@ async fn supervisor(dir: &Path, validity: Duration) -> Supervisor {
 }
 
 fn enrolment(dir: &Path, sup: &Supervisor, id: &str) -> Enrolment {
+    enrolment_as(Role::Agent, dir, sup, id)
+}
+
+fn enrolment_as(role: Role, dir: &Path, sup: &Supervisor, id: &str) -> Enrolment {
     let ca = common::child::material(&dir.join("certs"), "supervisor").ca;
     Enrolment {
-        agent_id: id.into(),
+        role,
+        id: id.into(),
         supervisor: sup.local_addr().unwrap(),
         server_name: vcp_common::identity::SUPERVISOR_NAME.into(),
         ca,
@@ -99,7 +114,7 @@ async fn an_agent_with_only_a_join_token_enrols_and_delivers() {
 
     let e = enrolment(dir.path(), &sup, "host-1");
     let tls = e.enrol(&join.token).await.unwrap();
-    let file = e.state_dir.join(CREDENTIAL_FILE);
+    let file = e.state_dir.join(credential_file(Role::Agent));
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
@@ -220,5 +235,111 @@ async fn a_short_lived_certificate_is_renewed_and_no_batch_is_lost() {
     agent.stop().await;
     let a = summary(&sup, "host-1").unwrap();
     assert_eq!((a.lost_batches, a.duplicates), (0, 0), "{a:?}");
+    sup.shutdown().await;
+}
+
+const MODULE: &str = "acme-predictive";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_enrols_with_a_join_token_and_renews() {
+    use vcp_module_sdk::predictive::PredictiveAutoscaler;
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let control = toml::from_str(common::REMOTE_AUTOSCALER_PLANE).unwrap();
+    let sup = supervisor_with(dir.path(), Duration::from_secs(6), control).await;
+    let ttl = "1h".parse().unwrap();
+    // An agent's join token does not make modules, nor a module's agents.
+    let agents = sup.accounts.issue_join("*", ttl, None, "t").unwrap();
+    let e = enrolment_as(Role::Module, dir.path(), &sup, MODULE);
+    let why = refusal(e.enrol(&agents.token).await);
+    assert!(
+        why.contains("module id") && why.contains("outside"),
+        "{why}"
+    );
+    let vendor = sup
+        .accounts
+        .issue_join("module:acme-*", ttl, Some(1), "t")
+        .unwrap();
+    let why = refusal(
+        enrolment(dir.path(), &sup, "acme-host")
+            .enrol(&vendor.token)
+            .await,
+    );
+    assert!(why.contains("agent id") && why.contains("outside"), "{why}");
+
+    let (tls, renew) = e.credential(None, Some(&vendor.token)).await.unwrap();
+    assert!(renew, "an enrolled credential is renewed");
+    let issued = std::time::Instant::now();
+    assert!(e.file().ends_with("module.pem") && e.stored().unwrap().is_some());
+    let connect = vcp_module_sdk::ModuleConnect {
+        supervisor: sup.local_addr().unwrap(),
+        server_name: vcp_common::identity::SUPERVISOR_NAME.into(),
+        tls,
+        max_frame: 16 << 20,
+        renewal: Some(e.clone()),
+    };
+    let module = vcp::loopback::RemoteModule::spawn(
+        PredictiveAutoscaler::new(MODULE, "predictive-labs"),
+        connect,
+    );
+    let live = || sup.live.serial(Role::Module, MODULE);
+    wait_until("the module is connected", Duration::from_secs(20), || {
+        live().is_some()
+    })
+    .await;
+    let first = live().unwrap();
+    let creds = sup.credentials.clone();
+    let modules = move || -> Vec<String> {
+        let rows = creds.list().unwrap();
+        rows.into_iter()
+            .filter(|c| c.role == "module")
+            .map(|c| c.serial)
+            .collect()
+    };
+    wait_until("renewed", Duration::from_secs(15), || modules().len() >= 2).await;
+    eprintln!("module renewed {:?} after enrolment", issued.elapsed());
+    // The session on the first certificate goes on past its end; closed,
+    // the module comes back with the renewed one.
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(issued.elapsed())).await;
+    assert_eq!(
+        live().as_deref(),
+        Some(first.as_str()),
+        "no reconnect for the renewal"
+    );
+    let closed = sup
+        .live
+        .close_revoked(|role, serial| role == Role::Module && serial == first);
+    assert_eq!(closed, 1);
+    wait_until(
+        "back on the renewed certificate",
+        Duration::from_secs(20),
+        || live().is_some_and(|s| s != first && modules().contains(&s)),
+    )
+    .await;
+    assert!(!module.is_finished(), "the module still runs");
+    module.stop();
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_only_so_many_attempts() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let control =
+        toml::from_str("[limits.enrol]\nper_source_per_minute = 1\nper_source_burst = 2\n")
+            .unwrap();
+    let sup = supervisor_with(dir.path(), Duration::from_secs(3600), control).await;
+    let e = enrolment(dir.path(), &sup, "host-1");
+    for _ in 0..2 {
+        let why = refusal(e.enrol("vcp_guessed").await);
+        assert!(why.contains("unknown token"), "{why}");
+    }
+    let third = e.enrol("vcp_guessed").await.map(|_| ()).unwrap_err();
+    assert!(
+        third.to_string().contains("too many enrolment attempts"),
+        "{third}"
+    );
+    let limited = &sup.fleet.endpoint.enrol_source;
+    assert_eq!(limited.load(std::sync::atomic::Ordering::Relaxed), 1);
     sup.shutdown().await;
 }

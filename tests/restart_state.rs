@@ -30,34 +30,13 @@ fn child_supervisor() {
 
 const MODULE: &str = "acme-predictive";
 
-const CONFIG: &str = r#"
-evaluation_window_s = 1
-billing_interval_s = 1
-default_modules = false
-[prices]
-default_request_fee = 50
-[[customers]]
-id = "acme"
-[[vendors]]
-id = "predictive-labs"
-[[service_sets]]
-id = "acme-shop"
-customer = "acme"
-instances = { min = 1, max = 12, initial = 2 }
-members = [{ host = "agent-1" }]
-goals = [{ metric = "cpu.utilization", cmp = "below", value = 2.0 }]
-[[custom_modules]]
-id = "acme-predictive"
-kind = "autoscaling"
-vendor = "predictive-labs"
-customer = "acme"
-[[control_planes]]
-customer = "acme"
-modules = { autoscaling = { mode = "replace", module = "acme-predictive" } }
-[solicitation.autoscaling]
-cadence_ms = 200
-deadline_ms = 50
-"#;
+/// Billing every second, a fee per request, and the remote module's plane.
+fn config() -> String {
+    format!(
+        "evaluation_window_s = 1\nbilling_interval_s = 1\n{}[prices]\ndefault_request_fee = 50\n",
+        common::REMOTE_AUTOSCALER_PLANE
+    )
+}
 
 fn saved(dir: &Path) -> Option<Checkpoint> {
     let ledger = LedgerReader::open(&dir.join("store")).ok()?;
@@ -88,7 +67,7 @@ async fn a_sigkilled_supervisor_resumes_reputation_contribution_and_unbilled_usa
     init_logs();
     let dir = tempfile::tempdir().unwrap();
     vcp::certs::write_fleet(dir.path(), &["agent-1".into()], &[MODULE.into()]).unwrap();
-    std::fs::write(dir.path().join("supervisor.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("supervisor.toml"), config()).unwrap();
     let port = free_udp_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = ChildSupervisor::spawn(dir.path(), port);
@@ -105,6 +84,7 @@ async fn a_sigkilled_supervisor_resumes_reputation_contribution_and_unbilled_usa
         server_name: SUPERVISOR_NAME.into(),
         tls: material(dir.path(), MODULE),
         max_frame: 16 << 20,
+        renewal: None,
     };
     let module = RemoteModule::spawn(
         PredictiveAutoscaler::new(MODULE, "predictive-labs"),

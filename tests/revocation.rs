@@ -1,7 +1,8 @@
 //! Revoking an agent: its live session is closed at once with the reason
 //! and every later handshake with its certificate is refused, while the
 //! other agents go on — revoked in process and by `vcp agent revoke` from
-//! another process; `vcp agent list` shows serials, expiry and state.
+//! another process; a certificate never presented is revoked ahead of its
+//! first use (`--cert`); `vcp agent list` shows serials, expiry and state.
 
 mod common;
 
@@ -81,6 +82,63 @@ async fn a_revoked_agent_is_closed_and_refused_while_the_others_go_on() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(now > refused, "the revoked agents retried and were refused");
 
+    // A certificate made for agent-4 and never used, revoked from its
+    // file: its first handshake is refused.
+    let issued = fleet.ca.agent("agent-4").unwrap();
+    let pem = dir.path().join("agent-4.pem");
+    std::fs::write(&pem, &issued.cert_pem).unwrap();
+    let said = vcp(&[
+        "agent",
+        "revoke",
+        "agent-4",
+        "--cert",
+        pem.to_str().unwrap(),
+    ]);
+    assert_eq!(said.trim(), "revoked 1 certificate(s) of agent agent-4");
+    let c = credentials.clone();
+    wait_until("the revocation is read", Duration::from_secs(5), || {
+        let serials = c.list().unwrap();
+        let s = serials.iter().find(|r| r.id == "agent-4").unwrap();
+        c.is_revoked(Role::Agent, &s.serial)
+    })
+    .await;
+    let refused = f
+        .endpoint
+        .failed_handshakes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let opts = fleet.agent_options("agent-4", fleet.ca.material(&issued));
+    let agent4 = vcp_agent::Agent::start(opts).unwrap();
+    wait_until("agent-4 refused", Duration::from_secs(10), || {
+        f.endpoint
+            .failed_handshakes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > refused
+    })
+    .await;
+    assert!(f
+        .summaries()
+        .iter()
+        .all(|a| a.id != "agent-4" || !a.connected));
+    assert!(f
+        .summaries()
+        .iter()
+        .all(|a| a.id != "agent-4" || a.readings == 0));
+    agent4.stop().await;
+    let wrong = vcp_fails(
+        dir.path(),
+        &[
+            "agent",
+            "revoke",
+            "agent-5",
+            "--cert",
+            pem.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        wrong.contains("agent agent-4's certificate, not agent-5's"),
+        "{wrong}"
+    );
+
     let listed = vcp(&["agent", "list"]);
     let header = listed.lines().next().unwrap();
     for column in ["agent", "serial", "expires", "last seen", "state"] {
@@ -96,12 +154,20 @@ async fn a_revoked_agent_is_closed_and_refused_while_the_others_go_on() {
     assert!(row("agent-1").contains("revoked 20"), "{listed}");
     assert!(row("agent-2").contains("revoked 20"), "{listed}");
     assert!(row("agent-3").ends_with("valid"), "{listed}");
+    assert!(row("agent-4").contains("revoked 20"), "{listed}");
+    let missing = vcp_fails(dir.path(), &["agent", "revoke", "agent-9"]);
+    assert!(missing.contains("never connected"), "{missing}");
+    fleet.stop().await;
+}
+
+/// `vcp … --data-dir DIR`, which must fail; what it said.
+fn vcp_fails(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
-        .args(["agent", "revoke", "agent-9", "--data-dir"])
-        .arg(dir.path())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("never connected"));
-    fleet.stop().await;
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

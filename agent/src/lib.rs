@@ -5,7 +5,6 @@
 pub mod actuators;
 pub mod apply;
 pub mod config;
-pub mod enrol;
 pub mod sampler;
 pub mod sensors;
 pub mod spool;
@@ -42,7 +41,7 @@ pub struct AgentOptions {
     pub max_series: usize,
     /// Renew `tls` when it is due, storing the new credential there (an
     /// enrolled agent's); `None`: the operator renews the files.
-    pub renewal: Option<enrol::Enrolment>,
+    pub renewal: Option<vcp_transport::enrol::Enrolment>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +84,21 @@ impl Agent {
             opts.uplink.max_frame,
         )?;
         let (renewed, client) = tokio::sync::watch::channel(client);
+        let max_frame = opts.uplink.max_frame;
         let renewal = opts.renewal.clone().map(|e| {
-            tokio::spawn(enrol::keep_renewed(
+            tokio::spawn(vcp_transport::enrol::keep_renewed(
                 e,
                 opts.tls.clone(),
-                opts.uplink.max_frame,
-                renewed,
+                move |new| {
+                    let alpn = vcp_common::frame::ALPN_AGENT;
+                    match vcp_transport::tls::client_config(new, alpn, max_frame) {
+                        Ok(client) => renewed.send(client).is_ok(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the renewed certificate is unusable");
+                            true
+                        }
+                    }
+                },
             ))
         });
         let status = Arc::new(UplinkStatus::default());

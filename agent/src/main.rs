@@ -1,16 +1,15 @@
 //! `vcp-agent`: runs on every server of the fleet.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use vcp_agent::config::AgentFile;
-use vcp_agent::enrol::{Enrolment, CREDENTIAL_FILE};
 use vcp_agent::uplink::UplinkConfig;
 use vcp_agent::{Agent, AgentOptions};
-use vcp_common::identity::TlsMaterial;
+use vcp_transport::enrol::Enrolment;
 
 /// Reads this server's CPU, memory, NIC, GPU and status telemetry and
 /// streams it to the vcp supervisor over QUIC (mutual TLS).
@@ -102,13 +101,19 @@ fn main() -> anyhow::Result<()> {
             .next()
             .with_context(|| format!("{} resolves to no address", file.supervisor))?;
         let enrolment = Enrolment {
-            agent_id: agent_id.clone(),
+            role: vcp_common::identity::Role::Agent,
+            id: agent_id.clone(),
             supervisor,
             server_name: file.server_name.clone(),
             ca: vcp_common::identity::certs_from_pem_file(&ca)?,
             state_dir: file.state_dir(),
         };
-        let (tls, renewal) = credential(&file, &ca, &enrolment).await?;
+        let files = file.cert.as_deref().zip(file.key.as_deref());
+        let (tls, renew) = enrolment
+            .credential(files, file.enrol_token.as_deref())
+            .await
+            .context("the agent's credential")?;
+        let renewal = renew.then_some(enrolment);
         let opts = AgentOptions {
             uplink: UplinkConfig {
                 agent_id,
@@ -143,44 +148,6 @@ fn main() -> anyhow::Result<()> {
         agent.stop().await;
         Ok(())
     })
-}
-
-/// This agent's credential: `--cert`/`--key` when given (the operator
-/// renews them), else the one an earlier enrolment stored, else a new one
-/// enrolled with the join token; the latter two are renewed when due.
-async fn credential(
-    file: &AgentFile,
-    ca: &Path,
-    enrolment: &Enrolment,
-) -> anyhow::Result<(TlsMaterial, Option<Enrolment>)> {
-    if let (Some(cert), Some(key)) = (&file.cert, &file.key) {
-        return Ok((TlsMaterial::from_pem_files(ca, cert, key)?, None));
-    }
-    if let Some(stored) = enrolment.stored()? {
-        tracing::info!(file = %enrolment.state_dir.join(CREDENTIAL_FILE).display(), "using the enrolled certificate");
-        return Ok((stored, Some(enrolment.clone())));
-    }
-    let Some(token) = &file.enrol_token else {
-        bail!("no credential: pass --cert and --key (from `vcp certs`), or --enrol-token to enrol");
-    };
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        match enrolment.enrol(token).await {
-            Ok(tls) => {
-                tracing::info!(
-                    agent_id = enrolment.agent_id,
-                    "enrolled: certificate stored"
-                );
-                return Ok((tls, Some(enrolment.clone())));
-            }
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "enrolment failed; trying again");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-            }
-            Err(e) => return Err(e).context("enrolling"),
-        }
-    }
 }
 
 fn hostname() -> String {

@@ -54,6 +54,11 @@ pub struct EndpointStats {
     pub retries: AtomicU64,
     /// Handshakes that failed, timed out, or named no identity.
     pub failed_handshakes: AtomicU64,
+    /// Enrolments closed because `[limits.enrol] max_in_flight` were served.
+    pub enrol_busy: AtomicU64,
+    /// Enrolments without a certificate closed because their address had
+    /// made `per_source_per_minute` attempts.
+    pub enrol_source: AtomicU64,
 }
 
 impl EndpointStats {

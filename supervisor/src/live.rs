@@ -87,6 +87,13 @@ impl Live {
         closing.len()
     }
 
+    /// The serial of the certificate the live connection of `id` in
+    /// `role` presented, if it has one.
+    pub fn serial(&self, role: Role, id: &str) -> Option<String> {
+        let key = (role, id.to_owned());
+        self.lock().get(&key).map(|(_, serial)| serial.clone())
+    }
+
     /// Live connections now.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -436,15 +436,15 @@ async fn connection(incoming: quinn::Incoming, handshaking: Handshaking, s: Shar
     debug!(%remote, lasted = ?started.elapsed(), "connection done");
 }
 
-/// An enrolment or renewal: the client's agent certificate, if it
-/// presented one, must be valid and unrevoked.
+/// An enrolment or renewal: the client's agent or module certificate, if
+/// it presented one, must be valid and unrevoked.
 async fn enrol(conn: quinn::Connection, s: &Shared) {
     let Some(enroller) = &s.enroller else {
         conn.close(close::VERSION.into(), b"enrolment is off");
         return;
     };
-    let presented = match peer(&conn, Role::Agent) {
-        Ok(p) if s.credentials.is_revoked(Role::Agent, &p.serial) => {
+    let presented = match crate::tls::peer_in_any_role(&conn) {
+        Ok((role, p)) if s.credentials.is_revoked(role, &p.serial) => {
             conn.close(close::REVOKED.into(), b"certificate revoked");
             return;
         }
@@ -458,7 +458,7 @@ async fn enrol(conn: quinn::Connection, s: &Shared) {
             return;
         }
     };
-    enroller.serve(conn, presented).await;
+    enroller.serve(conn, presented, &s.fleet.endpoint).await;
 }
 
 fn window(max_frame: usize) -> quinn::VarInt {

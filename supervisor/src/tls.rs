@@ -110,6 +110,17 @@ pub struct Peer {
     pub not_after_ms: i64,
 }
 
+/// The role and peer of the connection's verified certificate, whichever
+/// role it names.
+pub fn peer_in_any_role(conn: &quinn::Connection) -> Result<(Role, Peer), PeerError> {
+    match peer(conn, Role::Agent) {
+        Err(PeerError::Name(vcp_common::identity::NameError::None { .. })) => {
+            peer(conn, Role::Module).map(|p| (Role::Module, p))
+        }
+        other => other.map(|p| (Role::Agent, p)),
+    }
+}
+
 /// The peer of the connection's verified certificate in `role` (rustls
 /// checked the chain against the fleet CA during the handshake): the id
 /// is the one DNS name `<id>.agent.vcp` or `<id>.module.vcp` among its
@@ -120,21 +131,11 @@ pub fn peer(conn: &quinn::Connection, role: Role) -> Result<Peer, PeerError> {
         .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
         .ok_or(PeerError::NoCertificate)?;
     let leaf = chain.first().ok_or(PeerError::NoCertificate)?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| PeerError::Unreadable(e.to_string()))?;
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| PeerError::Unreadable(e.to_string()))?;
-    let names = san
-        .iter()
-        .flat_map(|s| &s.value.general_names)
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::DNSName(d) => Some(*d),
-            _ => None,
-        });
+    let facts = vcp_transport::cert::facts(leaf).map_err(PeerError::Unreadable)?;
+    let names = facts.dns_names.iter().map(String::as_str);
     Ok(Peer {
         id: identity_in(names, role)?,
-        serial: cert.raw_serial_as_string().replace(':', ""),
-        not_after_ms: cert.validity().not_after.timestamp().saturating_mul(1000),
+        serial: facts.serial,
+        not_after_ms: facts.not_after_ms,
     })
 }

@@ -165,3 +165,31 @@ pub fn vcp_on(dir: &std::path::Path, args: &[&str]) -> String {
     assert!(out.status.success(), "vcp {args:?}: {stderr}");
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Acme's plane whose autoscaler is the remote module `acme-predictive` of
+/// predictive-labs, over one host `agent-1`, solicited every 200 ms (TOML:
+/// top-level keys first, then tables; more tables may follow).
+pub const REMOTE_AUTOSCALER_PLANE: &str = r#"
+default_modules = false
+[[customers]]
+id = "acme"
+[[vendors]]
+id = "predictive-labs"
+[[service_sets]]
+id = "acme-shop"
+customer = "acme"
+instances = { min = 1, max = 12, initial = 2 }
+members = [{ host = "agent-1" }]
+goals = [{ metric = "cpu.utilization", cmp = "below", value = 2.0 }]
+[[custom_modules]]
+id = "acme-predictive"
+kind = "autoscaling"
+vendor = "predictive-labs"
+customer = "acme"
+[[control_planes]]
+customer = "acme"
+modules = { autoscaling = { mode = "replace", module = "acme-predictive" } }
+[solicitation.autoscaling]
+cadence_ms = 200
+deadline_ms = 50
+"#;

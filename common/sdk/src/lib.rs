@@ -2,9 +2,10 @@
 //! and call [`run`] (reconnecting, until refused or told to stop) or
 //! [`serve`] (one session). The module connects to the supervisor over
 //! QUIC with its module credential — a certificate for
-//! `<module id>.module.vcp` from the fleet operator — registers its spec,
-//! then answers every solicitation with proposals. It speaks
-//! `vcp-module/1` ([`vcp_common::wire::v1`]), whose bytes do not change.
+//! `<module id>.module.vcp`, from the fleet operator or enrolled with a
+//! join token ([`enrol`]) — registers its spec, then answers every
+//! solicitation with proposals. It speaks `vcp-module/1`
+//! ([`vcp_common::wire::v1`]), whose bytes do not change.
 //!
 //! The SDK links the wire and the transport only — nothing of the agent
 //! or the supervisor.
@@ -28,6 +29,7 @@ pub use vcp_common::module::{
     Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
 };
 pub use vcp_common::view::SensorView;
+pub use vcp_transport::enrol;
 
 /// Where and as whom a module connects.
 #[derive(Debug, Clone)]
@@ -38,6 +40,10 @@ pub struct ModuleConnect {
     pub tls: TlsMaterial,
     /// Largest frame accepted from the supervisor (solicitations carry views).
     pub max_frame: usize,
+    /// [`run`] renews `tls` when it is due, storing the new credential
+    /// there (an enrolled module's, [`enrol::Enrolment::credential`]);
+    /// `None`: the operator renews the files.
+    pub renewal: Option<enrol::Enrolment>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,17 +197,41 @@ fn lost(conn: &quinn::Connection, e: StreamError) -> ModuleError {
 
 /// Serves until refused or until `shutdown` completes, reconnecting after
 /// transient failures with exponential backoff and jitter (200 ms doubling
-/// to 30 s). `Ok(())` after a clean stop; the error that ended it
-/// otherwise.
+/// to 30 s), and renewing the credential meanwhile when `c.renewal` says
+/// so (each new session uses the latest). `Ok(())` after a clean stop; the
+/// error that ended it otherwise.
 pub async fn run<M: ModuleLogic + ?Sized, S: Future<Output = ()>>(
     logic: &mut M,
     c: &ModuleConnect,
     shutdown: S,
 ) -> Result<(), ModuleError> {
+    let (renewed, latest) = tokio::sync::watch::channel(c.tls.clone());
+    let renewal = async {
+        if let Some(e) = c.renewal.clone() {
+            enrol::keep_renewed(e, c.tls.clone(), |new| renewed.send(new.clone()).is_ok()).await;
+        }
+        std::future::pending::<std::convert::Infallible>().await
+    };
+    tokio::select! {
+        r = reconnecting(logic, c, latest, shutdown) => r,
+        never = renewal => match never {},
+    }
+}
+
+async fn reconnecting<M: ModuleLogic + ?Sized, S: Future<Output = ()>>(
+    logic: &mut M,
+    c: &ModuleConnect,
+    latest: tokio::sync::watch::Receiver<TlsMaterial>,
+    shutdown: S,
+) -> Result<(), ModuleError> {
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
     loop {
-        match serve_pinned(logic, c, shutdown.as_mut()).await {
+        let c = ModuleConnect {
+            tls: latest.borrow().clone(),
+            ..c.clone()
+        };
+        match serve_pinned(logic, &c, shutdown.as_mut()).await {
             Ok(Ended::Stopped) => return Ok(()),
             Ok(Ended::Supervisor(_)) => backoff = Duration::from_millis(200),
             Err(e) if !e.is_transient() => return Err(e),

@@ -52,6 +52,13 @@ impl Bucket {
         }
     }
 
+    /// Whether the bucket has refilled to `burst` at `now` (it is no
+    /// different from a new one).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens + dt * self.rate >= self.burst
+    }
+
     /// Whether the bucket is out of debt at `now`.
     pub fn is_ready(&self, now: Instant) -> bool {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();

@@ -41,6 +41,9 @@
 //! [limits.enrol]                # only with --enrol-ca-key
 //! max_in_flight = 64            # enrolments and renewals at once; more are closed at once
 //! request_timeout_ms = 10000    # from the handshake to the answer, or closed
+//! per_source_per_minute = 30    # attempts without a certificate per address (IPv6 /64)
+//! per_source_burst = 10
+//! max_sources = 10000           # addresses followed for that at once
 //! ```
 
 use std::time::Duration;
@@ -75,6 +78,15 @@ pub struct EnrolLimits {
     pub max_in_flight: usize,
     /// From the handshake to the answer, or the connection is closed.
     pub request_timeout_ms: u64,
+    /// Enrolment attempts without a certificate one address (an IPv6
+    /// /64) may make a minute, after a burst of `per_source_burst`; past
+    /// them it is closed with `LIMIT` (counted in
+    /// `vcp_endpoint_refused_total{reason="enrol_source"}`).
+    pub per_source_per_minute: f64,
+    pub per_source_burst: f64,
+    /// Addresses followed at once for that; past them, new ones are
+    /// refused until some have been quiet for a while.
+    pub max_sources: usize,
 }
 
 impl Default for EnrolLimits {
@@ -82,6 +94,9 @@ impl Default for EnrolLimits {
         EnrolLimits {
             max_in_flight: 64,
             request_timeout_ms: 10_000,
+            per_source_per_minute: 30.0,
+            per_source_burst: 10.0,
+            max_sources: 10_000,
         }
     }
 }
@@ -305,6 +320,12 @@ impl Limits {
                 "limits.enrol.request_timeout_ms",
                 self.enrol.request_timeout_ms as f64,
             ),
+            (
+                "limits.enrol.per_source_per_minute",
+                self.enrol.per_source_per_minute,
+            ),
+            ("limits.enrol.per_source_burst", self.enrol.per_source_burst),
+            ("limits.enrol.max_sources", self.enrol.max_sources as f64),
             (
                 "limits.api.blocking_threads",
                 self.api.blocking_threads as f64,

@@ -109,7 +109,7 @@ pub(super) fn ingest(f: &mut Families, control: &dyn Overview) {
     let e = &control.fleet().endpoint;
     let fam = f.counter(
         "vcp_endpoint_refused_total",
-        "Connection attempts the QUIC endpoint refused or made retry, by reason: connections (max_connections live), handshakes (max_handshakes in progress), retry (address validation under load), failed (handshake failed, timed out or named no identity).",
+        "Connection attempts the QUIC endpoint refused or made retry, by reason: connections (max_connections live), handshakes (max_handshakes in progress), retry (address validation under load), failed (handshake failed, timed out or named no identity), enrol_busy (max_in_flight enrolments served), enrol_source (an address past its enrolment attempts).",
     );
     let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     for (reason, a) in [
@@ -117,6 +117,8 @@ pub(super) fn ingest(f: &mut Families, control: &dyn Overview) {
         ("handshakes", &e.refused_handshakes),
         ("retry", &e.retries),
         ("failed", &e.failed_handshakes),
+        ("enrol_busy", &e.enrol_busy),
+        ("enrol_source", &e.enrol_source),
     ] {
         fam.add(labels(&[("reason", reason)]), get(a));
     }

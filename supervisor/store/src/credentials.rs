@@ -118,11 +118,44 @@ impl Credentials {
     /// Revokes every recorded certificate of `id`, on behalf of `actor`
     /// (audited); how many were revoked now (0 if all already were).
     pub fn revoke(&self, role: Role, id: &str, actor: &str) -> Result<usize, CredentialsError> {
-        let mine: Vec<_> = self
+        self.revoke_with(role, id, None, actor)
+    }
+
+    /// Revokes the certificate `serial` of `id` (valid until
+    /// `not_after_ms`) whether or not it was ever presented — one made by
+    /// `vcp certs` and not yet used, say — and every other recorded one of
+    /// `id`; how many were revoked now.
+    pub fn revoke_certificate(
+        &self,
+        role: Role,
+        id: &str,
+        (serial, not_after_ms): (&str, i64),
+        actor: &str,
+    ) -> Result<usize, CredentialsError> {
+        self.revoke_with(role, id, Some(row(role, id, serial, not_after_ms)), actor)
+    }
+
+    fn revoke_with(
+        &self,
+        role: Role,
+        id: &str,
+        also: Option<CredentialRow>,
+        actor: &str,
+    ) -> Result<usize, CredentialsError> {
+        let mut mine: Vec<_> = self
             .list()?
             .into_iter()
             .filter(|c| c.role == role.name() && c.id == id)
             .collect();
+        let mut writes = Vec::new();
+        let mut detail = String::new();
+        if let Some(c) = also {
+            detail = format!("certificate {}", c.serial);
+            if !mine.iter().any(|m| m.serial == c.serial) {
+                mine.push(c.clone());
+            }
+            writes.push(Write::Credential(c));
+        }
         if mine.is_empty() {
             return Err(CredentialsError::NotFound {
                 role: role.name(),
@@ -130,14 +163,13 @@ impl Credentials {
             });
         }
         let action = format!("{}.revoke", role.name());
-        self.writer.wait_blocking(Write::All(vec![
-            Write::RevokeCredentials {
-                role: role.name().to_owned(),
-                id: id.to_owned(),
-                at_ms: crate::unix_ms(),
-            },
-            crate::accounts::audit(actor, &action, id, String::new()),
-        ]))?;
+        writes.push(Write::RevokeCredentials {
+            role: role.name().to_owned(),
+            id: id.to_owned(),
+            at_ms: crate::unix_ms(),
+        });
+        writes.push(crate::accounts::audit(actor, &action, id, detail));
+        self.writer.wait_blocking(Write::All(writes))?;
         self.refresh()?;
         Ok(mine.iter().filter(|c| c.revoked_ms.is_none()).count())
     }
@@ -199,6 +231,13 @@ mod tests {
             missing.await.unwrap(),
             Err(CredentialsError::NotFound { .. })
         ));
+        // A certificate never presented is revoked ahead of its first use.
+        let c = creds.clone();
+        let ahead = tokio::task::spawn_blocking(move || {
+            c.revoke_certificate(Role::Module, "m2", ("0e", 3000), "x")
+        });
+        assert_eq!(ahead.await.unwrap().unwrap(), 1);
+        assert!(creds.is_revoked(Role::Module, "0e") && !creds.is_revoked(Role::Agent, "0e"));
         let audit = Store::open(dir.path())
             .unwrap()
             .0

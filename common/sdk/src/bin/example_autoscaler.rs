@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use vcp_common::identity::{TlsMaterial, SUPERVISOR_NAME};
+use vcp_common::identity::{certs_from_pem_file, Role, SUPERVISOR_NAME};
+use vcp_module_sdk::enrol::Enrolment;
 use vcp_module_sdk::predictive::PredictiveAutoscaler;
 use vcp_module_sdk::{run, ModuleConnect};
 
@@ -27,12 +28,22 @@ struct Cli {
     /// Fleet CA certificate (PEM).
     #[arg(long)]
     ca: PathBuf,
-    /// The module credential: certificate for `<id>.module.vcp` (PEM).
-    #[arg(long)]
-    cert: PathBuf,
+    /// The module credential: certificate for `<id>.module.vcp` (PEM,
+    /// from `vcp certs`; with --key).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
     /// The credential's private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// A join token for modules (`vcp token create --role enrol --account
+    /// 'module:<id>'`): without --cert and --key, the module makes its key
+    /// here, enrols once, keeps its certificate in --state-dir and renews
+    /// it when due.
     #[arg(long)]
-    key: PathBuf,
+    enrol_token: Option<String>,
+    /// Where an enrolled credential is kept (`module.pem`).
+    #[arg(long, default_value = ".")]
+    state_dir: PathBuf,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -41,14 +52,28 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let cli = Cli::parse();
-    let tls = TlsMaterial::from_pem_files(&cli.ca, &cli.cert, &cli.key)?;
+    let enrolment = Enrolment {
+        role: Role::Module,
+        id: cli.id.clone(),
+        supervisor: cli.supervisor,
+        server_name: SUPERVISOR_NAME.into(),
+        ca: certs_from_pem_file(&cli.ca)?,
+        state_dir: cli.state_dir.clone(),
+    };
+    let files = cli.cert.as_deref().zip(cli.key.as_deref());
+    let (tls, renew) = enrolment
+        .credential(files, cli.enrol_token.as_deref())
+        .await
+        .context("the module's credential")?;
     let connect = ModuleConnect {
         supervisor: cli.supervisor,
         server_name: SUPERVISOR_NAME.into(),
         tls,
         max_frame: 16 << 20,
+        renewal: renew.then_some(enrolment),
     };
     let mut module = PredictiveAutoscaler::new(&cli.id, &cli.vendor);
     // Ctrl-C or SIGINT: close the session with a reason, then exit.

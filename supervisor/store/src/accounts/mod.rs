@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use vcp_common::identity::Role as PeerRole;
 
 use crate::backend::{Reads, Write};
 use crate::error::StoreError;
@@ -100,18 +101,35 @@ impl TokenInfo {
     }
 }
 
-/// Whether a join token's `scope` (an id, `prefix-*` or `*`) covers `id`.
-pub fn in_scope(scope: &str, id: &str) -> bool {
-    match scope.strip_suffix('*') {
-        Some(prefix) => id.starts_with(prefix),
-        None => id == scope,
+/// What a join token's scope says of enrolling `id` as a `role`: a module
+/// scope is `module:` and then a pattern, an agent scope the pattern alone;
+/// the pattern is an id, `prefix-*` or `*`.
+pub fn in_scope(scope: &str, role: PeerRole, id: &str) -> bool {
+    let (scope_role, pattern) = split_scope(scope);
+    scope_role == role
+        && match pattern.strip_suffix('*') {
+            Some(prefix) => id.starts_with(prefix),
+            None => id == pattern,
+        }
+}
+
+/// The role a scope enrols and its pattern.
+fn split_scope(scope: &str) -> (PeerRole, &str) {
+    match scope.strip_prefix(MODULE_SCOPE) {
+        Some(pattern) => (PeerRole::Module, pattern),
+        None => (PeerRole::Agent, scope),
     }
 }
 
-/// Checks a join token's scope: an id, an id's prefix and `*`, or `*`.
+/// How a join token's scope names modules rather than agents.
+pub const MODULE_SCOPE: &str = "module:";
+
+/// Checks a join token's scope: an id, an id's prefix and `*`, or `*`,
+/// after `module:` for modules.
 fn valid_scope(scope: &str) -> Result<(), AccountsError> {
-    let prefix = scope.strip_suffix('*').unwrap_or(scope);
-    let ok = prefix.is_empty() && scope == "*"
+    let (_, pattern) = split_scope(scope);
+    let prefix = pattern.strip_suffix('*').unwrap_or(pattern);
+    let ok = prefix.is_empty() && pattern == "*"
         || prefix
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -121,7 +139,8 @@ fn valid_scope(scope: &str) -> Result<(), AccountsError> {
         Ok(())
     } else {
         Err(AccountsError::Invalid(format!(
-            "scope {scope:?}: an agent id, a prefix ending in * (rack-7-*), or *"
+            "scope {scope:?}: an agent id, a prefix ending in * (rack-7-*), or *; \
+             for modules the same after module: (module:acme-*)"
         )))
     }
 }
@@ -186,7 +205,8 @@ impl Accounts {
     }
 
     /// Creates a join token enrolling agents in `scope` (an id,
-    /// `prefix-*` or `*`) at most `uses` times (no bound when `None`).
+    /// `prefix-*` or `*`; modules: the same after `module:`) at most
+    /// `uses` times (no bound when `None`).
     pub fn issue_join(
         &self,
         scope: &str,
@@ -281,10 +301,10 @@ impl Accounts {
             .ok_or_else(|| AccountsError::NotFound(id.to_owned()))
     }
 
-    /// Takes one use of the join token `token` for agent `agent_id`, or
-    /// says why it may not: not a join token, expired, revoked, spent, or
-    /// `agent_id` outside its scope. Durable before it returns.
-    pub fn enrol(&self, token: &str, agent_id: &str) -> Result<TokenInfo, AccountsError> {
+    /// Takes one use of the join token `token` for the agent or module
+    /// `id`, or says why it may not: not a join token, expired, revoked,
+    /// spent, or `id` outside its scope. Durable before it returns.
+    pub fn enrol(&self, token: &str, role: PeerRole, id: &str) -> Result<TokenInfo, AccountsError> {
         let refused = |why: String| AccountsError::Refused(why);
         let principal = self
             .authenticate(token)
@@ -294,15 +314,16 @@ impl Accounts {
                 "not a join token (vcp token create --role enrol)".into(),
             ));
         }
-        if !in_scope(&principal.account, agent_id) {
+        if !in_scope(&principal.account, role, id) {
             return Err(refused(format!(
-                "agent id {agent_id:?} is outside the join token's scope {:?}",
+                "{} id {id:?} is outside the join token's scope {:?}",
+                role.name(),
                 principal.account
             )));
         }
         let hash = digest(token);
+        let detail = format!("{} {id}", role.name());
         let id = id_of(&hash).to_owned();
-        let detail = format!("agent {agent_id}");
         match self.writer.wait_blocking(Write::All(vec![
             Write::SpendToken { hash },
             audit(&principal.ledger_account(), "token.enrol", &id, detail),
@@ -494,6 +515,7 @@ mod tests {
     fn join_tokens_enrol_in_their_scope_until_spent() {
         let dir = tempfile::tempdir().unwrap();
         let accounts = Store::open(dir.path()).unwrap().0.accounts();
+        const A: PeerRole = PeerRole::Agent;
         let ttl = "1h".parse().unwrap();
         let join = accounts
             .issue_join("rack-7-*", ttl, Some(2), "operator")
@@ -504,30 +526,50 @@ mod tests {
             other => panic!("not refused: {other:?}"),
         };
         assert_eq!(
-            accounts.enrol(&join.token, "rack-7-a").unwrap().uses_left,
+            accounts
+                .enrol(&join.token, A, "rack-7-a")
+                .unwrap()
+                .uses_left,
             Some(1)
         );
-        let why = refused(accounts.enrol(&join.token, "rack-8-a"));
+        let why = refused(accounts.enrol(&join.token, A, "rack-8-a"));
         assert!(why.contains("outside the join token's scope"), "{why}");
         assert_eq!(
-            accounts.enrol(&join.token, "rack-7-b").unwrap().uses_left,
+            accounts
+                .enrol(&join.token, A, "rack-7-b")
+                .unwrap()
+                .uses_left,
             Some(0)
         );
-        assert!(refused(accounts.enrol(&join.token, "rack-7-c")).contains("spent"));
+        assert!(refused(accounts.enrol(&join.token, A, "rack-7-c")).contains("spent"));
         let op = accounts.create_token("operator", Role::Operator).unwrap();
-        assert!(refused(accounts.enrol(&op, "rack-7-d")).contains("not a join token"));
-        assert!(refused(accounts.enrol("vcp_nope", "rack-7-d")).contains("unknown token"));
+        assert!(refused(accounts.enrol(&op, A, "rack-7-d")).contains("not a join token"));
+        assert!(refused(accounts.enrol("vcp_nope", A, "rack-7-d")).contains("unknown token"));
         let brief = accounts
             .issue_join("h1", "1s".parse().unwrap(), None, "x")
             .unwrap();
         std::thread::sleep(Duration::from_millis(1100));
-        assert!(refused(accounts.enrol(&brief.token, "h1")).contains("expired"));
+        assert!(refused(accounts.enrol(&brief.token, A, "h1")).contains("expired"));
         assert!(accounts.issue_join("*", ttl, None, "x").is_ok());
-        for bad in ["", "Rack-*", "a*b", "**"] {
+        let vendor = accounts
+            .issue_join("module:acme-*", ttl, None, "x")
+            .unwrap();
+        let why = refused(accounts.enrol(&vendor.token, A, "acme-1"));
+        assert!(why.contains("agent id \"acme-1\" is outside"), "{why}");
+        assert!(accounts
+            .enrol(&vendor.token, PeerRole::Module, "acme-1")
+            .is_ok());
+        let any = accounts.issue_join("*", ttl, None, "x").unwrap();
+        let why = refused(accounts.enrol(&any.token, PeerRole::Module, "rack-7-e"));
+        assert!(why.contains("module id"), "{why}");
+        for bad in ["", "Rack-*", "a*b", "**", "module:", "module:A*", "agent:x"] {
             let r = accounts.issue_join(bad, ttl, None, "x");
             assert!(matches!(r, Err(AccountsError::Invalid(_))), "{bad:?}");
         }
-        assert!(in_scope("*", "any") && in_scope("h1", "h1") && !in_scope("h1", "h10"));
+        assert!(in_scope("*", A, "any") && in_scope("h1", A, "h1") && !in_scope("h1", A, "h10"));
+        assert!(
+            in_scope("module:*", PeerRole::Module, "m") && !in_scope("*", PeerRole::Module, "m")
+        );
     }
 
     #[test]

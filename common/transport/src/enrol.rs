@@ -1,16 +1,18 @@
-//! The agent's own credential: enrolment with a join token, and renewal.
+//! An agent's or a remote module's own credential: enrolment with a join
+//! token, and renewal.
 //!
-//! **Enrolment.** With no credential in its state directory, an agent that
+//! **Enrolment.** With no credential in its state directory, a peer that
 //! has a join token (`vcp token create --role enrol`) generates its key
 //! here — the key never leaves the host — and sends a certificate signing
-//! request for `<id>.agent.vcp` with the token over ALPN
-//! [`vcp_common::frame::ALPN_ENROL`], on a TLS connection that authenticates the supervisor
-//! (against the fleet CA) but not yet the agent. The signed certificate
-//! and the key are stored together in [`CREDENTIAL_FILE`] (mode 0600,
-//! written whole or not at all); from then on the agent speaks mutual TLS.
+//! request for `<id>.agent.vcp` (or `<id>.module.vcp`) with the token over
+//! ALPN [`vcp_common::frame::ALPN_ENROL`], on a TLS connection that
+//! authenticates the supervisor (against the fleet CA) but not yet the
+//! peer. The signed certificate and the key are stored together in
+//! [`credential_file`] (mode 0600, written whole or not at all); from then
+//! on the peer speaks mutual TLS.
 //!
 //! **Renewal.** When two thirds of the certificate's life have passed the
-//! agent makes a new key and asks again on the same ALPN, this time
+//! peer makes a new key and asks again on the same ALPN, this time
 //! authenticated by its current certificate (no token), on a connection
 //! of its own: the data session goes on meanwhile, and the next
 //! connection uses the new certificate ([`keep_renewed`]).
@@ -19,14 +21,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rustls_pki_types::CertificateDer;
-use tokio::sync::watch;
+use rustls::pki_types::CertificateDer;
 use vcp_common::frame::{Enrol, Frame, PROTOCOL_VERSION};
-use vcp_common::identity::{agent_dns_name, certs_from_pem_file, key_from_pem_file, TlsMaterial};
-use vcp_transport::framed::{Framed, StreamError};
+use vcp_common::identity::{certs_from_pem_file, key_from_pem_file, Role, TlsMaterial};
 
-/// The credential (certificate, then key) in the state directory.
-pub const CREDENTIAL_FILE: &str = "agent.pem";
+use crate::framed::{Framed, StreamError};
+
+/// The file in the state directory that holds the credential (certificate,
+/// then key) of `role`: `agent.pem` or `module.pem`.
+pub fn credential_file(role: Role) -> String {
+    format!("{}.pem", role.name())
+}
 /// The largest frame an enrolment exchange reads.
 pub const MAX_ENROL_FRAME: usize = 64 * 1024;
 /// How long the supervisor has to answer.
@@ -45,7 +50,7 @@ pub enum EnrolError {
     #[error(transparent)]
     Identity(#[from] vcp_common::identity::IdentityError),
     #[error(transparent)]
-    Tls(#[from] vcp_transport::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("connecting: {0}")]
     Connect(#[from] quinn::ConnectError),
     #[error("connection: {0} (a supervisor started without --enrol-ca-key does not enrol)")]
@@ -58,6 +63,8 @@ pub enum EnrolError {
     Timeout(Duration),
     #[error("unexpected answer from the supervisor")]
     Unexpected,
+    #[error("no credential: pass --cert and --key (from `vcp certs`), or --enrol-token to enrol")]
+    NoCredential,
 }
 
 impl EnrolError {
@@ -73,10 +80,11 @@ impl EnrolError {
     }
 }
 
-/// Where and as whom an agent enrols.
+/// Where and as whom an agent or a module enrols.
 #[derive(Debug, Clone)]
 pub struct Enrolment {
-    pub agent_id: String,
+    pub role: Role,
+    pub id: String,
     pub supervisor: SocketAddr,
     pub server_name: String,
     /// The fleet CA, which the supervisor's certificate must chain to.
@@ -85,8 +93,52 @@ pub struct Enrolment {
 }
 
 impl Enrolment {
-    fn file(&self) -> PathBuf {
-        self.state_dir.join(CREDENTIAL_FILE)
+    /// Where the credential is kept.
+    pub fn file(&self) -> PathBuf {
+        self.state_dir.join(credential_file(self.role))
+    }
+
+    /// The credential to use, by precedence: the operator's files `files`
+    /// (certificate, key) when given — the operator renews them, so
+    /// `renew` is false; else the one an earlier enrolment stored; else a
+    /// new one enrolled with the join token `token` (retried with backoff
+    /// while the supervisor cannot be reached). The latter two are to be
+    /// renewed ([`keep_renewed`]).
+    pub async fn credential(
+        &self,
+        files: Option<(&Path, &Path)>,
+        token: Option<&str>,
+    ) -> Result<(TlsMaterial, bool), EnrolError> {
+        if let Some((cert, key)) = files {
+            let chain = certs_from_pem_file(cert)?;
+            let key = key_from_pem_file(key)?;
+            let ca = self.ca.clone();
+            return Ok((TlsMaterial { ca, chain, key }, false));
+        }
+        if let Some(stored) = self.stored()? {
+            tracing::info!(file = %self.file().display(), "using the enrolled certificate");
+            return Ok((stored, true));
+        }
+        let token = token.ok_or(EnrolError::NoCredential)?;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.enrol(token).await {
+                Ok(tls) => {
+                    tracing::info!(
+                        role = self.role.name(),
+                        id = self.id,
+                        "enrolled: certificate stored"
+                    );
+                    return Ok((tls, true));
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "enrolment failed; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The credential stored by an earlier enrolment, if any.
@@ -120,9 +172,10 @@ impl Enrolment {
         current: Option<&TlsMaterial>,
     ) -> Result<TlsMaterial, EnrolError> {
         let key = rcgen::KeyPair::generate()?;
-        let params = rcgen::CertificateParams::new(vec![agent_dns_name(&self.agent_id)])?;
+        let name = format!("{}{}", self.id, self.role.suffix());
+        let params = rcgen::CertificateParams::new(vec![name])?;
         let csr = params.serialize_request(&key)?;
-        let client = vcp_transport::tls::enrol_client_config(&self.ca, current, MAX_ENROL_FRAME)?;
+        let client = crate::tls::enrol_client_config(&self.ca, current, MAX_ENROL_FRAME)?;
         let bind: SocketAddr = if self.supervisor.is_ipv4() {
             "0.0.0.0:0".parse().expect("valid literal")
         } else {
@@ -198,23 +251,21 @@ fn write_credential(path: &Path, cert_pem: &str, key_pem: &str) -> Result<(), En
 /// When `material`'s certificate is due for renewal: two thirds into its
 /// life (`None` if it cannot be read).
 pub fn renew_at(material: &TlsMaterial) -> Option<std::time::SystemTime> {
-    let leaf = material.chain.first()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    let v = cert.validity();
-    let (from, to) = (v.not_before.timestamp(), v.not_after.timestamp());
+    let facts = crate::cert::facts(material.chain.first()?).ok()?;
+    let (from, to) = (facts.not_before_ms, facts.not_after_ms);
     let at = from + (to - from) * 2 / 3;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(at.max(0) as u64))
+    Some(std::time::UNIX_EPOCH + Duration::from_millis(at.max(0) as u64))
 }
 
-/// Renews the credential whenever it is due, for as long as the agent
-/// runs, publishing a client configuration (frames of at most
-/// `max_frame`) for each new one on `tx`: the uplink's next connection
-/// uses the latest. A failed renewal is tried again with backoff.
+/// Renews the credential whenever it is due, for as long as the peer
+/// runs, handing each new one to `renewed` (which the next connection is
+/// to use; it returns false once nobody needs it any more). A failed
+/// renewal is tried again with backoff. Returns only when `renewed` says
+/// so or the certificate's validity cannot be read.
 pub async fn keep_renewed(
     enrolment: Enrolment,
     mut current: TlsMaterial,
-    max_frame: usize,
-    tx: watch::Sender<quinn::ClientConfig>,
+    mut renewed: impl FnMut(&TlsMaterial) -> bool,
 ) {
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -228,19 +279,9 @@ pub async fn keep_renewed(
         tokio::time::sleep(wait).await;
         match enrolment.renew(&current).await {
             Ok(new) => {
-                let client = vcp_transport::tls::client_config(
-                    &new,
-                    vcp_common::frame::ALPN_AGENT,
-                    max_frame,
-                );
-                match client {
-                    Ok(client) => {
-                        tracing::info!(next = ?renew_at(&new), "certificate renewed");
-                        if tx.send(client).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "the renewed certificate is unusable"),
+                tracing::info!(next = ?renew_at(&new), "certificate renewed");
+                if !renewed(&new) {
+                    return;
                 }
                 current = new;
                 backoff = Duration::from_secs(1);
