@@ -25,7 +25,7 @@ pub struct SeriesDef {
 
 /// One series' values over consecutive timestamps of its batch:
 /// `values[i]` was read at `timestamps[start + i]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Column {
     pub series: SeriesId,
     pub start: u32,

@@ -263,7 +263,10 @@ impl Driver<'_> {
                     self.online = Some((online, rx));
                 }
             }
-            AgentEvent::Apply { new_series, batch } => self.view(&new_series, &batch),
+            AgentEvent::Apply { new_series, batch } => {
+                self.view(&new_series, &batch);
+                self.session.recycle(batch);
+            }
             AgentEvent::Define { new_series } => {
                 debug!(series = new_series.len(), "a resent batch defined series");
                 self.view(&new_series, &Batch::default());

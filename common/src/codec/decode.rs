@@ -49,7 +49,18 @@ pub struct BatchDecoder {
     layout: Vec<DecColumn>,
     prev_bitmap: Vec<u8>,
     poisoned: bool,
+    /// A batch handed back ([`BatchDecoder::recycle`]) whose vectors the
+    /// next payload is decoded into: no allocation per column per batch.
+    pub(super) spare: Batch,
 }
+
+/// The decompression buffer a connection keeps between batches, at most.
+pub const KEEP_BUF_BYTES: usize = 64 * 1024;
+
+/// The most values (timestamps and readings together) a recycled batch
+/// may hold capacity for: what a connection keeps between batches stays
+/// small whatever one batch held.
+pub const RECYCLE_MAX_VALUES: usize = 4096;
 
 impl std::fmt::Debug for BatchDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +94,7 @@ impl BatchDecoder {
             layout: Vec::new(),
             prev_bitmap: Vec::new(),
             poisoned: false,
+            spare: Batch::default(),
         })
     }
 
@@ -100,6 +112,22 @@ impl BatchDecoder {
         self.defs.len()
     }
 
+    /// Hands back a decoded batch once it has been applied, so that the
+    /// next payload reuses its vectors (kept only when small: see
+    /// [`RECYCLE_MAX_VALUES`]).
+    pub fn recycle(&mut self, batch: Batch) {
+        let held = batch.timestamps.capacity()
+            + batch.columns.capacity()
+            + batch
+                .columns
+                .iter()
+                .map(|c| c.values.capacity())
+                .sum::<usize>();
+        if held <= RECYCLE_MAX_VALUES {
+            self.spare = batch;
+        }
+    }
+
     /// Decodes the next payload of the connection. After an error every
     /// further call returns [`CodecError::Poisoned`].
     pub fn decode(&mut self, payload: &[u8]) -> Result<Decoded, CodecError> {
@@ -113,8 +141,14 @@ impl BatchDecoder {
             payload,
         )
         .and_then(|len| {
-            let buf = std::mem::take(&mut self.buf);
+            let mut buf = std::mem::take(&mut self.buf);
             let r = self.parse(buf.get(..len).unwrap_or_default());
+            // What one large batch needed is not held for the connection's
+            // life.
+            if buf.len() > KEEP_BUF_BYTES {
+                buf.truncate(KEEP_BUF_BYTES);
+                buf.shrink_to_fit();
+            }
             self.buf = buf;
             r
         });
@@ -239,7 +273,10 @@ impl BatchDecoder {
                 left,
             });
         }
-        let mut timestamps = Vec::with_capacity(n_ts);
+        let mut batch = std::mem::take(&mut self.spare);
+        let timestamps = &mut batch.timestamps;
+        timestamps.clear();
+        timestamps.reserve(n_ts);
         for index in 0..n_ts {
             let dd = w.i64("timestamp")?;
             let dt = self.prev_dt.wrapping_add(dd);
@@ -278,14 +315,26 @@ impl BatchDecoder {
                 bits: self.layout.len(),
             });
         }
-        let mut columns = Vec::with_capacity(self.layout.len());
+        let columns = &mut batch.columns;
+        columns.truncate(self.layout.len());
+        columns.reserve(self.layout.len() - columns.len());
         for (i, c) in self.layout.iter().enumerate() {
             let changed = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
             let Some(state) = self.states.get_mut(c.series as usize) else {
                 return Err(CodecError::UndefinedSeries { id: c.series });
             };
             let n = c.len as usize;
-            let mut values = Vec::with_capacity(n);
+            if i == columns.len() {
+                columns.push(Column::default());
+            }
+            let Some(column) = columns.get_mut(i) else {
+                return Err(CodecError::UndefinedSeries { id: c.series });
+            };
+            column.series = c.series;
+            column.start = c.start;
+            let values = &mut column.values;
+            values.clear();
+            values.reserve(n);
             if changed {
                 if n > w.left() {
                     return Err(CodecError::CountExceedsInput {
@@ -302,24 +351,13 @@ impl BatchDecoder {
             } else {
                 values.resize(n, state.quantum.dequantize(state.prev));
             }
-            columns.push(Column {
-                series: c.series,
-                start: c.start,
-                values,
-            });
         }
         if w.left() != 0 {
             return Err(CodecError::TrailingBytes { n: w.left() });
         }
         self.prev_seq = seq;
-        Ok(Decoded {
-            batch: Batch {
-                seq,
-                timestamps,
-                columns,
-            },
-            new_series,
-        })
+        batch.seq = seq;
+        Ok(Decoded { batch, new_series })
     }
 }
 

@@ -4,7 +4,7 @@ use zstd::stream::raw::{CParameter, Encoder as ZEncoder};
 
 use super::quant::{Quantum, SeriesState};
 use super::zstream::compress;
-use super::{zstd_err, CodecError, FLAG_LAYOUT, FLAG_SEQ_NEXT, FLAG_SERIES, WINDOW_LOG};
+use super::{zstd_err, CodecError, ENCODER_WINDOW_LOG, FLAG_LAYOUT, FLAG_SEQ_NEXT, FLAG_SERIES};
 use crate::batch::{Batch, SeriesDef, SeriesId, SeriesTable};
 use crate::varint;
 
@@ -68,9 +68,9 @@ impl BatchEncoder {
     pub fn new(level: i32) -> Result<Self, CodecError> {
         let mut zstd = ZEncoder::new(level).map_err(zstd_err("encoder setup"))?;
         for p in [
-            CParameter::WindowLog(WINDOW_LOG),
-            CParameter::HashLog(WINDOW_LOG + 1),
-            CParameter::ChainLog(WINDOW_LOG),
+            CParameter::WindowLog(ENCODER_WINDOW_LOG),
+            CParameter::HashLog(ENCODER_WINDOW_LOG + 1),
+            CParameter::ChainLog(ENCODER_WINDOW_LOG),
             CParameter::ChecksumFlag(false),
             CParameter::ContentSizeFlag(false),
             CParameter::DictIdFlag(false),

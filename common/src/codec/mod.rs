@@ -81,16 +81,22 @@ pub use decode::{BatchDecoder, Decoded};
 pub use encode::BatchEncoder;
 pub use quant::{dequantize, quantize};
 
-/// zstd window log used by encoders and the maximum accepted by decoders
-/// (16 KiB). A decoder's buffers are twice the window and are filled as the
-/// stream goes on, so the window is what each connection ends up holding
-/// at the supervisor: a 1 MiB window grew a connection's decoder past
-/// 230 KB within the first half hour of one small host's batches and on
-/// towards 1 MiB. Batch records are small and already columnar (a small
-/// host's is ~55 bytes, a large host's a few KB), so a large host's
-/// batches cost under 1 % more bytes with 16 KiB than with 1 MiB, and a
-/// small host's none. Encoders size their match tables to it as well.
+/// The largest zstd window log decoders accept (16 KiB): what a peer can
+/// make one connection's decoder hold. A decoder's stream buffers follow
+/// the window its stream declares — about twice the window plus a block
+/// of up to the window — and fill as the stream goes on, so the window is
+/// what each connection ends up holding at the supervisor: a 1 MiB window
+/// grew a connection's decoder past 230 KB within the first half hour of
+/// one small host's batches and on towards 1 MiB.
 pub const WINDOW_LOG: u32 = 14;
+
+/// The window log encoders use (1 KiB, zstd's least). Batch records are
+/// small and already columnar — a small host's ~55 bytes, on which zstd
+/// finds nothing to gain at any window — so the window only costs memory:
+/// at 16 KiB each connection's decoder held ~65 KB of stream buffers at
+/// the supervisor, at 1 KiB ~4 KB. Decoders still accept up to
+/// [`WINDOW_LOG`] (agents built before).
+pub const ENCODER_WINDOW_LOG: u32 = 10;
 
 /// A reasonable default zstd level for telemetry.
 pub const DEFAULT_LEVEL: i32 = 3;

@@ -5,8 +5,9 @@ use zstd::stream::raw::{Decoder as ZDecoder, Encoder as ZEncoder, InBuffer, Oper
 
 use super::{zstd_err, CodecError};
 
-/// Smallest growth step of the decoder's decompression buffer.
-const MIN_CHUNK: usize = 16 * 1024;
+/// Smallest growth step of the decoder's decompression buffer: a small
+/// host's record is ~55 bytes.
+const MIN_CHUNK: usize = 1024;
 
 /// Feeds `raw` to the streaming compressor and flushes, appending to `out`.
 pub(super) fn compress(

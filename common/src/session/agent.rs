@@ -371,6 +371,12 @@ impl AgentSession {
         }
     }
 
+    /// Hands back an applied batch: the next one is decoded into its
+    /// vectors.
+    pub fn recycle(&mut self, batch: crate::batch::Batch) {
+        self.decoder.recycle(batch);
+    }
+
     fn on_batch(&mut self, payload: &[u8], wire_len: usize, now: Instant) {
         let decoded = match self.decoder.decode(payload) {
             Ok(d) => d,

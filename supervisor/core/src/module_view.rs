@@ -28,15 +28,50 @@ struct Kept {
 
 /// What [`build_with`] keeps between rounds for one scope and one set of
 /// inputs, so that a round does not redo what has not changed: the hosts
-/// in the scope, in order (the fleet's host list changes only when a host
-/// first connects), per host which series of its dictionary the module
-/// sees (a dictionary changes only when its session defines series), and
-/// the readings of each host's snapshot (a snapshot changes once per
-/// batch, while the traffic kinds' rounds come ten times a second).
+/// in the scope, in order, with their cells (the fleet's host list changes
+/// only when a host first connects, so a round looks nothing up by name),
+/// per host which series of its dictionary the module sees (a dictionary
+/// changes only when its session defines series), and the readings of
+/// each host's snapshot (a snapshot changes once per batch, while the
+/// traffic kinds' rounds come ten times a second).
 #[derive(Debug, Default)]
 pub struct Projection {
-    hosts: Option<(Hosts, Vec<Arc<str>>)>,
-    seen: HashMap<Arc<str>, Kept>,
+    hosts: Option<Hosts>,
+    rows: Vec<Row>,
+}
+
+/// One host of a projection, in the scope's order.
+#[derive(Debug)]
+struct Row {
+    id: Arc<str>,
+    cell: Arc<HostCell>,
+    kept: Kept,
+}
+
+impl Projection {
+    /// The rows for `hosts`, made again (keeping what each host had) only
+    /// when the fleet's host list is not the one last seen.
+    fn rows(&mut self, hosts: &Hosts, scope: &Scope) -> &mut [Row] {
+        if !self.hosts.as_ref().is_some_and(|h| Arc::ptr_eq(h, hosts)) {
+            let mut old: HashMap<Arc<str>, Kept> = std::mem::take(&mut self.rows)
+                .into_iter()
+                .map(|r| (r.id, r.kept))
+                .collect();
+            let mut rows: Vec<Row> = hosts
+                .iter()
+                .filter(|(h, _)| scope.sees_host(h))
+                .map(|(id, cell)| Row {
+                    id: id.clone(),
+                    cell: cell.clone(),
+                    kept: old.remove(id).unwrap_or_default(),
+                })
+                .collect();
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
+            self.rows = rows;
+            self.hosts = Some(hosts.clone());
+        }
+        &mut self.rows
+    }
 }
 
 /// A service set's goal as modules see it: as few instances as possible
@@ -82,27 +117,14 @@ pub fn build_with(
     at_ms: i64,
 ) -> SensorView {
     let hosts = view.hosts();
-    let ids = match &projection.hosts {
-        Some((known, ids)) if Arc::ptr_eq(known, &hosts) => ids,
-        _ => {
-            let mut ids: Vec<Arc<str>> = hosts
-                .keys()
-                .filter(|h| scope.sees_host(h))
-                .cloned()
-                .collect();
-            ids.sort();
-            &projection.hosts.insert((hosts.clone(), ids)).1
-        }
-    };
-    let seen = &mut projection.seen;
-    let hosts = ids
-        .iter()
-        .filter_map(|id| {
-            let snap = hosts.get(id)?.load();
-            let kept = seen.entry(id.clone()).or_default();
+    let hosts = projection
+        .rows(&hosts, scope)
+        .iter_mut()
+        .map(|Row { id, cell, kept }| {
+            let snap = cell.load();
             if let Some((from, built)) = &kept.built {
                 if std::ptr::eq(from.as_ptr(), Arc::as_ptr(&snap)) {
-                    return Some(built.clone());
+                    return built.clone();
                 }
             }
             if !Arc::ptr_eq(&kept.dictionary, &snap.series)
@@ -137,7 +159,7 @@ pub fn build_with(
                 readings,
             });
             kept.built = Some((Arc::downgrade(&snap), built.clone()));
-            Some(built)
+            built
         })
         .collect();
     // Instances in force: the parameter's map is looked up once, and one

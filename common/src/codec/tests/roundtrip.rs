@@ -142,6 +142,73 @@ fn unchanged_layout_is_not_resent() {
 }
 
 #[test]
+fn a_recycled_batch_is_kept_only_when_small() {
+    let mut t = SeriesTable::new();
+    let s = t.intern("host", metric::STATUS_UP.name, 0);
+    let (mut enc, mut dec) = pair();
+    let small = batch(1, vec![1000], vec![col(s, 0, vec![1.0])]);
+    let d = dec.decode(&encode(&mut enc, &small, &t)).unwrap();
+    dec.recycle(d.batch);
+    assert_eq!(dec.spare.columns.len(), 1, "kept");
+    let n = super::super::decode::RECYCLE_MAX_VALUES;
+    let big = batch(
+        2,
+        (0..n as i64).map(|i| 2000 + i).collect(),
+        vec![col(s, 0, vec![1.0; n])],
+    );
+    let d = dec.decode(&encode(&mut enc, &big, &t)).unwrap();
+    assert_eq!(d.batch, big, "decoded into the recycled vectors");
+    dec.recycle(d.batch);
+    assert_eq!(dec.spare.timestamps.capacity(), 0, "not kept: a fresh one");
+    let next = batch(3, vec![9000], vec![col(s, 0, vec![1.0])]);
+    assert_eq!(
+        dec.decode(&encode(&mut enc, &next, &t)).unwrap().batch,
+        next
+    );
+}
+
+#[test]
+fn the_decompression_buffer_shrinks_after_a_large_batch() {
+    let mut t = SeriesTable::new();
+    let ids: Vec<_> = (0..40)
+        .map(|i| t.intern(&format!("res/{i}"), "custom.m", 0))
+        .collect();
+    let (mut enc, mut dec) = pair();
+    // 40 series × 5,000 timestamps of values moving by a few thousand:
+    // a record of a few hundred KB.
+    let n = 5000usize;
+    let ts: Vec<i64> = (0..n as i64).map(|i| 1000 + i).collect();
+    let cols = ids
+        .iter()
+        .map(|&s| {
+            col(
+                s,
+                0,
+                (0..n)
+                    .map(|i| ((i * 7919 + s as usize * 31) % 4099) as f64)
+                    .collect(),
+            )
+        })
+        .collect();
+    let big = batch(1, ts, cols);
+    let d = dec.decode(&encode(&mut enc, &big, &t)).unwrap();
+    assert!(enc.last_record_len() > super::super::decode::KEEP_BUF_BYTES);
+    assert_eq!(agent_ids(&d.batch, &dec, &t), quantised(&big, &t));
+    assert!(
+        dec.buf.len() <= super::super::decode::KEEP_BUF_BYTES,
+        "{}",
+        dec.buf.len()
+    );
+    let small = batch(
+        2,
+        vec![9_000],
+        ids.iter().map(|&s| col(s, 0, vec![1.0])).collect(),
+    );
+    let d = dec.decode(&encode(&mut enc, &small, &t)).unwrap();
+    assert_eq!(agent_ids(&d.batch, &dec, &t), quantised(&small, &t));
+}
+
+#[test]
 fn clock_steps_back_between_batches() {
     let mut t = SeriesTable::new();
     let s = t.intern("host", metric::STATUS_UP.name, 0);
@@ -239,7 +306,7 @@ proptest! {
         }
         let (mut enc, mut dec) = pair();
         let mut defined = 0u32;
-        for b in &batches {
+        for (i, b) in batches.iter().enumerate() {
             let d = dec.decode(&encode(&mut enc, b, &t)).unwrap();
             prop_assert_eq!(&agent_ids(&d.batch, &dec, &t), &quantised(b, &t));
             for s in &d.new_series {
@@ -251,6 +318,11 @@ proptest! {
             }
             for c in &d.batch.columns {
                 prop_assert!(c.series < defined);
+            }
+            // Most batches are handed back, so the next is decoded into
+            // their vectors whatever its layout; some are not.
+            if i % 3 != 2 {
+                dec.recycle(d.batch);
             }
         }
     }
