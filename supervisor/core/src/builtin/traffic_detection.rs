@@ -32,8 +32,13 @@
 //!
 //! Only new samples update the baseline: a reading whose timestamp is not
 //! newer than the last one absorbed is re-evaluated but not counted again.
+//! So a host's readings judged again give what they gave — the positive
+//! excesses again, a `0` not twice — and the module answers the same
+//! readings (the supervisor hands a host's readings unchanged to every
+//! round until its next batch) from what it kept, without judging them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use vcp_common::metric::{NIC_RX_BYTES, NIC_RX_PACKETS};
@@ -41,6 +46,7 @@ use vcp_common::module::{
     param, Kind, ModuleLogic, ModuleSpec, Proposal, SensorSelector, Solicitation, Target,
 };
 use vcp_common::resource::ResourceId;
+use vcp_common::view::HostReadings;
 
 use super::{builtin_spec, usable};
 
@@ -141,19 +147,28 @@ struct Verdict {
     over: f64,
 }
 
+/// What the module keeps of one host.
+#[derive(Debug, Clone, Default)]
+struct HostState {
+    /// Per resource.
+    interfaces: BTreeMap<String, Interface>,
+    /// The readings last judged and the positive excesses they gave:
+    /// what judging them again would give.
+    judged: Option<(Arc<HostReadings>, Vec<Proposal>)>,
+}
+
 /// The default traffic detection module; see the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct TrafficDetection {
     config: TrafficDetectionConfig,
-    /// Per host, per resource.
-    interfaces: HashMap<String, BTreeMap<String, Interface>>,
+    hosts: HashMap<String, HostState>,
 }
 
 impl TrafficDetection {
     pub fn new(config: TrafficDetectionConfig) -> Self {
         TrafficDetection {
             config,
-            interfaces: HashMap::new(),
+            hosts: HashMap::new(),
         }
     }
 }
@@ -206,6 +221,13 @@ impl ModuleLogic for TrafficDetection {
         // resource → (bytes sample, packets sample); a host has few NICs.
         let mut samples: Vec<(&str, (Sample, Sample))> = Vec::new();
         for h in &s.view.hosts {
+            if let Some((last, positive)) = self.hosts.get(&h.host).and_then(|s| s.judged.as_ref())
+            {
+                if Arc::ptr_eq(last, h) {
+                    out.extend(positive.iter().cloned());
+                    continue;
+                }
+            }
             samples.clear();
             for r in &h.readings {
                 let Some(ifname) = r.resource.strip_prefix("nic/") else {
@@ -230,11 +252,13 @@ impl ModuleLogic for TrafficDetection {
                 }
             }
             // Interfaces of this host with state: judged, or gone.
-            let known = match self.interfaces.get_mut(&h.host) {
-                Some(known) => known,
+            let state = match self.hosts.get_mut(&h.host) {
+                Some(state) => state,
                 None if samples.is_empty() => continue,
-                None => self.interfaces.entry(h.host.clone()).or_default(),
+                None => self.hosts.entry(h.host.clone()).or_default(),
             };
+            let known = &mut state.interfaces;
+            let first = out.len();
             for (resource, _) in &samples {
                 if !known.contains_key(*resource) {
                     known.insert((*resource).to_owned(), Interface::default());
@@ -275,6 +299,9 @@ impl ModuleLogic for TrafficDetection {
                     });
                 }
             }
+            let positive = out.get(first..).unwrap_or_default();
+            let positive = positive.iter().filter(|p| p.value > 0.0).cloned().collect();
+            state.judged = Some((h.clone(), positive));
         }
         out
     }
@@ -331,6 +358,38 @@ mod tests {
     }
 
     #[test]
+    fn the_same_readings_answered_again_give_what_judging_them_gives() {
+        // Three rounds between batches: one module is handed the same
+        // readings three times (as the supervisor does), the other equal
+        // copies, which it judges each time.
+        let (mut kept, mut judged) = (
+            TrafficDetection::new(exact()),
+            TrafficDetection::new(exact()),
+        );
+        for (t, x) in [
+            (1, 100.0),
+            (2, 200.0),
+            (3, 400.0),
+            (4, 400.0),
+            (5, 160.0),
+            (6, 160.0),
+        ] {
+            let same = nic_view(t, "eth0", Some(x), None);
+            for round in 0..3 {
+                let copy = nic_view(t, "eth0", Some(x), None);
+                assert_eq!(
+                    run(&mut kept, same.clone()),
+                    run(&mut judged, copy),
+                    "t {t} round {round}"
+                );
+            }
+        }
+        let burst = |m: &mut TrafficDetection| run(m, nic_view(7, "eth0", Some(500.0), None));
+        let (a, b) = (burst(&mut kept), burst(&mut judged));
+        assert!(a.len() == 1 && a == b, "{a:?} {b:?}");
+    }
+
+    #[test]
     fn detects_a_sustained_burst_and_clears_once() {
         let mut m = TrafficDetection::new(exact());
         // Warm-up: mean 100 → 150, var 0 → 0.5 × 100 × 50 = 2500, sd 50.
@@ -346,7 +405,7 @@ mod tests {
         // Back to normal: 0 once, then silence; the normal sample is absorbed.
         assert_eq!(bytes(&mut m, 51, 160.0), vec![0.0]);
         assert!(bytes(&mut m, 52, 160.0).is_empty());
-        let b = &m.interfaces["h1"]["nic/eth0"].bytes;
+        let b = &m.hosts["h1"].interfaces["nic/eth0"].bytes;
         // 160: δ 10 → mean 155, var 0.5 × (2500 + 50) = 1275; again δ 5.
         assert_eq!(b.mean, 157.5);
         assert_eq!(b.var, 0.5 * (1275.0 + 5.0 * 2.5));
@@ -380,7 +439,7 @@ mod tests {
         bytes(&mut m, 1, 100.0);
         bytes(&mut m, 1, 100.0);
         assert!(bytes(&mut m, 1, 900.0).is_empty(), "still warming up");
-        let b = &m.interfaces["h1"]["nic/eth0"].bytes;
+        let b = &m.hosts["h1"].interfaces["nic/eth0"].bytes;
         assert_eq!((b.samples, b.mean), (1, 100.0));
     }
 
@@ -419,7 +478,10 @@ mod tests {
             assert!(run(&mut m, v).is_empty());
             assert!(run(&mut m, nic_view(t, "eth0", Some(f64::NAN), Some(-1.0))).is_empty());
         }
-        assert!(m.interfaces.values().all(|h| !h.contains_key("nic/lo")));
+        assert!(m
+            .hosts
+            .values()
+            .all(|h| !h.interfaces.contains_key("nic/lo")));
         bytes(&mut m, 10, 100.0);
         bytes(&mut m, 11, 200.0);
         assert_eq!(bytes(&mut m, 12, 400.0), vec![100.0]);
