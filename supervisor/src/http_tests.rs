@@ -72,6 +72,52 @@ async fn a_client_that_trickles_its_headers_is_cut_off_while_others_are_served()
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_slowloris_connections_are_closed_within_the_header_timeout() {
+    // 50 connections send their headers one byte a second; the header
+    // timeout is 1.5 s: each is closed by then (the write of its next byte
+    // fails or its read ends), while a normal request is served.
+    let header = Duration::from_millis(1500);
+    let server = server(&limits(1500, 5_000, 64, 64)).await;
+    let started = Instant::now();
+    let trickle = |addr: SocketAddr| async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let opened = Instant::now();
+        for b in b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n".iter().cycle() {
+            if s.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            let mut one = [0u8; 1];
+            match tokio::time::timeout(Duration::from_secs(1), s.read(&mut one)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(_)) => panic!("the server answered a request never finished"),
+                Err(_) => {} // a second passed: the next byte
+            }
+            assert!(opened.elapsed() < Duration::from_secs(10), "never closed");
+        }
+        opened.elapsed()
+    };
+    let slow: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(trickle(server.addr)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answer = request(server.addr, "/fast").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let served = started.elapsed();
+    let mut longest = Duration::ZERO;
+    for t in slow {
+        longest = longest.max(t.await.unwrap());
+    }
+    assert!(
+        served < header,
+        "served in {served:?}, behind the slow ones"
+    );
+    assert!(
+        longest < header + Duration::from_millis(1200),
+        "the slowest was closed after {longest:?}"
+    );
+}
+
 #[tokio::test]
 async fn requests_past_the_in_flight_bound_get_503_and_slow_ones_408() {
     let server = server(&limits(5_000, 600, 16, 2)).await;
