@@ -58,9 +58,10 @@ fn compress(z: &mut Encoder<'static>, record: &[u8]) -> Option<Vec<u8>> {
 
 /// Arbitrary bytes as the batch payloads of one connection, fed to one
 /// decoder until it refuses one. The first byte picks how the rest is cut
-/// into payloads and whether they are sent as they are (the zstd layer) or
-/// as records compressed here first (the record parser, which random bytes
-/// rarely reach through zstd).
+/// into payloads and whether they are sent as they are (a kind byte, then a
+/// record or a piece of zstd stream) or as records compressed here first
+/// into a zstd stream without kind bytes, as encoders did before them (the
+/// record parser behind zstd, which random bytes rarely reach through it).
 pub fn batch(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;

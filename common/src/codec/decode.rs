@@ -6,7 +6,7 @@ use super::quant::{Quantum, SeriesState};
 use super::wire::{read_def, Wire};
 use super::{
     zstd_err, zstream, CodecError, Limits, FLAG_LAYOUT, FLAG_SEQ_NEXT, FLAG_SERIES, KNOWN_FLAGS,
-    MIN_COLUMN_BYTES, MIN_DEF_BYTES, WINDOW_LOG,
+    MIN_COLUMN_BYTES, MIN_DEF_BYTES, PAYLOAD_RAW, PAYLOAD_ZSTD, WINDOW_LOG, ZSTD_MAGIC,
 };
 use crate::batch::{Batch, Column, SeriesDef, SeriesId};
 use crate::varint::Reader;
@@ -33,7 +33,13 @@ struct DecColumn {
 /// and the limits.
 pub struct BatchDecoder {
     limits: Limits,
-    zstd: ZDecoder<'static>,
+    /// The connection's zstd stream, made with its first compressed
+    /// payload (a small host's connection never has one).
+    pub(super) zstd: Option<ZDecoder<'static>>,
+    /// Whether every payload is a piece of the zstd stream, with no kind
+    /// byte (an encoder built before payloads had one); known from the
+    /// connection's first payload.
+    unprefixed: Option<bool>,
     /// Decompression buffer; its `len()` is the allocated, zeroed size, never
     /// above `limits.max_batch_bytes`.
     pub(super) buf: Vec<u8>,
@@ -76,12 +82,10 @@ impl std::fmt::Debug for BatchDecoder {
 impl BatchDecoder {
     /// A fresh decoder for a new connection.
     pub fn new(limits: Limits) -> Result<Self, CodecError> {
-        let mut zstd = ZDecoder::new().map_err(zstd_err("decoder setup"))?;
-        zstd.set_parameter(DParameter::WindowLogMax(WINDOW_LOG))
-            .map_err(zstd_err("decoder setup"))?;
         Ok(BatchDecoder {
             limits,
-            zstd,
+            zstd: None,
+            unprefixed: None,
             buf: Vec::new(),
             defs: Vec::new(),
             states: Vec::new(),
@@ -134,27 +138,51 @@ impl BatchDecoder {
         if self.poisoned {
             return Err(CodecError::Poisoned);
         }
-        let r = zstream::decompress(
-            &mut self.zstd,
-            &mut self.buf,
-            self.limits.max_batch_bytes,
-            payload,
-        )
-        .and_then(|len| {
-            let mut buf = std::mem::take(&mut self.buf);
-            let r = self.parse(buf.get(..len).unwrap_or_default());
-            // What one large batch needed is not held for the connection's
-            // life.
-            if buf.len() > KEEP_BUF_BYTES {
-                buf.truncate(KEEP_BUF_BYTES);
-                buf.shrink_to_fit();
-            }
-            self.buf = buf;
-            r
-        });
+        let r = self.payload(payload);
         if r.is_err() {
             self.poisoned = true;
         }
+        r
+    }
+
+    fn payload(&mut self, payload: &[u8]) -> Result<Decoded, CodecError> {
+        let unprefixed = *self
+            .unprefixed
+            .get_or_insert_with(|| payload.starts_with(&ZSTD_MAGIC));
+        let piece = match payload.split_first() {
+            None => return Err(CodecError::EmptyPayload),
+            _ if unprefixed => payload,
+            Some((&PAYLOAD_RAW, record)) => {
+                if record.len() > self.limits.max_batch_bytes {
+                    return Err(CodecError::BatchTooLarge {
+                        limit: self.limits.max_batch_bytes,
+                    });
+                }
+                return self.parse(record);
+            }
+            Some((&PAYLOAD_ZSTD, piece)) => piece,
+            Some((&kind, _)) => return Err(CodecError::UnknownPayload { kind }),
+        };
+        let zstd = match self.zstd.take() {
+            Some(z) => z,
+            None => {
+                let mut z = ZDecoder::new().map_err(zstd_err("decoder setup"))?;
+                z.set_parameter(DParameter::WindowLogMax(WINDOW_LOG))
+                    .map_err(zstd_err("decoder setup"))?;
+                z
+            }
+        };
+        let zstd = self.zstd.insert(zstd);
+        let len = zstream::decompress(zstd, &mut self.buf, self.limits.max_batch_bytes, piece)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = self.parse(buf.get(..len).unwrap_or_default());
+        // What one large batch needed is not held for the connection's
+        // life.
+        if buf.len() > KEEP_BUF_BYTES {
+            buf.truncate(KEEP_BUF_BYTES);
+            buf.shrink_to_fit();
+        }
+        self.buf = buf;
         r
     }
 

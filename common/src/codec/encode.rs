@@ -4,7 +4,10 @@ use zstd::stream::raw::{CParameter, Encoder as ZEncoder};
 
 use super::quant::{Quantum, SeriesState};
 use super::zstream::compress;
-use super::{zstd_err, CodecError, ENCODER_WINDOW_LOG, FLAG_LAYOUT, FLAG_SEQ_NEXT, FLAG_SERIES};
+use super::{
+    zstd_err, CodecError, COMPRESS_FROM, ENCODER_WINDOW_LOG, FLAG_LAYOUT, FLAG_SEQ_NEXT,
+    FLAG_SERIES, PAYLOAD_RAW, PAYLOAD_ZSTD,
+};
 use crate::batch::{Batch, SeriesDef, SeriesId, SeriesTable};
 use crate::varint;
 
@@ -27,7 +30,12 @@ struct Sent {
 
 /// Encodes the batches of one connection. See the module docs for the wire.
 pub struct BatchEncoder {
-    zstd: ZEncoder<'static>,
+    /// The connection's zstd stream, made with the first record worth
+    /// compressing (a small host's never is).
+    zstd: Option<ZEncoder<'static>>,
+    level: i32,
+    /// Bytes of series definitions in the last record.
+    defs_len: usize,
     /// Indexed by the agent's series id; `Some` once the series was
     /// defined on this connection. Wire ids are dense from 0 in the order
     /// of definition, whatever the agent's ids are.
@@ -64,21 +72,13 @@ impl std::fmt::Debug for BatchEncoder {
 }
 
 impl BatchEncoder {
-    /// A fresh encoder for a new connection, compressing at zstd `level`.
+    /// A fresh encoder for a new connection, compressing at zstd `level`
+    /// the records worth it ([`COMPRESS_FROM`]).
     pub fn new(level: i32) -> Result<Self, CodecError> {
-        let mut zstd = ZEncoder::new(level).map_err(zstd_err("encoder setup"))?;
-        for p in [
-            CParameter::WindowLog(ENCODER_WINDOW_LOG),
-            CParameter::HashLog(ENCODER_WINDOW_LOG + 1),
-            CParameter::ChainLog(ENCODER_WINDOW_LOG),
-            CParameter::ChecksumFlag(false),
-            CParameter::ContentSizeFlag(false),
-            CParameter::DictIdFlag(false),
-        ] {
-            zstd.set_parameter(p).map_err(zstd_err("encoder setup"))?;
-        }
         Ok(BatchEncoder {
-            zstd,
+            zstd: None,
+            level,
+            defs_len: 0,
             series: Vec::new(),
             defined: 0,
             prev_seq: 0,
@@ -121,13 +121,49 @@ impl BatchEncoder {
             return Err(e);
         }
         self.write_record(batch);
+        if self.raw.len() - self.defs_len < COMPRESS_FROM {
+            out.push(PAYLOAD_RAW);
+            out.extend_from_slice(&self.raw);
+            return Ok(());
+        }
         let mark = out.len();
-        if let Err(e) = compress(&mut self.zstd, &self.raw, out) {
+        out.push(PAYLOAD_ZSTD);
+        let raw = std::mem::take(&mut self.raw);
+        let compressed = self.stream().and_then(|z| compress(z, &raw, out));
+        self.raw = raw;
+        if let Err(e) = compressed {
             self.poisoned = true;
             out.truncate(mark);
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The connection's zstd stream, made when first needed.
+    fn stream(&mut self) -> Result<&mut ZEncoder<'static>, CodecError> {
+        let zstd = match self.zstd.take() {
+            Some(z) => z,
+            None => {
+                let mut z = ZEncoder::new(self.level).map_err(zstd_err("encoder setup"))?;
+                for p in [
+                    CParameter::WindowLog(ENCODER_WINDOW_LOG),
+                    CParameter::HashLog(ENCODER_WINDOW_LOG + 1),
+                    CParameter::ChainLog(ENCODER_WINDOW_LOG),
+                    CParameter::ChecksumFlag(false),
+                    CParameter::ContentSizeFlag(false),
+                    CParameter::DictIdFlag(false),
+                ] {
+                    z.set_parameter(p).map_err(zstd_err("encoder setup"))?;
+                }
+                z
+            }
+        };
+        Ok(self.zstd.insert(zstd))
+    }
+
+    /// Whether this connection's records have needed a zstd stream yet.
+    pub fn compresses(&self) -> bool {
+        self.zstd.is_some()
     }
 
     /// Size of the last batch record before compression (for statistics).
@@ -262,6 +298,7 @@ impl BatchEncoder {
         }
         self.prev_seq = batch.seq;
 
+        let defs_start = raw.len();
         if !self.new_defs.is_empty() {
             varint::put_u64(raw, self.new_defs.len() as u64);
             for (_, def) in self.new_defs.drain(..) {
@@ -273,6 +310,7 @@ impl BatchEncoder {
                 raw.extend_from_slice(def.metric.as_bytes());
             }
         }
+        self.defs_len = raw.len() - defs_start;
 
         if !same_layout {
             varint::put_u64(raw, n_ts as u64);

@@ -8,11 +8,17 @@
 //! # Wire format
 //!
 //! One [`BatchEncoder::encode`] call produces one *payload* (the body of a
-//! `Frame::Batch`). The payloads of a connection are consecutive pieces of a
-//! single zstd stream (one zstd frame that is never ended, window log
-//! [`WINDOW_LOG`]); each payload ends with a zstd flush, so it decompresses
-//! completely on arrival, and later batches reuse the earlier ones as zstd
-//! history. Decompressed, a payload is one *batch record*:
+//! `Frame::Batch`): a kind byte, then either the *batch record* itself
+//! (`0x00`), or (`0x01`) the next piece of the connection's zstd stream —
+//! one zstd frame that is never ended, window log [`ENCODER_WINDOW_LOG`]
+//! (decoders accept up to [`WINDOW_LOG`]), made with the connection's first
+//! such payload — which ends with a zstd flush, so it decompresses
+//! completely on arrival to the record, and later compressed records reuse
+//! the earlier ones as zstd history. Encoders compress a record only when
+//! it is [`COMPRESS_FROM`] bytes or more, its series definitions aside.
+//! (A connection whose first payload starts with zstd's frame magic comes
+//! from an encoder built before payloads had a kind byte: every payload of
+//! it is a piece of the zstd stream.) A batch record:
 //!
 //! ```text
 //! record  = flags:u8  [seq]  [series]  [layout]  timestamps  values
@@ -101,6 +107,24 @@ pub const ENCODER_WINDOW_LOG: u32 = 10;
 /// A reasonable default zstd level for telemetry.
 pub const DEFAULT_LEVEL: i32 = 3;
 
+/// A payload's first byte: its record follows as it is.
+const PAYLOAD_RAW: u8 = 0x00;
+/// A payload's first byte: the next piece of the connection's zstd stream
+/// follows, which decompresses to its record.
+const PAYLOAD_ZSTD: u8 = 0x01;
+/// zstd's frame magic: the first payload of a connection from an encoder
+/// built before payloads had a first byte starts with it, and all that
+/// connection's payloads are pieces of one zstd stream.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Records at least this long, series definitions aside, are compressed;
+/// shorter ones go as they are. A small host's ~55-byte records gain
+/// nothing from zstd (its header and flushes cost more than it finds), and
+/// a connection that never compresses needs no zstd context at either end
+/// — the decoder's is ~96 KB at the supervisor for every host. A large
+/// host's records of a few KB do gain.
+pub const COMPRESS_FROM: usize = 1024;
+
 const FLAG_SERIES: u8 = 0x01;
 const FLAG_LAYOUT: u8 = 0x02;
 const FLAG_SEQ_NEXT: u8 = 0x04;
@@ -188,6 +212,8 @@ pub enum CodecError {
     // ---- decoder side: the payload is malformed or over a limit ----
     #[error("empty batch payload")]
     EmptyPayload,
+    #[error("unknown payload kind {kind:#04x} (0x00 a record, 0x01 zstd)")]
+    UnknownPayload { kind: u8 },
     #[error("decompressed batch exceeds the limit of {limit} bytes")]
     BatchTooLarge { limit: usize },
     #[error("{what}: {count} exceeds the limit of {limit}")]

@@ -76,7 +76,8 @@ fn agent_ids(b: &Batch, dec: &BatchDecoder, t: &SeriesTable) -> Batch {
     b
 }
 
-/// Sends hand-written batch records as a connection's zstd stream.
+/// Sends hand-written batch records as a connection's zstd stream with no
+/// kind bytes, as encoders did before payloads had them (still accepted).
 struct RawSender(ZEncoder<'static>);
 
 impl RawSender {

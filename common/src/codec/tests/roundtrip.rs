@@ -2,11 +2,13 @@
 
 use proptest::prelude::*;
 
-use super::{agent_ids, batch, col, decode_raw, encode, pair, quantised, valid_first};
+use super::{
+    agent_ids, batch, col, decode_raw, decoder, encode, expect_err, pair, quantised, valid_first,
+};
 use crate::batch::{Batch, Column, SeriesTable};
 use crate::codec::{
-    dequantize, quantize, BatchDecoder, BatchEncoder, CodecError, FLAG_LAYOUT, FLAG_SEQ_NEXT,
-    FLAG_SERIES,
+    dequantize, quantize, BatchDecoder, BatchEncoder, CodecError, Limits, FLAG_LAYOUT,
+    FLAG_SEQ_NEXT, FLAG_SERIES, PAYLOAD_RAW, PAYLOAD_ZSTD,
 };
 use crate::metric;
 
@@ -206,6 +208,63 @@ fn the_decompression_buffer_shrinks_after_a_large_batch() {
     );
     let d = dec.decode(&encode(&mut enc, &small, &t)).unwrap();
     assert_eq!(agent_ids(&d.batch, &dec, &t), quantised(&small, &t));
+}
+
+#[test]
+fn large_records_are_compressed_and_small_ones_sent_as_they_are() {
+    let mut t = SeriesTable::new();
+    let s = t.intern("host", "custom.m", 0);
+    let (mut enc, mut dec) = pair();
+    let mk = |seq: u64, n: usize| {
+        let ts = (0..n as i64).map(|i| 10_000 * seq as i64 + i).collect();
+        batch(
+            seq,
+            ts,
+            vec![col(s, 0, (0..n).map(|i| (i * 37 % 1001) as f64).collect())],
+        )
+    };
+    let mut kinds = Vec::new();
+    for (seq, n) in [(1, 1), (2, 1), (3, 800), (4, 1), (5, 800), (6, 1)] {
+        let b = mk(seq, n);
+        let p = encode(&mut enc, &b, &t);
+        kinds.push((p[0], enc.compresses(), dec.zstd.is_some()));
+        assert_eq!(
+            dec.decode(&p).unwrap().batch,
+            quantised(&b, &t),
+            "batch {seq}"
+        );
+    }
+    assert_eq!(
+        kinds.iter().map(|k| k.0).collect::<Vec<_>>(),
+        [
+            PAYLOAD_RAW,
+            PAYLOAD_RAW,
+            PAYLOAD_ZSTD,
+            PAYLOAD_RAW,
+            PAYLOAD_ZSTD,
+            PAYLOAD_RAW
+        ]
+    );
+    assert_eq!(
+        kinds[1],
+        (PAYLOAD_RAW, false, false),
+        "no zstd until needed"
+    );
+    assert!(dec.zstd.is_some());
+}
+
+#[test]
+fn a_payload_of_an_unknown_kind_or_too_large_is_refused() {
+    let mut dec = decoder();
+    expect_err(dec.decode(&[0x07, 1, 2]), "unknown payload kind 0x07");
+    let limits = Limits {
+        max_batch_bytes: 10,
+        ..Limits::default()
+    };
+    let mut dec = BatchDecoder::new(limits).unwrap();
+    let mut big = vec![PAYLOAD_RAW];
+    big.extend_from_slice(&[0; 11]);
+    expect_err(dec.decode(&big), "exceeds the limit of 10 bytes");
 }
 
 #[test]

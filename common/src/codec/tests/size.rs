@@ -32,4 +32,8 @@ fn bytes_per_reading_at_defaults_for_a_small_host() {
         raw as f64 / 55.0
     );
     assert!(per_reading <= 1.0, "{per_reading:.3} bytes per reading");
+    assert!(
+        !enc.compresses() && dec.zstd.is_none(),
+        "a small host's records go as they are: no zstd context at either end"
+    );
 }
