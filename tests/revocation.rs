@@ -124,7 +124,7 @@ async fn a_revoked_agent_is_closed_and_refused_while_the_others_go_on() {
         .iter()
         .all(|a| a.id != "agent-4" || a.readings == 0));
     agent4.stop().await;
-    let wrong = vcp_fails(
+    let wrong = common::vcp_fails_on(
         dir.path(),
         &[
             "agent",
@@ -155,19 +155,7 @@ async fn a_revoked_agent_is_closed_and_refused_while_the_others_go_on() {
     assert!(row("agent-2").contains("revoked 20"), "{listed}");
     assert!(row("agent-3").ends_with("valid"), "{listed}");
     assert!(row("agent-4").contains("revoked 20"), "{listed}");
-    let missing = vcp_fails(dir.path(), &["agent", "revoke", "agent-9"]);
+    let missing = common::vcp_fails_on(dir.path(), &["agent", "revoke", "agent-9"]);
     assert!(missing.contains("never connected"), "{missing}");
     fleet.stop().await;
-}
-
-/// `vcp … --data-dir DIR`, which must fail; what it said.
-fn vcp_fails(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "{args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }

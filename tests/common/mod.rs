@@ -155,15 +155,26 @@ pub fn require_tool(name: &str, debian_package: &str) -> std::path::PathBuf {
 /// `vcp ARGS --data-dir DIR` (the operator's commands on a store); its
 /// standard output, the test failing if the command does.
 pub fn vcp_on(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
+    let out = vcp_output(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vcp {args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `vcp … --data-dir DIR`, which must fail; what it said on stderr.
+pub fn vcp_fails_on(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = vcp_output(dir, args);
+    assert!(!out.status.success(), "vcp {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn vcp_output(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vcp"))
         .args(args)
         .arg("--data-dir")
         .arg(dir)
         .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "vcp {args:?}: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
+        .unwrap()
 }
 
 /// Acme's plane whose autoscaler is the remote module `acme-predictive` of

@@ -35,7 +35,7 @@ pub const GROUP_WEIGHT: usize = 20_000;
 /// from one commit's start to the next: fewer commits, hence fewer fsyncs,
 /// each acknowledging more. With 2 ms, 1,000 agents' batches a second made
 /// ~380 commits of ~2.7 writes, and the fsyncs alone were 9 % of the
-/// supervisor's CPU; ~7 % at 10 ms (~100 commits a second), ~5 % at
+/// supervisor's CPU; ~7 % at 10 ms (at most ~100 commits a second), ~5 % at
 /// 20 ms. A write waits at most this much longer for its acknowledgement
 /// (an agent's next batch comes a second later).
 pub const GROUP_WAIT: Duration = Duration::from_millis(20);
