@@ -93,8 +93,11 @@ pub struct SensorView {
     /// Shared: the supervisor keeps a host's readings between rounds and
     /// hands the same ones to every round until the host's next batch.
     pub hosts: Vec<Arc<HostReadings>>,
-    pub service_sets: Vec<ServiceSetState>,
-    pub settings: Vec<Setting>,
+    /// Shared likewise: kept between rounds, copied only when a value in
+    /// it changed while a module still held the last round's.
+    pub service_sets: Arc<Vec<ServiceSetState>>,
+    /// Shared likewise: built again only when the settings in force change.
+    pub settings: Arc<Vec<Setting>>,
 }
 
 impl SensorView {

@@ -88,7 +88,7 @@ impl ModuleLogic for PredictiveAutoscaler {
     fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
         let t = s.view.at_ms as f64 / 1000.0;
         let mut out = Vec::new();
-        for set in &s.view.service_sets {
+        for set in s.view.service_sets.iter() {
             let Some(u) = s.view.set_utilization(set).filter(|u| u.is_finite()) else {
                 continue;
             };
@@ -149,8 +149,9 @@ mod tests {
                     min_instances: 1,
                     max_instances: 20,
                     goals: vec![],
-                }],
-                settings: vec![],
+                }]
+                .into(),
+                settings: vec![].into(),
             },
         }
     }

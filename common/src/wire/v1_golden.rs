@@ -92,7 +92,8 @@ fn solicitation() -> Solicitation {
                 min_instances: 1,
                 max_instances: 4,
                 goals: vec![],
-            }],
+            }]
+            .into(),
             settings: targets()
                 .into_iter()
                 .map(|target| Setting {
@@ -100,7 +101,8 @@ fn solicitation() -> Solicitation {
                     parameter: "p".into(),
                     value: 1.0,
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         },
     }
 }

@@ -10,7 +10,7 @@
 //! one still waiting (the older one is counted as superseded). Pure: time
 //! comes in as an argument, and an agent is reached through an [`Outbox`].
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use vcp_common::frame::{Applied, Configure};
 use vcp_common::module::Target;
 
-use crate::plane::Planes;
+use crate::plane::{ControlPlane, Planes};
 use crate::settings::Decision;
 
 /// How configurations reach one agent (its session's channel).
@@ -111,15 +111,15 @@ impl<O: Outbox> Dispatcher<O> {
             planes,
             ttl_ms,
             next_id: 1,
-            in_force: HashMap::new(),
-            by_host: HashMap::new(),
-            applied: HashMap::new(),
-            hold: HashMap::new(),
-            outbox: HashMap::new(),
-            in_flight: HashMap::new(),
-            flying: HashMap::new(),
-            online: HashMap::new(),
-            counts: HashMap::new(),
+            in_force: HashMap::default(),
+            by_host: HashMap::default(),
+            applied: HashMap::default(),
+            hold: HashMap::default(),
+            outbox: HashMap::default(),
+            in_flight: HashMap::default(),
+            flying: HashMap::default(),
+            online: HashMap::default(),
+            counts: HashMap::default(),
             published,
         }
     }
@@ -127,12 +127,10 @@ impl<O: Outbox> Dispatcher<O> {
     /// The agent of the host a target concerns: the host itself, or for a
     /// whole service set the host of its first member (which runs the set's
     /// instance control).
-    fn host_of(&self, target: &Target) -> Option<String> {
+    fn host_of(planes: &[Arc<ControlPlane>], target: &Target) -> Option<String> {
         match target {
             Target::Member { host, .. } | Target::Resource { host, .. } => Some(host.clone()),
-            Target::ServiceSet(id) => self
-                .planes
-                .load()
+            Target::ServiceSet(id) => planes
                 .iter()
                 .find_map(|p| p.scope.set(id))
                 .and_then(|s| s.members.first())
@@ -153,8 +151,9 @@ impl<O: Outbox> Dispatcher<O> {
     pub fn take(&mut self, m: DispatchMsg<O>, now: i64) {
         match m {
             DispatchMsg::Decisions(decisions) => {
+                let planes = self.planes.load_full();
                 for d in decisions {
-                    self.decide(&d, now);
+                    self.decide(&planes, &d, now);
                 }
             }
             DispatchMsg::Connected { agent, tx } => {
@@ -195,19 +194,19 @@ impl<O: Outbox> Dispatcher<O> {
         }
     }
 
-    fn decide(&mut self, d: &Decision, now: i64) {
+    fn decide(&mut self, planes: &[Arc<ControlPlane>], d: &Decision, now: i64) {
         let key = (d.target.clone(), d.parameter.to_string());
         let unchanged = self.in_force.get(&key).is_some_and(|w| w.value == d.value);
         if unchanged {
             return;
         }
-        let Some(host) = self.host_of(&d.target) else {
+        let Some(host) = Self::host_of(planes, &d.target) else {
             return;
         };
-        self.by_host
-            .entry(host.clone())
-            .or_default()
-            .insert(key.clone());
+        let keys = self.by_host.entry(host.clone()).or_default();
+        if !keys.contains(&key) {
+            keys.insert(key.clone());
+        }
         self.in_force.insert(
             key.clone(),
             Wanted {

@@ -217,7 +217,7 @@ impl Judgement {
                 .scope
                 .service_sets
                 .iter()
-                .zip(&view.service_sets)
+                .zip(view.service_sets.iter())
                 .filter(|(s, _)| !s.goals.is_empty())
             {
                 // The view lists the scope's sets in order.

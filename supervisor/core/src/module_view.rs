@@ -2,18 +2,18 @@
 //! its control plane's scope and to the module's declared inputs, its
 //! service sets' state, and the configuration in force within its scope.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, Weak};
 
 use vcp_common::batch::SeriesDef;
 use vcp_common::module::{param, Goal, Objective, SensorSelector, Target};
 use vcp_common::view::{HostReadings, Reading, SensorView, ServiceSetState, Setting};
 
-use crate::plane::Scope;
-use crate::settings::SettingsMap;
+use crate::plane::{Scope, ServiceSetDef};
+use crate::settings::{ParamVersion, SettingsMap};
 use crate::view::{HostCell, HostSnapshot, View};
 
-type Hosts = Arc<HashMap<Arc<str>, Arc<HostCell>>>;
+type Hosts = Arc<std::collections::HashMap<Arc<str>, Arc<HostCell>>>;
 
 /// What a projection keeps of one host: its dictionary as last seen, the
 /// ids of the series in it the module sees, and the readings it built from
@@ -31,13 +31,17 @@ struct Kept {
 /// in the scope, in order, with their cells (the fleet's host list changes
 /// only when a host first connects, so a round looks nothing up by name),
 /// per host which series of its dictionary the module sees (a dictionary
-/// changes only when its session defines series), and the readings of
-/// each host's snapshot (a snapshot changes once per batch, while the
-/// traffic kinds' rounds come ten times a second).
+/// changes only when its session defines series), the readings of each
+/// host's snapshot (a snapshot changes once per batch, while the traffic
+/// kinds' rounds come ten times a second), the scope's service sets (of
+/// which only the instances in force change) and the settings in force
+/// within the scope (which change only when a round decides something).
 #[derive(Debug, Default)]
 pub struct Projection {
     hosts: Option<Hosts>,
     rows: Vec<Row>,
+    sets: Option<Arc<Vec<ServiceSetState>>>,
+    settings: KeptSettings,
 }
 
 /// One host of a projection, in the scope's order.
@@ -72,11 +76,163 @@ impl Projection {
         }
         &mut self.rows
     }
+
+    /// The latest readings of every host in the scope that the inputs
+    /// select, each built again only when its host's snapshot changed.
+    fn readings(
+        &mut self,
+        view: &View,
+        scope: &Scope,
+        inputs: &[SensorSelector],
+    ) -> Vec<Arc<HostReadings>> {
+        let hosts = view.hosts();
+        self.rows(&hosts, scope)
+            .iter_mut()
+            .map(|Row { id, cell, kept }| kept.readings(id, &cell.load(), scope, inputs))
+            .collect()
+    }
+
+    /// The scope's service sets with the instances in force: the kept
+    /// list, written only where an instance count moved (and copied only
+    /// if a module still holds the last one).
+    fn service_sets(&mut self, scope: &Scope, settings: &SettingsMap) -> Arc<Vec<ServiceSetState>> {
+        // The parameter's map is looked up once, and one key buffer serves
+        // every service set (no allocation per set).
+        let in_force = settings.of(param::INSTANCES);
+        let mut key = Target::ServiceSet(String::new());
+        let mut instances = |s: &ServiceSetDef| {
+            if let Target::ServiceSet(id) = &mut key {
+                id.clear();
+                id.push_str(&s.id);
+            }
+            in_force
+                .get(&key)
+                .map_or(s.instances.initial, |d| d.value.max(0.0) as u32)
+        };
+        let sets = match &mut self.sets {
+            Some(sets) if sets.len() == scope.service_sets.len() => sets,
+            _ => self.sets.insert(Arc::new(
+                scope
+                    .service_sets
+                    .iter()
+                    .map(|s| set_state(s, instances(s)))
+                    .collect(),
+            )),
+        };
+        for (at, def) in scope.service_sets.iter().enumerate() {
+            let n = instances(def);
+            if sets.get(at).is_some_and(|s| s.instances != n) {
+                Arc::make_mut(sets)[at].instances = n;
+            }
+        }
+        sets.clone()
+    }
+
+    /// The settings in force within the scope: the kept list, in which
+    /// only the parameters whose decisions changed are read again, each
+    /// decision's target looked up once (no allocation but for a target
+    /// not seen before).
+    fn settings(&mut self, scope: &Scope, settings: &SettingsMap) -> Arc<Vec<Setting>> {
+        let kept = &mut self.settings;
+        for (parameter, decisions) in settings.params() {
+            let (version, at) = kept.params.entry(parameter.clone()).or_default();
+            if version.is(&decisions) {
+                continue;
+            }
+            *version = decisions.version();
+            for d in decisions.iter() {
+                let slot = match at.get(&d.target) {
+                    Some(&slot) => slot,
+                    None => {
+                        let slot = scope.covers(&d.target).then(|| {
+                            Arc::make_mut(&mut kept.list).push(Setting {
+                                target: d.target.clone(),
+                                parameter: parameter.to_string(),
+                                value: d.value,
+                            });
+                            kept.list.len() - 1
+                        });
+                        at.insert(d.target.clone(), slot);
+                        slot
+                    }
+                };
+                if let Some(slot) = slot {
+                    if kept.list.get(slot).is_some_and(|s| s.value != d.value) {
+                        Arc::make_mut(&mut kept.list)[slot].value = d.value;
+                    }
+                }
+            }
+        }
+        kept.list.clone()
+    }
+}
+
+/// The settings a projection keeps: per parameter, the decisions last read
+/// and where each target sits in the list (`None`: outside the scope).
+/// Decisions are never withdrawn, only replaced, so the list only grows.
+#[derive(Debug, Default)]
+struct KeptSettings {
+    params: HashMap<Arc<str>, (ParamVersion, Slots)>,
+    list: Arc<Vec<Setting>>,
+}
+
+/// Where each target of one parameter sits in a projection's settings.
+type Slots = HashMap<Target, Option<usize>>;
+
+impl Kept {
+    /// `snap`'s readings that the module sees, as kept if `snap` is the
+    /// snapshot they were built from.
+    fn readings(
+        &mut self,
+        id: &str,
+        snap: &Arc<HostSnapshot>,
+        scope: &Scope,
+        inputs: &[SensorSelector],
+    ) -> Arc<HostReadings> {
+        if let Some((from, built)) = &self.built {
+            if std::ptr::eq(from.as_ptr(), Arc::as_ptr(snap)) {
+                return built.clone();
+            }
+        }
+        if !Arc::ptr_eq(&self.dictionary, &snap.series)
+            || self.dictionary.len() != snap.series.len()
+        {
+            self.dictionary = snap.series.clone();
+            self.visible = (0u32..)
+                .zip(snap.series.iter())
+                .filter(|(_, d)| {
+                    scope.sees(id, &d.resource)
+                        && inputs.iter().any(|s| s.matches(&d.resource, &d.metric))
+                })
+                .map(|(i, _)| i)
+                .collect();
+        }
+        let readings = self
+            .visible
+            .iter()
+            .filter_map(|&i| {
+                let latest = (*snap.latest.get(i as usize)?)?;
+                let d = snap.series.get(i as usize)?;
+                Some(Reading {
+                    resource: d.resource.clone(),
+                    metric: d.metric.clone(),
+                    value: latest.value,
+                    at_ms: latest.at_ms,
+                })
+            })
+            .collect();
+        let built = Arc::new(HostReadings {
+            host: id.to_string(),
+            readings,
+        });
+        self.built = Some((Arc::downgrade(snap), built.clone()));
+        built
+    }
 }
 
 /// A service set's goal as modules see it: as few instances as possible
 /// while its conditions hold.
-fn set_goals(s: &crate::plane::ServiceSetDef) -> Vec<Goal> {
+fn set_goals(s: &ServiceSetDef) -> Vec<Goal> {
     if s.goals.is_empty() {
         return Vec::new();
     }
@@ -86,6 +242,18 @@ fn set_goals(s: &crate::plane::ServiceSetDef) -> Vec<Goal> {
         target: None,
         conditions: s.goals.clone(),
     }]
+}
+
+fn set_state(s: &ServiceSetDef, instances: u32) -> ServiceSetState {
+    ServiceSetState {
+        id: s.id.clone(),
+        customer: s.customer.clone(),
+        members: s.members.clone(),
+        instances,
+        min_instances: s.instances.min,
+        max_instances: s.instances.max,
+        goals: set_goals(s),
+    }
 }
 
 /// The view of `scope` and `inputs` at `at_ms`, from nothing kept.
@@ -116,92 +284,11 @@ pub fn build_with(
     settings: &SettingsMap,
     at_ms: i64,
 ) -> SensorView {
-    let hosts = view.hosts();
-    let hosts = projection
-        .rows(&hosts, scope)
-        .iter_mut()
-        .map(|Row { id, cell, kept }| {
-            let snap = cell.load();
-            if let Some((from, built)) = &kept.built {
-                if std::ptr::eq(from.as_ptr(), Arc::as_ptr(&snap)) {
-                    return built.clone();
-                }
-            }
-            if !Arc::ptr_eq(&kept.dictionary, &snap.series)
-                || kept.dictionary.len() != snap.series.len()
-            {
-                kept.dictionary = snap.series.clone();
-                kept.visible = (0u32..)
-                    .zip(snap.series.iter())
-                    .filter(|(_, d)| {
-                        scope.sees(id, &d.resource)
-                            && inputs.iter().any(|s| s.matches(&d.resource, &d.metric))
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
-            }
-            let readings = kept
-                .visible
-                .iter()
-                .filter_map(|&i| {
-                    let latest = (*snap.latest.get(i as usize)?)?;
-                    let d = snap.series.get(i as usize)?;
-                    Some(Reading {
-                        resource: d.resource.clone(),
-                        metric: d.metric.clone(),
-                        value: latest.value,
-                        at_ms: latest.at_ms,
-                    })
-                })
-                .collect();
-            let built = Arc::new(HostReadings {
-                host: id.to_string(),
-                readings,
-            });
-            kept.built = Some((Arc::downgrade(&snap), built.clone()));
-            built
-        })
-        .collect();
-    // Instances in force: the parameter's map is looked up once, and one
-    // key buffer serves every service set (no allocation per set).
-    let in_force = settings.of(param::INSTANCES);
-    let mut key = Target::ServiceSet(String::new());
-    let service_sets = scope
-        .service_sets
-        .iter()
-        .map(|s| {
-            if let Target::ServiceSet(id) = &mut key {
-                id.clear();
-                id.push_str(&s.id);
-            }
-            let instances = in_force
-                .get(&key)
-                .map_or(s.instances.initial, |d| d.value.max(0.0) as u32);
-            ServiceSetState {
-                id: s.id.clone(),
-                customer: s.customer.clone(),
-                members: s.members.clone(),
-                instances,
-                min_instances: s.instances.min,
-                max_instances: s.instances.max,
-                goals: set_goals(s),
-            }
-        })
-        .collect();
-    let settings = settings
-        .iter()
-        .filter(|d| scope.covers(&d.target))
-        .map(|d| Setting {
-            target: d.target.clone(),
-            parameter: d.parameter.to_string(),
-            value: d.value,
-        })
-        .collect();
     SensorView {
         at_ms,
-        hosts,
-        service_sets,
-        settings,
+        hosts: projection.readings(view, scope, inputs),
+        service_sets: projection.service_sets(scope, settings),
+        settings: projection.settings(scope, settings),
     }
 }
 
@@ -309,5 +396,86 @@ mod tests {
                 ("b", "cpu/0 cpu.utilization", 0.9),
             ],
         );
+    }
+
+    fn instances(set: &str, value: f64) -> Arc<crate::settings::Decision> {
+        Arc::new(crate::settings::Decision {
+            round: 1,
+            target: Target::ServiceSet(set.into()),
+            parameter: Arc::from(param::INSTANCES),
+            value,
+            module: Arc::from("m"),
+            control_plane: Arc::from("p"),
+            contenders: 1,
+            influences: vec![],
+        })
+    }
+
+    #[test]
+    fn kept_service_sets_and_settings_follow_the_settings_in_force() {
+        let set = |id: &str| crate::plane::ServiceSetDef {
+            id: id.into(),
+            customer: "acme".into(),
+            members: vec![vcp_common::view::Member {
+                host: "h".into(),
+                resource: None,
+            }],
+            instances: crate::plane::Instances {
+                min: 1,
+                max: 8,
+                initial: 2,
+            },
+            goals: vec![],
+            instance: None,
+        };
+        let view = View::default();
+        let scope = Scope::new(vec![set("a"), set("b")], false);
+        let settings = crate::settings::Settings::default();
+        let mut kept = Projection::default();
+        let counts = |v: &SensorView| -> Vec<(String, u32)> {
+            v.service_sets
+                .iter()
+                .map(|s| (s.id.clone(), s.instances))
+                .collect()
+        };
+        let first = build_with(&mut kept, &view, &scope, &[], &settings.snapshot(), 1);
+        assert_eq!(counts(&first), [("a".into(), 2), ("b".into(), 2)]);
+        assert!(first.settings.is_empty());
+        // Nothing decided since: the same lists, shared.
+        let again = build_with(&mut kept, &view, &scope, &[], &settings.snapshot(), 2);
+        assert!(Arc::ptr_eq(&first.service_sets, &again.service_sets));
+        assert!(Arc::ptr_eq(&first.settings, &again.settings));
+        // A decision moves one set: the kept list is copied, since the
+        // earlier views still hold it, and those keep what they saw.
+        settings.apply(&[instances("b", 5.0), instances("elsewhere", 3.0)]);
+        let moved = build_with(&mut kept, &view, &scope, &[], &settings.snapshot(), 3);
+        assert_eq!(counts(&moved), [("a".into(), 2), ("b".into(), 5)]);
+        assert_eq!(counts(&first), [("a".into(), 2), ("b".into(), 2)]);
+        assert_eq!(
+            moved
+                .settings
+                .iter()
+                .map(|s| (s.target.to_string(), s.value))
+                .collect::<Vec<_>>(),
+            [(Target::ServiceSet("b".into()).to_string(), 5.0)]
+        );
+        // Moved again, and a first decision for the other set.
+        settings.apply(&[instances("b", 6.0)]);
+        settings.apply(&[instances("a", 1.0)]);
+        let last = build_with(&mut kept, &view, &scope, &[], &settings.snapshot(), 4);
+        assert_eq!(counts(&last), [("a".into(), 1), ("b".into(), 6)]);
+        let fresh = build(&view, &scope, &[], &settings.snapshot(), 4);
+        assert_eq!(counts(&fresh), counts(&last));
+        let sorted = |v: &SensorView| {
+            let mut s: Vec<(String, f64)> = v
+                .settings
+                .iter()
+                .map(|s| (s.target.to_string(), s.value))
+                .collect();
+            s.sort_by(|a, b| a.0.cmp(&b.0));
+            s
+        };
+        assert_eq!(sorted(&fresh), sorted(&last));
+        assert_eq!(sorted(&last).len(), 2);
     }
 }

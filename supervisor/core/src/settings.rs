@@ -68,7 +68,14 @@ impl SettingsMap {
     /// The decisions in force of one parameter, looked up once for many
     /// targets.
     pub fn of(&self, parameter: &str) -> ParamSettings<'_> {
-        ParamSettings(self.by_param.get(parameter).map(|m| &**m))
+        ParamSettings(self.by_param.get(parameter))
+    }
+
+    /// Each parameter with its decisions in force.
+    pub fn params(&self) -> impl Iterator<Item = (&Arc<str>, ParamSettings<'_>)> {
+        self.by_param
+            .iter()
+            .map(|(p, m)| (p, ParamSettings(Some(m))))
     }
 
     pub fn insert(&mut self, d: Arc<Decision>) {
@@ -92,11 +99,35 @@ impl SettingsMap {
 
 /// One parameter's decisions in force (see [`SettingsMap::of`]).
 #[derive(Debug, Clone, Copy)]
-pub struct ParamSettings<'a>(Option<&'a HashSet<ByTarget>>);
+pub struct ParamSettings<'a>(Option<&'a Arc<HashSet<ByTarget>>>);
 
 impl<'a> ParamSettings<'a> {
     pub fn get(&self, target: &Target) -> Option<&'a Decision> {
         self.0?.get(target).map(|b| &*b.0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a Decision> {
+        self.0.into_iter().flat_map(|m| m.iter().map(|b| &*b.0))
+    }
+
+    /// A token of these decisions: a map is never changed once shared, so
+    /// a parameter whose token [`is`](ParamVersion::is) the one kept has
+    /// the same decisions in force. It keeps the map's allocation, not its
+    /// decisions, so no later map can take its address.
+    pub fn version(&self) -> ParamVersion {
+        ParamVersion(self.0.map(Arc::downgrade).unwrap_or_default())
+    }
+}
+
+/// See [`ParamSettings::version`].
+#[derive(Debug, Clone, Default)]
+pub struct ParamVersion(std::sync::Weak<HashSet<ByTarget>>);
+
+impl ParamVersion {
+    pub fn is(&self, settings: &ParamSettings<'_>) -> bool {
+        settings
+            .0
+            .is_some_and(|m| std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(m)))
     }
 }
 

@@ -372,7 +372,8 @@ impl TryFrom<Solicitation<'_>> for m::Solicitation {
                             goals: set.goals.into_iter().map(goal_in).collect(),
                         })
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<Vec<_>, String>>()?
+                    .into(),
                 settings: view
                     .settings
                     .into_iter()
@@ -383,7 +384,8 @@ impl TryFrom<Solicitation<'_>> for m::Solicitation {
                             value: st.value,
                         })
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<Vec<_>, String>>()?
+                    .into(),
             },
         })
     }

@@ -84,7 +84,7 @@ impl Allocation {
     /// Host → its virtual resources, both sorted.
     fn resources(view: &SensorView) -> BTreeMap<&str, Vec<&str>> {
         let mut by_host: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for set in &view.service_sets {
+        for set in view.service_sets.iter() {
             for m in &set.members {
                 if let Some(r) = m.resource.as_deref() {
                     by_host.entry(m.host.as_str()).or_default().push(r);

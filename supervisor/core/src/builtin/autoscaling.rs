@@ -150,7 +150,7 @@ impl ModuleLogic for Autoscaling {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for set in &view.service_sets {
+        for set in view.service_sets.iter() {
             if set.min_instances > set.max_instances {
                 continue;
             }

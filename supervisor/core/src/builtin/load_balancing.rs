@@ -96,7 +96,7 @@ impl ModuleLogic for LoadBalancing {
 
     fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
         let mut out = Vec::new();
-        for set in &s.view.service_sets {
+        for set in s.view.service_sets.iter() {
             for (host, value) in self.weights(&s.view, set) {
                 out.push(Proposal {
                     target: Target::Member {

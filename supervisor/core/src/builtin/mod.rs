@@ -160,7 +160,7 @@ mod tests {
                         10,
                     )],
                 );
-                v.settings.push(Setting {
+                std::sync::Arc::make_mut(&mut v.settings).push(Setting {
                     target: Target::Resource {
                         host: "h1".into(),
                         resource: vcp_common::resource::ResourceId::new("nic/eth0").unwrap(),

@@ -108,7 +108,7 @@ impl ModuleLogic for Spread {
 
     fn solicit(&mut self, s: &Solicitation) -> Vec<Proposal> {
         let mut out = Vec::new();
-        for set in &s.view.service_sets {
+        for set in s.view.service_sets.iter() {
             for (host, count) in self.placement(&s.view, set) {
                 out.push(Proposal {
                     target: Target::Member {

@@ -66,8 +66,8 @@ pub fn view(
     SensorView {
         at_ms,
         hosts: hosts.into_iter().map(Into::into).collect(),
-        service_sets,
-        settings: Vec::new(),
+        service_sets: service_sets.into(),
+        settings: Vec::new().into(),
     }
 }
 

@@ -102,7 +102,7 @@ impl ModuleLogic for TrafficMitigation {
             return Vec::new();
         };
         let mut excess: BTreeMap<&Target, f64> = BTreeMap::new();
-        for st in &s.view.settings {
+        for st in s.view.settings.iter() {
             if st.parameter == param::TRAFFIC_EXCESS {
                 excess.entry(&st.target).or_insert(st.value);
             }
@@ -155,14 +155,14 @@ mod tests {
     fn with_excess(hosts: &[&str], excess: &[(Target, f64)]) -> SensorView {
         let mut v = view(0, hosts.iter().map(|h| host(h, vec![])).collect(), vec![]);
         for (t, x) in excess {
-            v.settings.push(Setting {
+            std::sync::Arc::make_mut(&mut v.settings).push(Setting {
                 target: t.clone(),
                 parameter: param::TRAFFIC_EXCESS.into(),
                 value: *x,
             });
         }
         // Unrelated settings are ignored.
-        v.settings.push(Setting {
+        std::sync::Arc::make_mut(&mut v.settings).push(Setting {
             target: nic("h1", "eth0"),
             parameter: param::CPU_SHARE.into(),
             value: 0.5,
