@@ -18,7 +18,7 @@
 //! [`Writer::full`]). Nothing is ever dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -154,19 +154,24 @@ fn run(mut backend: impl Backend, rx: Receiver<Pending>, shared: &Shared) {
     let mut last_group = 0;
     let mut last_commit = Instant::now();
     while let Ok(first) = rx.recv() {
-        let until = (last_group > 1).then(|| last_commit + GROUP_WAIT);
+        let mut until = (last_group > 1).then(|| last_commit + GROUP_WAIT);
         let mut weight = first.write.weight();
         let (mut writes, mut replies) = (vec![first.write], vec![first.reply]);
         while weight < GROUP_WEIGHT {
-            let more = match (rx.try_recv(), until) {
-                (Ok(more), _) => more,
-                (Err(_), Some(until)) => {
-                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                        Ok(more) => more,
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                    }
+            let more = match (rx.try_recv(), until.take()) {
+                (Ok(more), keep) => {
+                    until = keep;
+                    more
                 }
-                (Err(_), None) => break,
+                // Asleep once until the group's time is up, then whatever
+                // came meanwhile: one wake-up per group, not one per write
+                // (a thread woken a thousand times a second spent more in
+                // being switched to than in SQLite).
+                (Err(TryRecvError::Empty), Some(until)) => {
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    continue;
+                }
+                (Err(_), _) => break,
             };
             weight += more.write.weight();
             writes.push(more.write);
