@@ -16,7 +16,7 @@ use std::time::Instant;
 use procfs_core::{FromRead, LoadAverage};
 use vcp_common::metric::{CPU_CORES, CPU_LOAD1, CPU_LOAD15, CPU_LOAD5, CPU_UTILIZATION};
 
-use super::{parse_err, parse_u64, read_text, Emit, Roots, Sensor, SensorError};
+use super::{parse_err, parse_u64, Emit, Roots, Sensor, SensorError, TextFile};
 
 /// Tick counters of one `cpu` line, folded into what utilisation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,13 +131,18 @@ pub fn emit_stat(prev: Option<&StatSample>, cur: &StatSample, out: &mut dyn Emit
 /// The CPU sensor.
 #[derive(Debug)]
 pub struct CpuSensor {
-    roots: Roots,
+    stat: TextFile,
+    loadavg: TextFile,
     prev: Option<StatSample>,
 }
 
 impl CpuSensor {
     pub fn new(roots: Roots) -> Self {
-        CpuSensor { roots, prev: None }
+        CpuSensor {
+            stat: TextFile::new(roots.proc.join("stat")),
+            loadavg: TextFile::new(roots.proc.join("loadavg")),
+            prev: None,
+        }
     }
 }
 
@@ -148,7 +153,7 @@ impl Sensor for CpuSensor {
 
     fn sample(&mut self, _now: Instant, out: &mut dyn Emit) -> Result<(), SensorError> {
         // Ticks are their own clock: `now` is not needed.
-        let stat = read_text(&self.roots.proc.join("stat")).and_then(|t| parse_stat(&t));
+        let stat = self.stat.read().and_then(parse_stat);
         let stat_result = match stat {
             Ok(cur) => {
                 emit_stat(self.prev.as_ref(), &cur, out);
@@ -160,8 +165,10 @@ impl Sensor for CpuSensor {
                 Err(e)
             }
         };
-        let load = read_text(&self.roots.proc.join("loadavg"))
-            .and_then(|t| parse_loadavg(&t))
+        let load = self
+            .loadavg
+            .read()
+            .and_then(parse_loadavg)
             .map(|(one, five, fifteen)| {
                 out.emit("cpu", &CPU_LOAD1, one);
                 out.emit("cpu", &CPU_LOAD5, five);

@@ -15,7 +15,7 @@ use vcp_common::metric::{
     MEMORY_AVAILABLE, MEMORY_SWAP_TOTAL, MEMORY_SWAP_USED, MEMORY_TOTAL, MEMORY_USED,
 };
 
-use super::{parse_err, parse_u64, read_text, Emit, Roots, Sensor, SensorError};
+use super::{parse_err, parse_u64, Emit, Roots, Sensor, SensorError, TextFile};
 
 /// The `/proc/meminfo` fields the sensor uses, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +79,14 @@ pub fn emit_meminfo(m: &MemInfo, out: &mut dyn Emit) {
 /// The memory sensor.
 #[derive(Debug)]
 pub struct MemorySensor {
-    roots: Roots,
+    meminfo: TextFile,
 }
 
 impl MemorySensor {
     pub fn new(roots: Roots) -> Self {
-        MemorySensor { roots }
+        MemorySensor {
+            meminfo: TextFile::new(roots.proc.join("meminfo")),
+        }
     }
 }
 
@@ -94,8 +96,7 @@ impl Sensor for MemorySensor {
     }
 
     fn sample(&mut self, _now: Instant, out: &mut dyn Emit) -> Result<(), SensorError> {
-        let text = read_text(&self.roots.proc.join("meminfo"))?;
-        emit_meminfo(&parse_meminfo(&text)?, out);
+        emit_meminfo(&parse_meminfo(self.meminfo.read()?)?, out);
         Ok(())
     }
 }

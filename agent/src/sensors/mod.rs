@@ -12,8 +12,11 @@ pub mod gpu;
 pub mod memory;
 pub mod nic;
 pub mod status;
+mod text_file;
 
-use std::path::{Path, PathBuf};
+pub(crate) use text_file::TextFile;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -233,14 +236,6 @@ impl VirtualSensors {
         }
         Ok(allowed)
     }
-}
-
-/// Reads a whole text file, mapping failure to [`SensorError::Io`].
-pub(crate) fn read_text(path: &Path) -> Result<String, SensorError> {
-    std::fs::read_to_string(path).map_err(|source| SensorError::Io {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 /// Builds a [`SensorError::Parse`].

@@ -20,7 +20,7 @@ use vcp_common::metric::{
     NIC_TX_DROPS, NIC_TX_ERRORS, NIC_TX_PACKETS, NIC_UTILIZATION,
 };
 
-use super::{parse_err, parse_u64, read_text, Emit, Roots, Sensor, SensorError};
+use super::{parse_err, parse_u64, Emit, Roots, Sensor, SensorError, TextFile};
 
 /// The rate metrics, in the order of [`NicCounters`].
 pub const RATE_METRICS: [Metric; 8] = [
@@ -151,26 +151,36 @@ pub fn emit_nic(
 #[derive(Debug)]
 pub struct NicSensor {
     roots: Roots,
-    prev: HashMap<String, (Instant, NicCounters)>,
+    net_dev: TextFile,
+    /// Per interface: its counters last read, and its speed file.
+    prev: HashMap<String, Interface>,
+}
+
+#[derive(Debug)]
+struct Interface {
+    at: Instant,
+    counters: NicCounters,
+    speed: TextFile,
 }
 
 impl NicSensor {
     pub fn new(roots: Roots) -> Self {
         NicSensor {
+            net_dev: TextFile::new(roots.proc.join("net/dev")),
             roots,
             prev: HashMap::new(),
         }
     }
+}
 
-    fn speed(&self, name: &str) -> Option<u64> {
-        let path = self.roots.sys.join("class/net").join(name).join("speed");
-        // Missing, EINVAL (virtual devices, link down) and -1 all mean unknown.
-        match read_text(&path).and_then(|t| parse_speed(&t)) {
-            Ok(speed) => speed,
-            Err(e) => {
-                tracing::trace!(interface = name, error = %e, "link speed unknown");
-                None
-            }
+/// An interface's link speed.
+fn speed(name: &str, file: &mut TextFile) -> Option<u64> {
+    // Missing, EINVAL (virtual devices, link down) and -1 all mean unknown.
+    match file.read().and_then(parse_speed) {
+        Ok(speed) => speed,
+        Err(e) => {
+            tracing::trace!(interface = name, error = %e, "link speed unknown");
+            None
         }
     }
 }
@@ -181,8 +191,7 @@ impl Sensor for NicSensor {
     }
 
     fn sample(&mut self, now: Instant, out: &mut dyn Emit) -> Result<(), SensorError> {
-        let text = read_text(&self.roots.proc.join("net/dev"));
-        let devices = match text.and_then(|t| parse_net_dev(&t)) {
+        let devices = match self.net_dev.read().and_then(parse_net_dev) {
             Ok(d) => d,
             Err(e) => {
                 self.prev.clear();
@@ -191,9 +200,30 @@ impl Sensor for NicSensor {
         };
         let mut next = HashMap::with_capacity(devices.len());
         for (name, cur) in devices {
-            let prev = self.prev.get(&name).map(|(at, c)| (*at, c));
-            emit_nic(&name, prev, now, &cur, self.speed(&name), out);
-            next.insert(name, (now, cur));
+            let (prev, mut file) = match self.prev.remove(&name) {
+                Some(i) => (Some((i.at, i.counters)), i.speed),
+                None => {
+                    let path = self.roots.sys.join("class/net").join(&name).join("speed");
+                    (None, TextFile::new(path))
+                }
+            };
+            let link = speed(&name, &mut file);
+            emit_nic(
+                &name,
+                prev.as_ref().map(|(at, c)| (*at, c)),
+                now,
+                &cur,
+                link,
+                out,
+            );
+            next.insert(
+                name,
+                Interface {
+                    at: now,
+                    counters: cur,
+                    speed: file,
+                },
+            );
         }
         // Interfaces that vanished are forgotten here.
         self.prev = next;

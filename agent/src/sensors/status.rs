@@ -21,7 +21,7 @@ use vcp_common::metric::{
     STATUS_UP, STATUS_UPTIME,
 };
 
-use super::{parse_err, parse_u64, read_text, Emit, Roots, Sensor, SensorError};
+use super::{parse_err, parse_u64, Emit, Roots, Sensor, SensorError, TextFile};
 use crate::uplink_status::UplinkStatus;
 
 /// Ticks per second assumed when `AT_CLKTCK` is unavailable.
@@ -95,7 +95,9 @@ pub fn clk_tck_from_auxv(auxv: &[u8]) -> Option<u64> {
 /// The status sensor.
 #[derive(Debug)]
 pub struct StatusSensor {
-    roots: Roots,
+    uptime: TextFile,
+    stat: TextFile,
+    status: TextFile,
     uplink: Arc<UplinkStatus>,
     clk_tck: u64,
 }
@@ -118,7 +120,9 @@ impl StatusSensor {
             }
         };
         StatusSensor {
-            roots,
+            uptime: TextFile::new(roots.proc.join("uptime")),
+            stat: TextFile::new(roots.proc.join("self/stat")),
+            status: TextFile::new(roots.proc.join("self/status")),
             uplink,
             clk_tck,
         }
@@ -131,25 +135,26 @@ impl Sensor for StatusSensor {
     }
 
     fn sample(&mut self, now: Instant, out: &mut dyn Emit) -> Result<(), SensorError> {
-        let proc = &self.roots.proc;
         out.emit("host", &STATUS_UP, 1.0);
-        let uptime = read_text(&proc.join("uptime"))
-            .and_then(|t| parse_uptime(&t))
+        let uptime = self
+            .uptime
+            .read()
+            .and_then(parse_uptime)
             .map(|up| out.emit("host", &STATUS_UPTIME, up));
         if let Some(d) = self.uplink.since_ack(now) {
             out.emit("agent", &STATUS_SINCE_ACK, d.as_secs_f64());
         }
-        let cpu = read_text(&proc.join("self/stat"))
-            .and_then(|t| parse_self_stat(&t))
-            .map(|ticks| {
-                out.emit(
-                    "agent",
-                    &STATUS_AGENT_CPU,
-                    ticks as f64 / self.clk_tck as f64,
-                )
-            });
-        let rss = read_text(&proc.join("self/status"))
-            .and_then(|t| parse_vm_rss(&t))
+        let cpu = self.stat.read().and_then(parse_self_stat).map(|ticks| {
+            out.emit(
+                "agent",
+                &STATUS_AGENT_CPU,
+                ticks as f64 / self.clk_tck as f64,
+            )
+        });
+        let rss = self
+            .status
+            .read()
+            .and_then(parse_vm_rss)
             .map(|bytes| out.emit("agent", &STATUS_AGENT_RSS, bytes as f64));
         out.emit(
             "agent",
