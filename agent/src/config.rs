@@ -43,7 +43,7 @@ pub struct AgentFile {
     /// default), `cgroup`, `exec` or `gpu-power`.
     pub actuator: crate::actuators::ActuatorConfig,
     /// cgroup v2 groups and the application metrics endpoint.
-    pub sensors: crate::sensors::VirtualSensors,
+    pub sensors: crate::sensors::SensorConfig,
 }
 
 impl Default for AgentFile {
@@ -160,6 +160,17 @@ mod tests {
         let cfg = AgentFile::parse(text).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.agent_id.as_deref(), Some("host-1"));
+        // The commented list of skipped filesystem types is the default.
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# filesystem_skip_types = "))
+            .expect("the example shows the default list");
+        let shown: crate::sensors::SensorConfig =
+            toml::from_str(&format!("filesystem_skip_types = {line}")).unwrap();
+        assert_eq!(
+            shown.filesystem_skip_types,
+            crate::sensors::SensorConfig::default().filesystem_skip_types
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct AgentOptions {
     /// How this host applies configurations (dry-run by default).
     pub actuator: actuators::ActuatorConfig,
     /// Virtual-resource and application sensors.
-    pub sensors: sensors::VirtualSensors,
+    pub sensors: sensors::SensorConfig,
     /// Series the agent defines over its life; readings of further series
     /// are refused and counted (keep it at or below the supervisor's
     /// per-agent `max_series`, whose default is the same).

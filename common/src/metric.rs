@@ -92,7 +92,37 @@ metrics! {
     NIC_RX_DROPS = "nic.rx.drops_per_second", PerSecond, -2, "received packets dropped per second";
     NIC_TX_DROPS = "nic.tx.drops_per_second", PerSecond, -2, "transmit packets dropped per second";
     NIC_SPEED = "nic.speed", BitsPerSecond, 0, "link speed from /sys/class/net/IF/speed, where the driver knows it";
+    NIC_CARRIER = "nic.carrier", Boolean, 0, "1 when the link has a carrier (/sys/class/net/IF/carrier; none while the interface is down)";
+    NIC_UP = "nic.up", Boolean, 0, "1 when the interface's operstate is up";
+    NIC_MTU = "nic.mtu", Bytes, 0, "the interface's MTU";
     NIC_UTILIZATION = "nic.utilization", Ratio, -5, "max(rx, tx) bytes/s over link speed, where the speed is known";
+
+    DISK_READ_BYTES = "disk.read.bytes_per_second", BytesPerSecond, 0, "bytes read per second (/proc/diskstats sectors read, 512 bytes each)";
+    DISK_WRITE_BYTES = "disk.write.bytes_per_second", BytesPerSecond, 0, "bytes written per second (/proc/diskstats sectors written, 512 bytes each)";
+    DISK_READ_OPS = "disk.read.ops_per_second", PerSecond, -2, "reads completed per second";
+    DISK_WRITE_OPS = "disk.write.ops_per_second", PerSecond, -2, "writes completed per second";
+    DISK_UTILIZATION = "disk.utilization", Ratio, -5, "share of the time the device had a request in flight (io_ticks)";
+    DISK_QUEUE_DEPTH = "disk.queue_depth", Load, -3, "requests in flight, averaged over the time since the previous sample (time_in_queue)";
+
+    FS_SIZE = "filesystem.size", Bytes, 0, "size of the filesystem (statvfs)";
+    FS_USED = "filesystem.used", Bytes, 0, "size less free space (the root-reserved blocks count as free)";
+    FS_AVAILABLE = "filesystem.available", Bytes, 0, "space free to unprivileged users";
+    FS_INODES_TOTAL = "filesystem.inodes.total", Count, 0, "inodes of the filesystem, where it has a fixed number";
+    FS_INODES_FREE = "filesystem.inodes.free", Count, 0, "inodes free";
+    FS_READ_ONLY = "filesystem.read_only", Boolean, 0, "1 when mounted read-only";
+
+    PRESSURE_CPU_SOME = "pressure.cpu.some", Ratio, -5, "share of the last 10 s at least one task waited for a CPU (/proc/pressure/cpu some avg10)";
+    PRESSURE_CPU_FULL = "pressure.cpu.full", Ratio, -5, "share of the last 10 s all non-idle tasks waited for a CPU (full avg10; kernels since 5.13)";
+    PRESSURE_CPU_SOME_STALLED = "pressure.cpu.some.stalled", Ratio, -5, "share of the time since the previous sample at least one task waited for a CPU (some total)";
+    PRESSURE_CPU_FULL_STALLED = "pressure.cpu.full.stalled", Ratio, -5, "share of the time since the previous sample all non-idle tasks waited for a CPU (full total)";
+    PRESSURE_MEMORY_SOME = "pressure.memory.some", Ratio, -5, "share of the last 10 s at least one task stalled on memory (/proc/pressure/memory some avg10)";
+    PRESSURE_MEMORY_FULL = "pressure.memory.full", Ratio, -5, "share of the last 10 s all non-idle tasks stalled on memory (full avg10)";
+    PRESSURE_MEMORY_SOME_STALLED = "pressure.memory.some.stalled", Ratio, -5, "share of the time since the previous sample at least one task stalled on memory (some total)";
+    PRESSURE_MEMORY_FULL_STALLED = "pressure.memory.full.stalled", Ratio, -5, "share of the time since the previous sample all non-idle tasks stalled on memory (full total)";
+    PRESSURE_IO_SOME = "pressure.io.some", Ratio, -5, "share of the last 10 s at least one task waited for IO (/proc/pressure/io some avg10)";
+    PRESSURE_IO_FULL = "pressure.io.full", Ratio, -5, "share of the last 10 s all non-idle tasks waited for IO (full avg10)";
+    PRESSURE_IO_SOME_STALLED = "pressure.io.some.stalled", Ratio, -5, "share of the time since the previous sample at least one task waited for IO (some total)";
+    PRESSURE_IO_FULL_STALLED = "pressure.io.full.stalled", Ratio, -5, "share of the time since the previous sample all non-idle tasks waited for IO (full total)";
 
     GPU_PRESENT = "gpu.present", Boolean, 0, "1 when NVML found at least one device; resource `gpu`";
     GPU_UTILIZATION = "gpu.utilization", Ratio, -5, "share of time a kernel ran on the device";

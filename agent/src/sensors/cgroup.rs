@@ -102,22 +102,7 @@ pub fn parse_io_stat(text: &str) -> Result<IoBytes, SensorError> {
 
 /// `some avg10` of a pressure file, as a ratio in 0..=1.
 pub fn parse_pressure_some_avg10(text: &str) -> Result<f64, SensorError> {
-    const WHAT: &str = "pressure";
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("some "))
-        .ok_or_else(|| parse_err(WHAT, "no 'some' line"))?;
-    let v = line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("avg10="))
-        .ok_or_else(|| parse_err(WHAT, "no avg10"))?;
-    let pct: f64 = v
-        .parse()
-        .map_err(|e| parse_err(WHAT, format!("{v:?}: {e}")))?;
-    if !(0.0..=100.0).contains(&pct) {
-        return Err(parse_err(WHAT, format!("avg10={v} is not a percentage")));
-    }
-    Ok(pct / 100.0)
+    super::pressure::parse_pressure(text).map(|p| p.some.avg10)
 }
 
 /// `memory.current`, in bytes.

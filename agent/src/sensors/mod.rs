@@ -8,9 +8,12 @@
 pub mod app;
 pub mod cgroup;
 pub mod cpu;
+pub mod disk;
+pub mod filesystem;
 pub mod gpu;
 pub mod memory;
 pub mod nic;
+pub mod pressure;
 pub mod status;
 mod text_file;
 
@@ -87,16 +90,23 @@ pub trait Sensor: Send {
     fn sample(&mut self, now: Instant, out: &mut dyn Emit) -> Result<(), SensorError>;
 }
 
-/// The standard sensor set of a host, in order: cpu, memory, nic, gpu, status.
+/// The standard sensor set of a host, in order: cpu, memory, nic, disk,
+/// filesystem, pressure, gpu, status, then those of `extra`.
 pub fn standard(
     roots: &Roots,
     status: Arc<UplinkStatus>,
-    extra: &VirtualSensors,
+    extra: &SensorConfig,
 ) -> Vec<Box<dyn Sensor>> {
     let mut sensors: Vec<Box<dyn Sensor>> = vec![
         Box::new(cpu::CpuSensor::new(roots.clone())),
         Box::new(memory::MemorySensor::new(roots.clone())),
         Box::new(nic::NicSensor::new(roots.clone())),
+        Box::new(disk::DiskSensor::new(roots, extra.disk_skip.clone())),
+        Box::new(filesystem::FilesystemSensor::new(
+            roots,
+            extra.filesystem_skip_types.clone(),
+        )),
+        Box::new(pressure::PressureSensor::new(roots)),
         Box::new(gpu::GpuSensor::new()),
         Box::new(status::StatusSensor::new(roots.clone(), status)),
     ];
@@ -130,10 +140,17 @@ pub fn standard(
     sensors
 }
 
-/// Sensors of virtual resources and applications, from the agent's config.
+/// The `[sensors]` table of the agent's config: which devices and
+/// filesystems the host's sensors leave out, and the sensors of virtual
+/// resources and applications.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct VirtualSensors {
+pub struct SensorConfig {
+    /// Block devices whose name starts with one of these are not read
+    /// (partitions never are).
+    pub disk_skip: Vec<String>,
+    /// Filesystem types not read.
+    pub filesystem_skip_types: Vec<String>,
     /// The cgroup v2 mount.
     pub cgroup_root: PathBuf,
     /// Groups to read, relative to the root (e.g. `system.slice/web.service`).
@@ -156,9 +173,14 @@ pub struct VirtualSensors {
     pub app_max_series: usize,
 }
 
-impl Default for VirtualSensors {
+impl Default for SensorConfig {
     fn default() -> Self {
-        VirtualSensors {
+        SensorConfig {
+            disk_skip: disk::DEFAULT_SKIP.iter().map(|s| s.to_string()).collect(),
+            filesystem_skip_types: filesystem::DEFAULT_SKIP_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroups: Vec::new(),
             cgroup_slice: None,
@@ -189,7 +211,7 @@ fn de_app_resources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String
     Ok(v)
 }
 
-impl VirtualSensors {
+impl SensorConfig {
     /// Checks the application endpoint's settings (the TOML parser already
     /// checks the resources; this covers values set in code): listed and
     /// default resources must be valid resource ids, the series cap at most
@@ -262,15 +284,27 @@ mod tests {
         let sensors = standard(
             &Roots::default(),
             Arc::new(UplinkStatus::default()),
-            &VirtualSensors::default(),
+            &SensorConfig::default(),
         );
         let names: Vec<&str> = sensors.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["cpu", "memory", "nic", "gpu", "status"]);
+        assert_eq!(
+            names,
+            [
+                "cpu",
+                "memory",
+                "nic",
+                "disk",
+                "filesystem",
+                "pressure",
+                "gpu",
+                "status"
+            ]
+        );
     }
 
     #[test]
     fn app_settings_parse_and_are_checked() {
-        let v: VirtualSensors = toml::from_str(
+        let v: SensorConfig = toml::from_str(
             "app_port = 0\napp_resources = [\"app/web\", \"cgroup/system.slice/api.service\"]\napp_default_resource = \"app/default\"\ncgroups = [\"web\"]\ncgroup_slice = \"vcp.slice\"",
         )
         .unwrap();
@@ -303,29 +337,29 @@ mod tests {
             ("app_resources = [\"a b\"]", "a b"),
             ("app_default_resource = \"cgroup//web\"", "cgroup//web"),
         ] {
-            let e = toml::from_str::<VirtualSensors>(text).unwrap_err();
+            let e = toml::from_str::<SensorConfig>(text).unwrap_err();
             assert!(e.to_string().contains(bad), "{text}: {e}");
         }
         // And by validate() when set in code.
         for (v, bad) in [
             (
-                VirtualSensors {
+                SensorConfig {
                     app_resources: vec!["app/web".into(), "app/x/..".into()],
-                    ..VirtualSensors::default()
+                    ..SensorConfig::default()
                 },
                 "app/x/..",
             ),
             (
-                VirtualSensors {
+                SensorConfig {
                     app_default_resource: Some("/app".into()),
-                    ..VirtualSensors::default()
+                    ..SensorConfig::default()
                 },
                 "/app",
             ),
             (
-                VirtualSensors {
+                SensorConfig {
                     app_max_series: app::MAX_MAX_SERIES + 1,
-                    ..VirtualSensors::default()
+                    ..SensorConfig::default()
                 },
                 "app_max_series",
             ),

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use vcp_common::metric::{
-    Metric, NIC_RX_BYTES, NIC_RX_DROPS, NIC_RX_ERRORS, NIC_RX_PACKETS, NIC_SPEED, NIC_TX_BYTES,
-    NIC_TX_DROPS, NIC_TX_ERRORS, NIC_TX_PACKETS, NIC_UTILIZATION,
+    Metric, NIC_CARRIER, NIC_MTU, NIC_RX_BYTES, NIC_RX_DROPS, NIC_RX_ERRORS, NIC_RX_PACKETS,
+    NIC_SPEED, NIC_TX_BYTES, NIC_TX_DROPS, NIC_TX_ERRORS, NIC_TX_PACKETS, NIC_UP, NIC_UTILIZATION,
 };
 
 use super::{parse_err, parse_u64, Emit, Roots, Sensor, SensorError, TextFile};
@@ -88,6 +88,35 @@ pub fn parse_speed(text: &str) -> Result<Option<u64>, SensorError> {
     })
 }
 
+/// `carrier`: whether the link has one. (The kernel refuses the read,
+/// EINVAL, while the interface is down: no reading then.)
+pub fn parse_carrier(text: &str) -> Result<bool, SensorError> {
+    match text.trim() {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        t => Err(parse_err("carrier", format!("{t:?}"))),
+    }
+}
+
+/// `operstate` (RFC 2863): whether the interface is `up`; every other
+/// state (`down`, `dormant`, `lowerlayerdown`, `unknown` as for `lo`, …)
+/// counts as not up, as node_exporter's `node_network_up` has it.
+pub fn parse_operstate(text: &str) -> Result<bool, SensorError> {
+    match text.trim() {
+        "" => Err(parse_err("operstate", "empty")),
+        t => Ok(t == "up"),
+    }
+}
+
+/// Link-layer facts read with the counters: speed, carrier, up, MTU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Link {
+    pub speed_bits: Option<u64>,
+    pub carrier: Option<bool>,
+    pub up: Option<bool>,
+    pub mtu: Option<u64>,
+}
+
 /// How far a counter advanced from `prev` to `cur`. A counter that went
 /// backwards is taken as a wrap of a 32-bit (both values fit in 32 bits) or
 /// 64-bit counter only when the wrapped distance is under half the
@@ -112,12 +141,23 @@ pub fn emit_nic(
     prev: Option<(Instant, &NicCounters)>,
     now: Instant,
     cur: &NicCounters,
-    speed_bits: Option<u64>,
+    link: &Link,
     out: &mut dyn Emit,
 ) {
     let resource = format!("nic/{name}");
+    let speed_bits = link.speed_bits;
     if let Some(speed) = speed_bits {
         out.emit(&resource, &NIC_SPEED, speed as f64);
+    }
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    if let Some(c) = link.carrier {
+        out.emit(&resource, &NIC_CARRIER, flag(c));
+    }
+    if let Some(up) = link.up {
+        out.emit(&resource, &NIC_UP, flag(up));
+    }
+    if let Some(mtu) = link.mtu {
+        out.emit(&resource, &NIC_MTU, mtu as f64);
     }
     let Some((then, before)) = prev else { return };
     let secs = now.saturating_duration_since(then).as_secs_f64();
@@ -160,7 +200,50 @@ pub struct NicSensor {
 struct Interface {
     at: Instant,
     counters: NicCounters,
+    files: LinkFiles,
+}
+
+/// An interface's files under `/sys/class/net/IF`.
+#[derive(Debug)]
+struct LinkFiles {
     speed: TextFile,
+    carrier: TextFile,
+    operstate: TextFile,
+    mtu: TextFile,
+}
+
+impl LinkFiles {
+    fn new(dir: std::path::PathBuf) -> LinkFiles {
+        LinkFiles {
+            speed: TextFile::new(dir.join("speed")),
+            carrier: TextFile::new(dir.join("carrier")),
+            operstate: TextFile::new(dir.join("operstate")),
+            mtu: TextFile::new(dir.join("mtu")),
+        }
+    }
+
+    fn read(&mut self, name: &str) -> Link {
+        fn known<T>(name: &str, what: &str, r: Result<T, SensorError>) -> Option<T> {
+            r.map_err(|e| tracing::trace!(interface = name, error = %e, "{what} unknown"))
+                .ok()
+        }
+        Link {
+            // Missing, EINVAL (virtual devices, link down) and -1 all mean unknown.
+            speed_bits: known(name, "link speed", self.speed.read().and_then(parse_speed))
+                .flatten(),
+            carrier: known(name, "carrier", self.carrier.read().and_then(parse_carrier)),
+            up: known(
+                name,
+                "operstate",
+                self.operstate.read().and_then(parse_operstate),
+            ),
+            mtu: known(
+                name,
+                "mtu",
+                self.mtu.read().and_then(|t| parse_u64("mtu", t.trim())),
+            ),
+        }
+    }
 }
 
 impl NicSensor {
@@ -169,18 +252,6 @@ impl NicSensor {
             net_dev: TextFile::new(roots.proc.join("net/dev")),
             roots,
             prev: HashMap::new(),
-        }
-    }
-}
-
-/// An interface's link speed.
-fn speed(name: &str, file: &mut TextFile) -> Option<u64> {
-    // Missing, EINVAL (virtual devices, link down) and -1 all mean unknown.
-    match file.read().and_then(parse_speed) {
-        Ok(speed) => speed,
-        Err(e) => {
-            tracing::trace!(interface = name, error = %e, "link speed unknown");
-            None
         }
     }
 }
@@ -200,20 +271,20 @@ impl Sensor for NicSensor {
         };
         let mut next = HashMap::with_capacity(devices.len());
         for (name, cur) in devices {
-            let (prev, mut file) = match self.prev.remove(&name) {
-                Some(i) => (Some((i.at, i.counters)), i.speed),
-                None => {
-                    let path = self.roots.sys.join("class/net").join(&name).join("speed");
-                    (None, TextFile::new(path))
-                }
+            let (prev, mut files) = match self.prev.remove(&name) {
+                Some(i) => (Some((i.at, i.counters)), i.files),
+                None => (
+                    None,
+                    LinkFiles::new(self.roots.sys.join("class/net").join(&name)),
+                ),
             };
-            let link = speed(&name, &mut file);
+            let link = files.read(&name);
             emit_nic(
                 &name,
                 prev.as_ref().map(|(at, c)| (*at, c)),
                 now,
                 &cur,
-                link,
+                &link,
                 out,
             );
             next.insert(
@@ -221,7 +292,7 @@ impl Sensor for NicSensor {
                 Interface {
                     at: now,
                     counters: cur,
-                    speed: file,
+                    files,
                 },
             );
         }
@@ -287,7 +358,10 @@ mod tests {
             Some((t0, &a[3].1)),
             t1,
             &b[3].1,
-            Some(1_000_000_000),
+            &Link {
+                speed_bits: Some(1_000_000_000),
+                ..Link::default()
+            },
             &mut c,
         );
         // 67671041 - 67670857 = 184 bytes in 2 s; tx 260349 - 260165 = 184
@@ -309,6 +383,17 @@ mod tests {
         assert_eq!(parse_speed("4294967295\n").unwrap(), None);
         assert!(parse_speed("").is_err());
         assert!(parse_speed("fast").is_err());
+    }
+
+    #[test]
+    fn carrier_and_operstate_files() {
+        assert!(parse_carrier("1\n").unwrap());
+        assert!(!parse_carrier("0\n").unwrap());
+        assert!(parse_carrier("yes\n").is_err());
+        assert!(parse_operstate("up\n").unwrap());
+        assert!(!parse_operstate("unknown\n").unwrap());
+        assert!(!parse_operstate("dormant\n").unwrap());
+        assert!(parse_operstate("\n").is_err());
     }
 
     #[test]
@@ -359,6 +444,12 @@ mod tests {
                 std::fs::write(d.join("speed"), s).unwrap();
             }
         }
+        let eth0 = roots.sys.join("class/net/eth0");
+        std::fs::write(eth0.join("carrier"), "1\n").unwrap();
+        std::fs::write(eth0.join("operstate"), "up\n").unwrap();
+        std::fs::write(eth0.join("mtu"), "9000\n").unwrap();
+        let eth1 = roots.sys.join("class/net/eth1");
+        std::fs::write(eth1.join("operstate"), "lowerlayerdown\n").unwrap();
         let write =
             |lines: &[String]| std::fs::write(roots.proc.join("net/dev"), dev(lines)).unwrap();
         let m32 = u64::from(u32::MAX);
@@ -379,6 +470,12 @@ mod tests {
             "first sample has no rates"
         );
         assert_eq!(c.get("nic/eth1", &NIC_SPEED), None);
+        assert_eq!(c.get("nic/eth0", &NIC_CARRIER), Some(1.0));
+        assert_eq!(c.get("nic/eth0", &NIC_UP), Some(1.0));
+        assert_eq!(c.get("nic/eth0", &NIC_MTU), Some(9000.0));
+        // No carrier file (the kernel refuses the read while down): none.
+        assert_eq!(c.get("nic/eth1", &NIC_CARRIER), None);
+        assert_eq!(c.get("nic/eth1", &NIC_UP), Some(0.0));
 
         // eth0 rx wraps at 32 bits (+2000), eth1 rx was reset, wlan0 appears.
         write(&[
@@ -422,7 +519,12 @@ mod tests {
         // Same instant twice: no division by zero.
         let mut c = Collected::default();
         s.sample(t0 + Duration::from_secs(4), &mut c).unwrap();
-        assert!(c.0.is_empty());
+        assert!(
+            c.0.iter()
+                .all(|(_, m, _)| !RATE_METRICS.iter().any(|r| r.name == *m)),
+            "{:?}",
+            c.0
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::check_resource;
 
 /// The resources application lines may name (see the module docs); built
 /// from the agent's configuration by
-/// [`VirtualSensors::app_allowed`](super::VirtualSensors::app_allowed).
+/// [`SensorConfig::app_allowed`](super::SensorConfig::app_allowed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedResources {
     exact: BTreeSet<String>,

@@ -1,7 +1,7 @@
 //! The endpoint over real loopback UDP, and its parser on fixtures.
 
 use super::*;
-use crate::sensors::{Collected, VirtualSensors};
+use crate::sensors::{Collected, SensorConfig};
 use std::time::Duration;
 
 fn parse_all(text: &str, default: Option<&str>) -> (Vec<(String, &'static str, f64)>, u64) {
@@ -218,13 +218,13 @@ fn loopback_endpoint() {
 
 /// The endpoint of an agent configured like the example in the docs.
 fn configured(max_series: usize) -> AppSensor {
-    let cfg = VirtualSensors {
+    let cfg = SensorConfig {
         cgroups: vec!["system.slice/api.service".into()],
         cgroup_slice: Some("vcp.slice".into()),
         app_resources: vec!["app/web".into()],
         app_default_resource: Some("app/default".into()),
         app_max_series: max_series,
-        ..VirtualSensors::default()
+        ..SensorConfig::default()
     };
     AppSensor::bind(
         0,
