@@ -13,6 +13,10 @@ mod admin;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` (colours only on a terminal) or `json`
+    /// (one object per line, for log shippers).
+    #[arg(long, global = true, default_value = "text")]
+    log_format: vcp_common::log::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,12 +125,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchFleet(_) => "warn,vcp_agent=error",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| quiet.into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    vcp_common::log::init(cli.log_format, quiet);
     match cli.command {
         Command::Demo(args) => runtime()?.block_on(vcp::demo::run(args)),
         Command::BenchRounds(args) => runtime()?.block_on(vcp::bench_rounds::run(args)),

@@ -19,6 +19,10 @@ use vcp_transport::enrol::Enrolment;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
+    /// Log format on stderr: `text` (colours only on a terminal) or `json`
+    /// (one object per line, for log shippers).
+    #[arg(long, default_value = "text")]
+    log_format: vcp_common::log::LogFormat,
     /// TOML configuration file (see agent/agent.example.toml).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -55,13 +59,8 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let cli = Cli::parse();
+    vcp_common::log::init(cli.log_format, "info");
     let mut file = match &cli.config {
         Some(p) => AgentFile::load(p)?,
         None => AgentFile::default(),

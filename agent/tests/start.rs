@@ -66,7 +66,13 @@ fn readings(sup: &Supervisor) -> u64 {
 
 /// Waits until host-1 has delivered more than `after` readings, then
 /// stops the agent (SIGINT, as Ctrl-C) and returns what it printed.
-async fn delivers(sup: &Supervisor, mut child: Child, after: u64) -> String {
+async fn delivers(sup: &Supervisor, child: Child, after: u64) -> String {
+    let (stderr, stdout) = delivers_output(sup, child, after).await;
+    stdout + &stderr
+}
+
+/// As [`delivers`], returning stderr and stdout apart.
+async fn delivers_output(sup: &Supervisor, mut child: Child, after: u64) -> (String, String) {
     let start = Instant::now();
     while readings(sup) <= after {
         if let Some(status) = child.try_wait().unwrap() {
@@ -81,7 +87,11 @@ async fn delivers(sup: &Supervisor, mut child: Child, after: u64) -> String {
     }
     // SAFETY: kill(2) on the pid of a child not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    text(&child.wait_with_output().unwrap())
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn text(out: &Output) -> String {
@@ -139,7 +149,28 @@ async fn the_agent_binary_enrols_then_uses_what_it_stored() {
     let log = delivers(&sup, child, before).await;
     assert!(log.contains("using the enrolled certificate"), "{log}");
     assert!(!log.contains("enrolled: certificate stored"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "no colour codes off a terminal: {log}"
+    );
     assert_eq!(sup.credentials.list().unwrap().len(), 1, "one certificate");
+
+    // For log shippers: one JSON object per line, on stderr.
+    let before = readings(&sup);
+    let mut cmd = agent(dir.path(), &sup, &["--log-format", "json"]);
+    let child = cmd.spawn().unwrap();
+    let (out, stdout) = delivers_output(&sup, child, before).await;
+    assert!(stdout.is_empty(), "logs go to stderr: {stdout}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "using the enrolled certificate"),
+        "{out}"
+    );
 
     // The operator's files come first, over what is stored.
     let missing = dir.path().join("missing.pem");

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod frame;
 pub mod goal;
 pub mod identity;
+pub mod log;
 pub mod metric;
 pub mod module;
 pub mod protocol;

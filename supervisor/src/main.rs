@@ -16,6 +16,10 @@ use vcp_supervisor::{ApiOptions, Supervisor, SupervisorConfig};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
+    /// Log format on stderr: `text` (colours only on a terminal) or `json`
+    /// (one object per line, for log shippers).
+    #[arg(long, default_value = "text")]
+    log_format: vcp_common::log::LogFormat,
     /// UDP address to listen on for agents.
     #[arg(long, default_value = "127.0.0.1:4433")]
     listen: SocketAddr,
@@ -67,13 +71,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let cli = Cli::parse();
+    vcp_common::log::init(cli.log_format, "info");
     let tls = TlsMaterial::from_pem_files(&cli.ca, &cli.cert, &cli.key)?;
     let control = match &cli.config {
         Some(path) => SupervisorFile::load(path)?,

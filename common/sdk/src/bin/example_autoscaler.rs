@@ -16,6 +16,10 @@ use vcp_module_sdk::{run, ModuleConnect};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
+    /// Log format on stderr: `text` (colours only on a terminal) or `json`
+    /// (one object per line, for log shippers).
+    #[arg(long, default_value = "text")]
+    log_format: vcp_common::log::LogFormat,
     /// The module id configured in the supervisor (its credential names it).
     #[arg(long)]
     id: String,
@@ -48,13 +52,8 @@ struct Cli {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let cli = Cli::parse();
+    vcp_common::log::init(cli.log_format, "info");
     let enrolment = Enrolment {
         role: Role::Module,
         id: cli.id.clone(),
