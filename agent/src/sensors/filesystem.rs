@@ -9,7 +9,9 @@
 //! mounts, stacked mounts) is read once. `sysinfo`'s disk list gives
 //! total and available space but not the space used (it cannot tell free
 //! from available: the root-reserved blocks) nor inodes, so the sensor
-//! asks `statvfs` directly, which gives all of them exactly.
+//! asks `statvfs` directly, which gives all of them exactly — on a worker
+//! thread, so that a hung network filesystem stops only its own readings
+//! (see `statvfs_worker`).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -21,6 +23,7 @@ use vcp_common::metric::{
     Metric, FS_AVAILABLE, FS_INODES_FREE, FS_INODES_TOTAL, FS_READ_ONLY, FS_SIZE, FS_USED,
 };
 
+use super::statvfs_worker::{self, Asked, StatvfsWorker};
 use super::{parse_err, Emit, Roots, Sensor, SensorError, TextFile};
 
 /// Every metric this sensor emits.
@@ -184,6 +187,7 @@ pub fn emit_space(resource: &str, s: &Space, read_only: bool, out: &mut dyn Emit
 pub struct FilesystemSensor {
     mountinfo: TextFile,
     skip_types: Vec<String>,
+    statvfs: StatvfsWorker,
     /// Mount points whose `statvfs` failed, said once each.
     failed: std::collections::HashSet<PathBuf>,
 }
@@ -193,6 +197,7 @@ impl FilesystemSensor {
         FilesystemSensor {
             mountinfo: TextFile::new(roots.proc.join("self/mountinfo")),
             skip_types,
+            statvfs: StatvfsWorker::new(statvfs, statvfs_worker::TIMEOUT),
             failed: Default::default(),
         }
     }
@@ -226,16 +231,22 @@ impl Sensor for FilesystemSensor {
 
     fn sample(&mut self, _now: Instant, out: &mut dyn Emit) -> Result<(), SensorError> {
         for (resource, m) in self.mounts()? {
-            match statvfs(&m.point) {
-                Ok(space) => {
+            match self.statvfs.ask(&m.point) {
+                Asked::Done(Ok(space)) => {
                     self.failed.remove(&m.point);
                     emit_space(&resource, &space, m.read_only, out);
                 }
-                Err(e) => {
+                Asked::Done(Err(e)) => {
                     if self.failed.insert(m.point.clone()) {
                         tracing::info!(mount = %m.point.display(), error = %e, "filesystem not readable; no readings for it");
                     }
                 }
+                Asked::StuckNow => tracing::warn!(
+                    mount = %m.point.display(),
+                    "statvfs has not returned within {:?} (a hung network filesystem?); no readings for it until it does",
+                    statvfs_worker::TIMEOUT
+                ),
+                Asked::Stuck => {}
             }
         }
         Ok(())

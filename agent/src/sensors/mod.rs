@@ -15,6 +15,7 @@ pub mod memory;
 pub mod nic;
 pub mod pressure;
 pub mod status;
+mod statvfs_worker;
 mod text_file;
 
 pub(crate) use text_file::TextFile;
