@@ -76,6 +76,9 @@ metrics! {
     CPU_LOAD1 = "cpu.load1", Load, -2, "1-minute load average";
     CPU_LOAD5 = "cpu.load5", Load, -2, "5-minute load average";
     CPU_LOAD15 = "cpu.load15", Load, -2, "15-minute load average";
+    CPU_FREQUENCY = "cpu.frequency", Megahertz, -1, "the core's current clock: cpufreq's scaling_cur_freq, or /proc/cpuinfo's cpu MHz without cpufreq";
+    CPU_THROTTLE_CORE = "cpu.throttle.core", Count, 0, "thermal throttle events of the core since boot (thermal_throttle/core_throttle_count), where the platform counts them";
+    CPU_THROTTLE_PACKAGE = "cpu.throttle.package", Count, 0, "thermal throttle events of the package since boot, on resource `cpu/package/P`";
 
     MEMORY_TOTAL = "memory.total", Bytes, 0, "MemTotal";
     MEMORY_AVAILABLE = "memory.available", Bytes, 0, "MemAvailable";

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cgroup;
 pub mod cpu;
+pub mod cpufreq;
 pub mod disk;
 pub mod filesystem;
 pub mod gpu;
@@ -91,8 +92,8 @@ pub trait Sensor: Send {
     fn sample(&mut self, now: Instant, out: &mut dyn Emit) -> Result<(), SensorError>;
 }
 
-/// The standard sensor set of a host, in order: cpu, memory, nic, disk,
-/// filesystem, pressure, gpu, status, then those of `extra`.
+/// The standard sensor set of a host, in order: cpu, cpufreq, memory, nic,
+/// disk, filesystem, pressure, gpu, status, then those of `extra`.
 pub fn standard(
     roots: &Roots,
     status: Arc<UplinkStatus>,
@@ -100,6 +101,7 @@ pub fn standard(
 ) -> Vec<Box<dyn Sensor>> {
     let mut sensors: Vec<Box<dyn Sensor>> = vec![
         Box::new(cpu::CpuSensor::new(roots.clone())),
+        Box::new(cpufreq::CpuFreqSensor::new(roots)),
         Box::new(memory::MemorySensor::new(roots.clone())),
         Box::new(nic::NicSensor::new(roots.clone())),
         Box::new(disk::DiskSensor::new(roots, extra.disk_skip.clone())),
@@ -292,6 +294,7 @@ mod tests {
             names,
             [
                 "cpu",
+                "cpufreq",
                 "memory",
                 "nic",
                 "disk",
