@@ -24,6 +24,8 @@ pub enum Unit {
     Watts,
     Celsius,
     Megahertz,
+    /// Revolutions per minute (fans).
+    Rpm,
     /// 1 or 0.
     Boolean,
     /// Run-queue length averaged over a window (as in `/proc/loadavg`).
@@ -45,6 +47,7 @@ impl Unit {
             Unit::Watts => "W",
             Unit::Celsius => "°C",
             Unit::Megahertz => "MHz",
+            Unit::Rpm => "rpm",
             Unit::Boolean => "bool",
             Unit::Load => "load",
             Unit::Cores => "cores",
@@ -126,6 +129,10 @@ metrics! {
     PRESSURE_IO_FULL = "pressure.io.full", Ratio, -5, "share of the last 10 s all non-idle tasks waited for IO (full avg10)";
     PRESSURE_IO_SOME_STALLED = "pressure.io.some.stalled", Ratio, -5, "share of the time since the previous sample at least one task waited for IO (some total)";
     PRESSURE_IO_FULL_STALLED = "pressure.io.full.stalled", Ratio, -5, "share of the time since the previous sample all non-idle tasks waited for IO (full total)";
+
+    HWMON_TEMPERATURE = "hwmon.temperature", Celsius, -1, "a hardware monitor's temperature (/sys/class/hwmon tempN_input); resource `hwmon/CHIP/SENSOR`";
+    HWMON_FAN = "hwmon.fan", Rpm, 0, "a fan's speed (fanN_input)";
+    HWMON_POWER = "hwmon.power", Watts, -3, "power a hardware monitor measures (powerN_input or powerN_average)";
 
     GPU_PRESENT = "gpu.present", Boolean, 0, "1 when NVML found at least one device; resource `gpu`";
     GPU_UTILIZATION = "gpu.utilization", Ratio, -5, "share of time a kernel ran on the device";

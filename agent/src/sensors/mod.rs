@@ -12,6 +12,7 @@ pub mod cpufreq;
 pub mod disk;
 pub mod filesystem;
 pub mod gpu;
+pub mod hwmon;
 pub mod memory;
 pub mod nic;
 pub mod pressure;
@@ -93,7 +94,7 @@ pub trait Sensor: Send {
 }
 
 /// The standard sensor set of a host, in order: cpu, cpufreq, memory, nic,
-/// disk, filesystem, pressure, gpu, status, then those of `extra`.
+/// disk, filesystem, pressure, hwmon, gpu, status, then those of `extra`.
 pub fn standard(
     roots: &Roots,
     status: Arc<UplinkStatus>,
@@ -110,6 +111,7 @@ pub fn standard(
             extra.filesystem_skip_types.clone(),
         )),
         Box::new(pressure::PressureSensor::new(roots)),
+        Box::new(hwmon::HwmonSensor::new(roots)),
         Box::new(gpu::GpuSensor::new()),
         Box::new(status::StatusSensor::new(roots.clone(), status)),
     ];
@@ -300,6 +302,7 @@ mod tests {
                 "disk",
                 "filesystem",
                 "pressure",
+                "hwmon",
                 "gpu",
                 "status"
             ]
