@@ -18,7 +18,7 @@ use vcp_common::metric::{self, Metric, Unit};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
-    /// This machine's own series (~60).
+    /// This machine's own series (~90 here).
     Small,
     /// 64 cores, 8 NICs, 8 GPUs and 24 services (~400 series).
     Large,
