@@ -97,6 +97,16 @@ struct Row {
     ok: bool,
 }
 
+fn same_set(what: &str, vcp: &BTreeSet<String>, node_exporter: &BTreeSet<String>) -> Row {
+    Row {
+        what: what.into(),
+        vcp: format!("{vcp:?}"),
+        node_exporter: format!("{node_exporter:?}"),
+        tolerance: "the same set",
+        ok: vcp == node_exporter,
+    }
+}
+
 fn close(a: f64, b: f64, abs: f64, rel: f64) -> bool {
     (a - b).abs() <= abs.max(rel * a.abs().max(b.abs()))
 }
@@ -246,13 +256,7 @@ fn the_agents_readings_agree_with_node_exporter_on_this_host() {
     let nics = label_values(&ne, "node_network_receive_bytes_total", "device");
     let mut our_nics = ours("nic/");
     our_nics.remove("lo");
-    rows.push(Row {
-        what: "interfaces (less lo)".into(),
-        vcp: format!("{our_nics:?}"),
-        node_exporter: format!("{nics:?}"),
-        tolerance: "the same set",
-        ok: our_nics == nics,
-    });
+    rows.push(same_set("interfaces (less lo)", &our_nics, &nics));
     for nic in &nics {
         rows.push(num(
             &format!("{nic} MTU"),
@@ -270,13 +274,7 @@ fn the_agents_readings_agree_with_node_exporter_on_this_host() {
         .into_iter()
         .filter(|d| !skip.iter().any(|p| d.starts_with(p.as_str())))
         .collect();
-    rows.push(Row {
-        what: "disks (less disk_skip)".into(),
-        vcp: format!("{:?}", ours("disk/")),
-        node_exporter: format!("{disks:?}"),
-        tolerance: "the same set",
-        ok: ours("disk/") == disks,
-    });
+    rows.push(same_set("disks (less disk_skip)", &ours("disk/"), &disks));
     if std::path::Path::new("/proc/pressure/io").exists() {
         let has = get(&ne, "node_pressure_io_stalled_seconds_total", None).is_some();
         rows.push(Row {

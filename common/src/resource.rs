@@ -45,6 +45,28 @@ fn segment_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"._:@+=,~-".contains(&b)
 }
 
+/// `text` (a chip's or a sensor's name, say) as one segment: trimmed, each
+/// character a segment does not take written as `_`, and `_` for what
+/// would be empty, `.` or `..`. (It may still be longer than a segment
+/// may be: [`validate`] the id it goes into.)
+pub fn to_segment(text: &str) -> String {
+    let s: String = text
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && segment_char(c as u8) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match s.as_str() {
+        "" | "." | ".." => "_".into(),
+        _ => s,
+    }
+}
+
 /// Checks `s` against the rules without allocating.
 pub fn validate(s: &str) -> Result<(), ResourceIdError> {
     let id = || s.to_owned();

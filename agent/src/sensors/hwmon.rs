@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use vcp_common::metric::{Metric, HWMON_FAN, HWMON_POWER, HWMON_TEMPERATURE};
+use vcp_common::resource::to_segment;
 
 use super::{parse_err, Emit, Roots, Sensor, SensorError, TextFile};
 
@@ -34,25 +35,6 @@ pub fn parse_input(metric: &Metric, text: &str) -> Result<f64, SensorError> {
         n if n == HWMON_POWER.name => raw as f64 / 1e6,
         _ => raw as f64,
     })
-}
-
-/// `text` as a resource segment: what a resource id does not take is `_`.
-pub fn segment(text: &str) -> String {
-    let s: String = text
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._:@+=,~-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match s.as_str() {
-        "" | "." | ".." => "_".into(),
-        _ => s,
-    }
 }
 
 /// Which metric a file of a hwmon directory feeds, and the sensor's stem
@@ -102,7 +84,7 @@ fn chip_inputs(dir: &Path, chip: &str, out: &mut Vec<Input>) {
             continue;
         }
         let label = std::fs::read_to_string(dir.join(format!("{stem}_label")))
-            .map(|l| segment(&l))
+            .map(|l| to_segment(&l))
             .unwrap_or_else(|_| stem.to_owned());
         let resource = format!("hwmon/{chip}/{label}");
         if vcp_common::resource::validate(&resource).is_err() {
@@ -138,7 +120,7 @@ impl HwmonSensor {
         let mut inputs = Vec::new();
         for (_, dir) in chips {
             let name = std::fs::read_to_string(dir.join("name"))
-                .map(|n| segment(&n))
+                .map(|n| to_segment(&n))
                 .unwrap_or_else(|_| "hwmon".into());
             let count = named.entry(name.clone()).or_default();
             let chip = match *count {
@@ -236,8 +218,8 @@ mod tests {
     fn bad_values_are_errors_and_odd_names_are_made_segments() {
         assert!(parse_input(&HWMON_TEMPERATURE, "n/a").is_err());
         assert_eq!(parse_input(&HWMON_TEMPERATURE, "-5000\n").unwrap(), -5.0);
-        assert_eq!(segment(" Tctl / Tdie "), "Tctl___Tdie");
-        assert_eq!(segment(".."), "_");
+        assert_eq!(to_segment(" Tctl / Tdie "), "Tctl___Tdie");
+        assert_eq!(to_segment(".."), "_");
         assert_eq!(input_of("temp_input"), None);
         assert_eq!(input_of("in0_input"), None);
     }
